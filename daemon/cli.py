@@ -1,0 +1,79 @@
+"""``symbl-inbox [--config PATH] COMMAND``: one entry point, one module per command.
+
+Each command module offers ``add_arguments(parser)`` and ``main(args) -> int``. Exit codes:
+0 fine, 1 runtime failure, 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon import __version__
+
+DEFAULT_CONFIG = Path("/etc/symbl-inbox/config.yaml")
+CONFIG_ENV = "SYMBL_INBOX_CONFIG"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    module: str
+    help: str
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("run", "daemon.service", "watch the inboxes and process files until stopped"),
+    Command("check-config", "daemon.config.command", "validate the configuration and print it"),
+    Command("emulator", "daemon.emulator.cli", "serve a local emulator of the Symbl async API"),
+    Command("demo", "daemon.demo", "run the daemon on a demo inbox against the built-in emulator"),
+)
+
+
+def resolve_config_path(given: str | None) -> Path:
+    """``--config``, else ``$SYMBL_INBOX_CONFIG``, else ``/etc/symbl-inbox/config.yaml``."""
+    if given:
+        return Path(given)
+    from_env = os.environ.get(CONFIG_ENV)
+    return Path(from_env) if from_env else DEFAULT_CONFIG
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="symbl-inbox",
+        description="Watch inbox folders and send their audio to the Symbl.ai Async Audio API.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"configuration file (default: ${CONFIG_ENV}, then {DEFAULT_CONFIG})",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        module = importlib.import_module(command.module)
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        module.add_arguments(sub)
+        sub.set_defaults(handler=module.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.config_path = resolve_config_path(args.config)
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The configuration after loading: inheritance resolved, ``${VAR}`` expanded, everything checked.
+
+These frozen dataclasses are what the daemon, the CLI and the tests consume. The YAML keys and
+their rules live in ``schema.py``; ``loader.py`` turns a file into a ``Config`` or a
+``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+WatchMode = Literal["auto", "inotify", "poll"]
+DuplicatePolicy = Literal["upload", "skip"]
+EXPORT_KINDS: tuple[str, ...] = (
+    "transcript",
+    "messages",
+    "topics",
+    "questions",
+    "action_items",
+    "follow_ups",
+    "summary",
+    "entities",
+    "trackers",
+)
+
+
+@dataclass(frozen=True)
+class SymblSettings:
+    base_url: str
+    app_id: str
+    app_secret: str = field(repr=False)
+    max_concurrent_jobs: int = 50
+    max_concurrent_uploads: int = 4
+    connect_timeout_seconds: float = 10.0
+    # Tokens are renewed this long before they expire, never after.
+    token_refresh_margin_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # Merged along the ``extends`` chain and validated; JSON-native values.
+    params: Mapping[str, Any]
+    continuation_pattern: re.Pattern[str] | None = None
+    continuation_wait_seconds: float = 86400.0
+    export: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Inbox:
+    path: Path
+    profile: str
+    done: Path
+    failed: Path
+    watch: WatchMode = "auto"
+    recursive: bool = False
+    settle_seconds: float = 2.0
+    rescan_seconds: float = 300.0
+    poll_interval_seconds: float = 1.0
+    on_duplicate: DuplicatePolicy = "upload"
+    # Glob patterns (relative to the inbox) that are never picked up.
+    exclude: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The inbox's identity in the journal, logs and metrics: its absolute path."""
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    poll_initial_seconds: float = 1.0
+    poll_max_seconds: float = 30.0
+    poll_backoff_factor: float = 1.5
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    listen: str
+    public_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    symbl: SymblSettings
+    state_dir: Path
+    profiles: Mapping[str, Profile]
+    inboxes: tuple[Inbox, ...]
+    log_level: str = "info"
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    shutdown_timeout_seconds: float = 20.0
+    http: HttpSettings | None = None
+
+    def profile_for(self, inbox: Inbox) -> Profile:
+        return self.profiles[inbox.profile]
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never be printed, logged or written to a record."""
+        values = [self.symbl.app_secret]
+        if self.http is not None and self.http.webhook_secret:
+            values.append(self.http.webhook_secret)
+        return tuple(value for value in values if value)
