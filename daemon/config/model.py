@@ -96,6 +96,8 @@ class Config:
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     shutdown_timeout_seconds: float = 20.0
     http: HttpSettings | None = None
+    # Things that work but cost something (e.g. done/ on another filesystem), told at start.
+    warnings: tuple[str, ...] = ()
 
     def profile_for(self, inbox: Inbox) -> Profile:
         return self.profiles[inbox.profile]
