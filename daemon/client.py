@@ -1,0 +1,600 @@
+"""The one place that talks HTTP to Symbl: tokens, streamed uploads, job status and results.
+
+Contract: ``shared/symbl-api.md``. Every failure is raised as a type the daemon acts on:
+
+- ``TransientError`` (connection trouble, timeouts, 5xx) is retried here with capped exponential
+  backoff and jitter, then raised so that the daemon tries again later; it never fails a file.
+- ``RateLimitedError`` (429) is raised at once for submissions, so that the scheduler pauses new
+  ones; for reads it is retried like any transient error.
+- ``FinalError`` (400, 404, 413, other 4xx) carries the status, the server's message and body.
+  ``NotFoundError`` (404) and ``AuthenticationError`` (credentials refused) are kinds of it; the
+  latter is a daemon-wide condition, not a per-file one.
+
+The API has no idempotency key: an upload whose response is lost can only be sent again, and the
+server may then hold two conversations. The code keeps the window between the server's answer and
+the return as short as it can, and every attempt is recorded so the daemon can show what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Final, Self
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from daemon.audio import inspect_file
+from daemon.config.model import SymblSettings
+from daemon.logs import get_logger, masker
+from daemon.params import encode_query
+
+__all__ = [
+    "CONVERSATION_PARTS",
+    "Attempt",
+    "AuthenticationError",
+    "ClientStats",
+    "FileChangedError",
+    "FinalError",
+    "NotFoundError",
+    "RateLimitedError",
+    "RetryPolicy",
+    "Submission",
+    "SymblClient",
+    "SymblError",
+    "TransientError",
+]
+
+CHUNK_SIZE: Final = 1024 * 1024
+SMALL_CALL_TIMEOUT_SECONDS: Final = 30.0
+# An upload may take this long plus one second per MiB for each read or write to complete.
+UPLOAD_BASE_TIMEOUT_SECONDS: Final = 60.0
+UPLOAD_MIN_BYTES_PER_SECOND: Final = 1024 * 1024
+# A token is renewed when less than this share of its lifetime is left (if that is sooner than
+# the configured margin), so that short-lived tokens are not renewed on every call.
+TOKEN_REFRESH_SHARE: Final = 0.2
+CONVERSATION_PARTS: Final = (
+    "messages",
+    "topics",
+    "questions",
+    "action-items",
+    "follow-ups",
+    "entities",
+    "trackers",
+    "summary",
+)
+_MESSAGE_LIMIT = 500
+
+_log = get_logger("daemon.client")
+
+
+# ---------------------------------------------------------------- results and errors
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One HTTP exchange: wall-clock times, and the status or the error that ended it."""
+
+    started_at: float
+    finished_at: float
+    status: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What the API answered to an accepted submission, and every attempt it took."""
+
+    conversation_id: str
+    job_id: str
+    sha256: str | None
+    size: int | None
+    status_code: int
+    attempts: tuple[Attempt, ...]
+
+
+class SymblError(Exception):
+    """Base of every error this client raises; ``attempts`` lists the exchanges that led to it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: Any = None,
+        attempts: tuple[Attempt, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body
+        self.attempts = attempts
+
+
+class TransientError(SymblError):
+    """Connection trouble, a timeout or a 5xx: try again later, never fail a file for it."""
+
+
+class RateLimitedError(TransientError):
+    """429: the account's concurrent-job limit is reached; pause new submissions."""
+
+
+class FinalError(SymblError):
+    """The API refused the request (4xx); sending it again will not help."""
+
+
+class NotFoundError(FinalError):
+    """404: unknown conversation (on a PUT) or unknown job."""
+
+
+class AuthenticationError(FinalError):
+    """The API refused the app's credentials; nothing works until they are fixed."""
+
+
+class FileChangedError(SymblError):
+    """The file's size changed while it was being uploaded; the daemon must check it again."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently transient failures are retried inside one call."""
+
+    attempts: int = 5
+    initial: float = 0.5
+    maximum: float = 30.0
+
+    def wait(self, retry_state: RetryCallState) -> float:
+        """Exponential backoff with "equal jitter": half of each wait is random, capped."""
+        ceiling = min(self.maximum, self.initial * 2.0 ** (retry_state.attempt_number - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+@dataclass
+class ClientStats:
+    """Counters for metrics; they only ever grow."""
+
+    requests: int = 0
+    responses: Counter[int] = field(default_factory=Counter)
+    transport_errors: int = 0
+    retries: int = 0
+    bytes_uploaded: int = 0
+    token_refreshes: int = 0
+    auth_failures: int = 0
+
+
+# ---------------------------------------------------------------- tokens
+
+
+class _TokenCache:
+    """One application token, shared by all callers and renewed ahead of its expiry."""
+
+    def __init__(self, settings: SymblSettings) -> None:
+        self._settings = settings
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def _fresh(self) -> str | None:
+        if self._token is not None and time.monotonic() < self._renew_at:
+            return self._token
+        return None
+
+    async def get(self, fetch: Callable[[], Awaitable[tuple[str, float]]]) -> str:
+        token = self._fresh()
+        if token is not None:
+            return token
+        async with self._lock:
+            # Whoever held the lock before us may have renewed it already.
+            token = self._fresh()
+            if token is not None:
+                return token
+            token, lifetime = await fetch()
+            margin = min(
+                self._settings.token_refresh_margin_seconds, lifetime * TOKEN_REFRESH_SHARE
+            )
+            self._token = token
+            self._renew_at = time.monotonic() + lifetime - margin
+            return token
+
+    def invalidate(self, token: str) -> None:
+        """Forget ``token`` unless another caller has already replaced it."""
+        if self._token == token:
+            self._token = None
+
+
+# ---------------------------------------------------------------- requests
+
+
+@dataclass
+class _UploadBody:
+    """A file streamed from disk; each iteration re-opens it and hashes what it sends."""
+
+    path: Path
+    size: int
+    progress: Callable[[int], None] | None
+    stats: ClientStats
+    sent: int = 0
+    sha256: str | None = None
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        self.sent, self.sha256 = 0, None
+        digest = hashlib.sha256()
+        handle = await asyncio.to_thread(open, self.path, "rb")
+        try:
+            while self.sent < self.size:
+                chunk = await asyncio.to_thread(
+                    _read_hashed, handle, min(CHUNK_SIZE, self.size - self.sent), digest
+                )
+                if not chunk:
+                    raise self._changed(f"ended after {self.sent} bytes")
+                self.sent += len(chunk)
+                self.stats.bytes_uploaded += len(chunk)
+                if self.progress is not None:
+                    self.progress(self.sent)
+                yield chunk
+            now = os.fstat(handle.fileno()).st_size
+            if now != self.size:
+                raise self._changed(f"is now {now} bytes")
+        finally:
+            handle.close()
+        self.sha256 = digest.hexdigest()
+
+    def _changed(self, what: str) -> FileChangedError:
+        return FileChangedError(
+            f"{self.path} changed during the upload: it had {self.size} bytes and {what}"
+        )
+
+
+def _read_hashed(handle: IO[bytes], size: int, digest: Any) -> bytes:
+    chunk = handle.read(size)
+    digest.update(chunk)
+    return chunk
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One logical API call; ``_build`` turns it into a fresh request for every attempt."""
+
+    method: str
+    path: str
+    timeout: httpx.Timeout
+    retry_rate_limited: bool
+    query: list[tuple[str, str]] | None = None
+    json: Any = None
+    upload: _UploadBody | None = None
+    content_type: str | None = None
+
+
+def _server_message(response: httpx.Response) -> tuple[str, Any]:
+    """The server's ``message`` (or the start of its text) and the decoded body."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text[:_MESSAGE_LIMIT]
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str):
+        message = body if isinstance(body, str) else response.reason_phrase
+    return masker.scrub(message)[:_MESSAGE_LIMIT], masker.scrub(body)
+
+
+def _error_for(call: _Call, response: httpx.Response) -> SymblError:
+    status = response.status_code
+    message, body = _server_message(response)
+    text = f"{call.method} {call.path}: HTTP {status}: {message}"
+    kind: type[SymblError]
+    if status == 429:
+        kind = RateLimitedError
+    elif status >= 500:
+        kind = TransientError
+    elif status == 404:
+        kind = NotFoundError
+    elif status == 401:
+        kind = AuthenticationError
+    else:
+        kind = FinalError
+    return kind(text, status=status, body=body)
+
+
+def _describe(exc: BaseException) -> str:
+    detail = str(exc)
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+class SymblClient:
+    """An asynchronous client of the Symbl Async Audio API; use it as an async context manager."""
+
+    def __init__(
+        self,
+        settings: SymblSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._settings = settings
+        self._retry = retry or RetryPolicy()
+        self._tokens = _TokenCache(settings)
+        self.stats = ClientStats()
+        masker.register([settings.app_secret])
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            transport=transport,
+            timeout=self._timeout(SMALL_CALL_TIMEOUT_SECONDS),
+            limits=httpx.Limits(max_connections=settings.max_concurrent_uploads + 16),
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ------------------------------------------------------------ public calls
+
+    async def submit_file(
+        self,
+        path: Path,
+        params: Mapping[str, Any],
+        *,
+        conversation_id: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Submission:
+        """Upload ``path`` as a new conversation, or append it to ``conversation_id``.
+
+        Raises ``AudioProblem`` if the file is not WAV or MP3, ``OSError`` if it cannot be read,
+        ``FileChangedError`` if its size changes during an upload, or a ``SymblError``.
+        """
+        content_type = (await asyncio.to_thread(inspect_file, path)).format.content_type
+        size = (await asyncio.to_thread(path.stat)).st_size
+        body = _UploadBody(path, size, progress, self.stats)
+        api_path = "/v1/process/audio"
+        if conversation_id is not None:
+            api_path += f"/{conversation_id}"
+        call = _Call(
+            method="PUT" if conversation_id else "POST",
+            path=api_path,
+            timeout=self._upload_timeout(size),
+            retry_rate_limited=False,
+            query=encode_query(params),
+            upload=body,
+            content_type=content_type,
+        )
+        response, attempts = await self._call(call)
+        return _submission(call, response, attempts, sha256=body.sha256, size=size)
+
+    async def submit_url(
+        self, url: str, params: Mapping[str, Any], *, conversation_id: str | None = None
+    ) -> Submission:
+        """Ask Symbl to fetch ``url`` as a new conversation, or to append it to one."""
+        api_path = "/v1/process/audio/url"
+        if conversation_id is not None:
+            api_path += f"/{conversation_id}"
+        call = _Call(
+            method="PUT" if conversation_id else "POST",
+            path=api_path,
+            timeout=self._timeout(SMALL_CALL_TIMEOUT_SECONDS),
+            retry_rate_limited=False,
+            json={**params, "url": url},
+        )
+        response, attempts = await self._call(call)
+        return _submission(call, response, attempts, sha256=None, size=None)
+
+    async def job_status(self, job_id: str) -> str:
+        """The job's status: ``scheduled``, ``in_progress``, ``completed`` or ``failed``."""
+        call = self._read_call(f"/v1/job/{job_id}")
+        response, _ = await self._call(call)
+        body = _json_body(call, response)
+        status = body.get("status") if isinstance(body, dict) else None
+        if not isinstance(status, str):
+            raise FinalError(
+                f"GET {call.path}: the answer has no job status", status=200, body=body
+            )
+        return status
+
+    async def conversation(
+        self, conversation_id: str, part: str | None = None, *, verbose: bool = False
+    ) -> Any:
+        """The conversation itself (``part=None``) or one of ``CONVERSATION_PARTS``, decoded."""
+        api_path = f"/v1/conversations/{conversation_id}"
+        if part is not None:
+            if part not in CONVERSATION_PARTS:
+                raise ValueError(f"unknown conversation part {part!r}")
+            api_path += f"/{part}"
+        call = self._read_call(api_path, query=[("verbose", "true")] if verbose else None)
+        response, _ = await self._call(call)
+        return _json_body(call, response)
+
+    # ------------------------------------------------------------ retries
+
+    async def _call(self, call: _Call) -> tuple[httpx.Response, tuple[Attempt, ...]]:
+        attempts: list[Attempt] = []
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(max(1, self._retry.attempts)),
+            wait=self._retry.wait,
+            retry=retry_if_exception(lambda exc: _retryable(call, exc)),
+            before_sleep=lambda state: self._note_retry(call, state),
+            reraise=True,
+        )
+        try:
+            async for retry_attempt in retrying:
+                with retry_attempt:
+                    response = await self._exchange(call, attempts)
+        except SymblError as exc:
+            exc.attempts = tuple(attempts)
+            raise
+        return response, tuple(attempts)
+
+    def _note_retry(self, call: _Call, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        error = state.outcome.exception() if state.outcome else None
+        _log.warning(
+            "symbl_request_retry",
+            method=call.method,
+            path=call.path,
+            attempt=state.attempt_number,
+            wait_seconds=round(state.next_action.sleep, 3) if state.next_action else None,
+            error=str(error) if error else None,
+        )
+
+    async def _exchange(self, call: _Call, attempts: list[Attempt]) -> httpx.Response:
+        """One attempt: send with the current token, and once more with a new one on a 401."""
+        token, response = await self._send_authorized(call, attempts)
+        if response.status_code == 401:
+            self._tokens.invalidate(token)
+            _, response = await self._send_authorized(call, attempts)
+            if response.status_code == 401:
+                self.stats.auth_failures += 1
+        if response.is_success:
+            return response
+        raise _error_for(call, response)
+
+    async def _send_authorized(
+        self, call: _Call, attempts: list[Attempt]
+    ) -> tuple[str, httpx.Response]:
+        started = time.time()
+        try:
+            token = await self._tokens.get(self._generate_token)
+            response = await self._send(call, token)
+        except SymblError as exc:
+            attempts.append(Attempt(started, time.time(), exc.status, exc.message))
+            raise
+        except httpx.TransportError as exc:
+            self.stats.transport_errors += 1
+            attempts.append(Attempt(started, time.time(), None, _describe(exc)))
+            raise TransientError(f"{call.method} {call.path}: {_describe(exc)}") from exc
+        attempts.append(Attempt(started, time.time(), response.status_code, None))
+        return token, response
+
+    async def _send(self, call: _Call, token: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"}
+        content: AsyncIterator[bytes] | None = None
+        if call.upload is not None:
+            content = call.upload.stream()
+            headers["Content-Length"] = str(call.upload.size)
+        if call.content_type is not None:
+            headers["Content-Type"] = call.content_type
+        request = self._http.build_request(
+            call.method,
+            call.path,
+            params=tuple(call.query) if call.query else None,
+            json=call.json,
+            content=content,
+            headers=headers,
+            timeout=call.timeout,
+        )
+        self.stats.requests += 1
+        response = await self._http.send(request)
+        self.stats.responses[response.status_code] += 1
+        return response
+
+    # ------------------------------------------------------------ tokens
+
+    async def _generate_token(self) -> tuple[str, float]:
+        payload = {
+            "type": "application",
+            "appId": self._settings.app_id,
+            "appSecret": self._settings.app_secret,
+        }
+        self.stats.requests += 1
+        response = await self._http.post("/oauth2/token:generate", json=payload)
+        self.stats.responses[response.status_code] += 1
+        if response.status_code in (400, 401, 403):
+            self.stats.auth_failures += 1
+            _log.error("symbl_auth_failed", status=response.status_code)
+            raise AuthenticationError(
+                f"Symbl refused the credentials of app {self._settings.app_id!r} "
+                f"(HTTP {response.status_code}); check symbl.app_id and symbl.app_secret",
+                status=response.status_code,
+                body=_server_message(response)[1],
+            )
+        call = _Call("POST", "/oauth2/token:generate", self._http.timeout, True)
+        if not response.is_success:
+            raise _error_for(call, response)
+        token, lifetime = _token_from(call, response)
+        masker.register([token])
+        self.stats.token_refreshes += 1
+        _log.info("symbl_token_refreshed", expires_in_seconds=lifetime)
+        return token, lifetime
+
+    # ------------------------------------------------------------ helpers
+
+    def _timeout(self, seconds: float) -> httpx.Timeout:
+        return httpx.Timeout(seconds, connect=self._settings.connect_timeout_seconds)
+
+    def _upload_timeout(self, size: int) -> httpx.Timeout:
+        return self._timeout(UPLOAD_BASE_TIMEOUT_SECONDS + size / UPLOAD_MIN_BYTES_PER_SECOND)
+
+    def _read_call(self, api_path: str, query: list[tuple[str, str]] | None = None) -> _Call:
+        return _Call(
+            method="GET",
+            path=api_path,
+            timeout=self._timeout(SMALL_CALL_TIMEOUT_SECONDS),
+            retry_rate_limited=True,
+            query=query,
+        )
+
+
+def _retryable(call: _Call, exc: BaseException) -> bool:
+    if isinstance(exc, RateLimitedError):
+        return call.retry_rate_limited
+    return isinstance(exc, TransientError)
+
+
+def _json_body(call: _Call, response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise FinalError(
+            f"{call.method} {call.path}: the answer is not JSON",
+            status=response.status_code,
+            body=response.text[:_MESSAGE_LIMIT],
+        ) from None
+
+
+def _token_from(call: _Call, response: httpx.Response) -> tuple[str, float]:
+    body = _json_body(call, response)
+    token = body.get("accessToken") if isinstance(body, dict) else None
+    lifetime = body.get("expiresIn") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        # The body holds a token-like value at best; never echo it.
+        raise TransientError("the token endpoint answered without an accessToken", status=200)
+    if not isinstance(lifetime, (int, float)) or isinstance(lifetime, bool) or lifetime <= 0:
+        lifetime = 86400.0
+    return token, float(lifetime)
+
+
+def _submission(
+    call: _Call,
+    response: httpx.Response,
+    attempts: tuple[Attempt, ...],
+    *,
+    sha256: str | None,
+    size: int | None,
+) -> Submission:
+    body = _json_body(call, response)
+    conversation_id = body.get("conversationId") if isinstance(body, dict) else None
+    job_id = body.get("jobId") if isinstance(body, dict) else None
+    if not isinstance(conversation_id, str) or not isinstance(job_id, str):
+        raise FinalError(
+            f"{call.method} {call.path}: the answer lacks conversationId or jobId",
+            status=response.status_code,
+            body=body,
+            attempts=attempts,
+        )
+    return Submission(conversation_id, job_id, sha256, size, response.status_code, attempts)
