@@ -1,0 +1,493 @@
+"""The emulated Async Audio API as a Starlette application (contract: ``shared/symbl-api.md``).
+
+Handlers check in the order a careful server would: token, headers, parameters, conversation,
+then the body. Every error answer drains the request body first, so a client that is still
+streaming a large upload gets to read the status instead of a broken pipe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from daemon.audio import HEAD_BYTES, AudioFormat, AudioProblem, inspect_bytes
+from daemon.emulator.content import ConversationResults
+from daemon.emulator.faults import (
+    FAULT_KEY,
+    RAW_SEND_KEY,
+    SERVER_ERRORS,
+    FaultLayer,
+    drop_connection,
+    send_server_error,
+)
+from daemon.emulator.state import AudioPart, EmulatorState, Job
+from daemon.emulator.webhooks import WebhookSender
+from daemon.params import decode_query, dotted, validate_params
+
+AUDIO_CONTENT_TYPES = ("audio/wav", "audio/wave", "audio/mpeg", "audio/mp3")
+TOKEN_MESSAGE = "Token validation failed for provided token."
+NOT_FOUND_MESSAGE = (
+    "The conversation and/or it's metadata you asked could not be found, "
+    "please check the input provided"
+)
+LIMIT_MESSAGE = (
+    "This API has a limit of maximum of {limit} number of concurrent jobs per account. "
+    "If you are looking to scale, and need more concurrent jobs than this limit, "
+    "please contact us at support@symbl.ai"
+)
+AuthKind = Literal["bearer", "x-api-key"]
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def message(status: int, text: str) -> JSONResponse:
+    return JSONResponse({"message": text}, status_code=status)
+
+
+class ApiError(Exception):
+    """An answer other than success: ``status`` and the ``{"message": ...}`` body."""
+
+    def __init__(self, status: int, text: str, body: dict[str, Any] | None = None) -> None:
+        super().__init__(text)
+        self.status = status
+        self.body = body or {"message": text}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body, status_code=self.status)
+
+
+class LostResponse(Response):
+    """The job exists, but the client hears a server error or a dropped connection instead."""
+
+    def __init__(self, fault: str) -> None:
+        super().__init__()
+        self.fault = fault
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[FAULT_KEY] = f"lost-{self.fault}"
+        if self.fault == "drop":
+            await drop_connection(scope[RAW_SEND_KEY])
+        else:
+            await send_server_error(send, int(self.fault))
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a submit call brought, once checked: where it goes and what it contributes."""
+
+    kind: Literal["file", "url"]
+    auth: AuthKind
+    conversation_id: str | None
+    params: dict[str, Any]
+    decoded: dict[str, Any]
+    part: AudioPart
+    sha256: str | None = None
+    size: int | None = None
+    url: str | None = None
+
+
+class EmulatorApi:
+    """The route handlers, bound to one ``EmulatorState``."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+
+    # ------------------------------------------------------------ auth
+
+    async def generate_token(self, request: Request) -> Response:
+        grant = await _json_object(request)
+        if grant.get("type") != "application":
+            raise ApiError(400, "type: must be 'application'")
+        app_id, app_secret = grant.get("appId"), grant.get("appSecret")
+        if not isinstance(app_id, str) or not app_id or not isinstance(app_secret, str):
+            raise ApiError(400, "appId and appSecret are required")
+        if not self._credentials_match(app_id, app_secret):
+            raise ApiError(401, "Unauthorized: invalid appId or appSecret")
+        token, remaining = self.state.issue_token(app_id)
+        return JSONResponse({"accessToken": token, "expiresIn": _seconds(remaining)})
+
+    def _credentials_match(self, app_id: str, app_secret: str) -> bool:
+        settings = self.state.settings
+        if not settings.checks_credentials:
+            return True
+        same_id = secrets.compare_digest(app_id.encode(), (settings.app_id or "").encode())
+        same_secret = secrets.compare_digest(
+            app_secret.encode(), (settings.app_secret or "").encode()
+        )
+        return same_id and same_secret
+
+    def authenticate(self, request: Request) -> AuthKind:
+        bearer = request.headers.get("authorization", "")
+        scheme, _, token = bearer.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            kind: AuthKind = "bearer"
+            value = token.strip()
+        else:
+            kind, value = "x-api-key", request.headers.get("x-api-key", "").strip()
+        if not value or not self.state.token_is_valid(value):
+            raise ApiError(401, TOKEN_MESSAGE)
+        return kind
+
+    # ------------------------------------------------------------ submissions
+
+    async def submit_file(self, request: Request) -> Response:
+        try:
+            submission = await self._receive_file(request)
+        except ApiError:
+            await _drain(request)
+            raise
+        return self._accept(request, submission)
+
+    async def _receive_file(self, request: Request) -> Submission:
+        auth = self.authenticate(request)
+        content_type = _audio_content_type(request)
+        decoded = decode_query(request.query_params.multi_items())
+        params = _validated(decoded)
+        conversation_id = self._existing_conversation(request)
+        declared = _content_length(request)
+        sha256, size, head = await _stream_body(request)
+        if size != declared:
+            raise ApiError(400, f"Content-Length says {declared} bytes but the body has {size}")
+        seconds, channels = _check_audio(head, size, params, content_type)
+        label = params.get("name") or f"an audio file with sha256 {sha256[:12]}"
+        part = AudioPart(label, seconds, channels, params)
+        return Submission("file", auth, conversation_id, params, decoded, part, sha256, size)
+
+    async def submit_url(self, request: Request) -> Response:
+        auth = self.authenticate(request)
+        if _media_type(request) != "application/json":
+            raise ApiError(400, "Content-Type must be application/json")
+        body = await _json_object(request)
+        url = _checked_url(body.pop("url", None))
+        decoded = {**decode_query(request.query_params.multi_items()), **body}
+        params = _validated(_whole_numbers(decoded))
+        conversation_id = self._existing_conversation(request)
+        label = params.get("name") or _url_label(url)
+        part = AudioPart(label, _url_seconds(url), 1, params)
+        submission = Submission("url", auth, conversation_id, params, decoded, part, url=url)
+        return self._accept(request, submission)
+
+    def _existing_conversation(self, request: Request) -> str | None:
+        conversation_id: str | None = request.path_params.get("conversation_id")
+        if conversation_id is not None and not self.state.has_conversation(conversation_id):
+            raise ApiError(404, NOT_FOUND_MESSAGE)
+        return conversation_id
+
+    def _accept(self, request: Request, submission: Submission) -> Response:
+        job = self.state.create_job(
+            submission.conversation_id, submission.part, submission.params.get("name")
+        )
+        if job is None:
+            limit = self.state.settings.max_jobs
+            text = LIMIT_MESSAGE.format(limit=limit)
+            raise ApiError(429, text, {"statusCode": 429, "message": text})
+        settings = self.state.settings
+        lost = self.state.chance(settings.lost_response_rate)
+        self._record(request, submission, job, lost)
+        if lost:
+            return LostResponse(self.state.choose((*SERVER_ERRORS, "drop")))
+        return JSONResponse({"conversationId": job.conversation_id, "jobId": job.id}, 201)
+
+    def _record(self, request: Request, submission: Submission, job: Job, lost: bool) -> None:
+        self.state.record_submission(
+            method=request.method,
+            path=request.url.path,
+            kind=submission.kind,
+            conversation_id=job.conversation_id,
+            job_id=job.id,
+            sha256=submission.sha256,
+            size=submission.size,
+            url=submission.url,
+            params=submission.decoded,
+            content_type=request.headers.get("content-type"),
+            auth=submission.auth,
+            received_at=time.time(),
+            lost_response=lost,
+            raw_query=tuple(request.query_params.multi_items()),
+        )
+
+    # ------------------------------------------------------------ jobs and results
+
+    async def job(self, request: Request) -> Response:
+        self.authenticate(request)
+        job_id = request.path_params["job_id"]
+        try:
+            status = self.state.job_status(job_id)
+        except KeyError:
+            raise ApiError(404, "The job you asked for could not be found.") from None
+        return JSONResponse({"id": job_id, "status": status})
+
+    async def conversation(self, request: Request) -> Response:
+        return JSONResponse(self._results(request).conversation_data())
+
+    async def messages(self, request: Request) -> Response:
+        verbose = request.query_params.get("verbose", "").lower() == "true"
+        return JSONResponse({"messages": self._results(request).messages(verbose)})
+
+    async def topics(self, request: Request) -> Response:
+        return JSONResponse({"topics": self._results(request).topics()})
+
+    async def questions(self, request: Request) -> Response:
+        return JSONResponse({"questions": self._results(request).questions()})
+
+    async def action_items(self, request: Request) -> Response:
+        return JSONResponse({"actionItems": self._results(request).action_items()})
+
+    async def follow_ups(self, request: Request) -> Response:
+        return JSONResponse({"followUps": self._results(request).follow_ups()})
+
+    async def entities(self, request: Request) -> Response:
+        return JSONResponse({"entities": self._results(request).entities()})
+
+    async def trackers(self, request: Request) -> Response:
+        return JSONResponse(self._results(request).trackers())
+
+    async def summary(self, request: Request) -> Response:
+        results = self._results(request)
+        if results.running:
+            raise ApiError(404, "The summary is not ready: the conversation is still processing.")
+        return JSONResponse({"summary": results.summary()})
+
+    def _results(self, request: Request) -> ConversationResults:
+        self.authenticate(request)
+        snapshot = self.state.conversation_snapshot(request.path_params["conversation_id"])
+        if snapshot is None:
+            raise ApiError(404, NOT_FOUND_MESSAGE)
+        return ConversationResults(*snapshot)
+
+    # ------------------------------------------------------------ inspection
+
+    async def list_submissions(self, request: Request) -> Response:
+        with self.state.locked():
+            records = [record.as_json() for record in self.state.submissions]
+        return JSONResponse(records)
+
+    async def list_requests(self, request: Request) -> Response:
+        with self.state.locked():
+            records = [record._asdict() for record in self.state.requests]
+        return JSONResponse(records)
+
+    async def get_settings(self, request: Request) -> Response:
+        return JSONResponse(self.state.settings.public_view())
+
+    async def change_settings(self, request: Request) -> Response:
+        changes = await _json_object(request)
+        try:
+            settings = self.state.update_settings(**changes)
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, str(exc)) from None
+        return JSONResponse(settings.public_view())
+
+    async def expire_tokens(self, request: Request) -> Response:
+        self.state.expire_all_tokens()
+        return JSONResponse({"expired": True})
+
+
+# ---------------------------------------------------------------- request helpers
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        data = json.loads(await request.body() or b"null")
+    except ValueError:
+        raise ApiError(400, "the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return data
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _audio_content_type(request: Request) -> AudioFormat | None:
+    """The format the Content-Type names; absent or empty is allowed, as the docs say."""
+    media_type = _media_type(request)
+    if not media_type:
+        return None
+    if media_type not in AUDIO_CONTENT_TYPES:
+        raise ApiError(
+            400,
+            f"Content-Type {media_type!r} is not supported: use one of "
+            f"{', '.join(AUDIO_CONTENT_TYPES)}, or leave it out",
+        )
+    return AudioFormat.WAV if media_type in ("audio/wav", "audio/wave") else AudioFormat.MP3
+
+
+def _content_length(request: Request) -> int:
+    text = request.headers.get("content-length")
+    if text is None or not text.isdigit():
+        raise ApiError(400, "the Content-Length header is mandatory")
+    return int(text)
+
+
+def _validated(decoded: dict[str, Any]) -> dict[str, Any]:
+    params, problems = validate_params(decoded)
+    if problems:
+        text = "; ".join(
+            f"{dotted(problem.loc) or 'parameters'}: {problem.message}" for problem in problems
+        )
+        raise ApiError(400, text)
+    return params
+
+
+def _whole_numbers(decoded: dict[str, Any]) -> dict[str, Any]:
+    # The generated client types the speaker count as a float; 2.0 means 2.
+    count = decoded.get("diarizationSpeakerCount")
+    if isinstance(count, float) and count.is_integer():
+        return {**decoded, "diarizationSpeakerCount": int(count)}
+    return decoded
+
+
+async def _stream_body(request: Request) -> tuple[str, int, bytes]:
+    """Hash and count the body as it arrives, keeping only its head for sniffing."""
+    digest = hashlib.sha256()
+    head = bytearray()
+    size = 0
+    async for chunk in request.stream():
+        digest.update(chunk)
+        size += len(chunk)
+        if len(head) < HEAD_BYTES:
+            head += chunk[: HEAD_BYTES - len(head)]
+    return digest.hexdigest(), size, bytes(head)
+
+
+async def _drain(request: Request) -> None:
+    try:
+        async for _ in request.stream():
+            pass
+    except RuntimeError:
+        return  # already read to the end
+
+
+def _check_audio(
+    head: bytes, size: int, params: dict[str, Any], declared: AudioFormat | None
+) -> tuple[float, int]:
+    """Duration and channel count, or a 400 for what the API refuses."""
+    try:
+        info = inspect_bytes(head, size)
+    except AudioProblem as problem:
+        raise ApiError(400, f"Unsupported or invalid audio: {problem.message}") from None
+    if declared is not None and declared is not info.format:
+        raise ApiError(
+            400, f"Content-Type says {declared.value} but the body is {info.format.value}"
+        )
+    per_channel = params.get("enableSeparateRecognitionPerChannel", False)
+    if info.format is AudioFormat.WAV and info.channels > 1 and not per_channel:
+        raise ApiError(
+            400,
+            f"the audio has {info.channels} channels: send mono audio, or set "
+            "enableSeparateRecognitionPerChannel=true",
+        )
+    return info.duration_seconds or 0.0, info.channels
+
+
+def _checked_url(url: Any) -> str:
+    if url is None:
+        raise ApiError(400, "url: is required")
+    if not isinstance(url, str):
+        raise ApiError(400, "url: must be a string")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ApiError(400, "url: must be a publicly accessible http(s) URL")
+    return url
+
+
+def _url_label(url: str) -> str:
+    name = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+    return name or url
+
+
+def _url_seconds(url: str) -> float:
+    """A stable made-up duration: the emulator never fetches the URL."""
+    return 30.0 + int(hashlib.sha256(url.encode()).hexdigest()[:6], 16) % 270
+
+
+def _seconds(remaining: float) -> float | int:
+    rounded = round(remaining, 3)
+    return int(rounded) if rounded.is_integer() else rounded
+
+
+# ---------------------------------------------------------------- the application
+
+
+def _handled(handler: Handler) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ApiError as error:
+            return error.response()
+
+    return endpoint
+
+
+def _routes(api: EmulatorApi) -> list[Route]:
+    conversation = "/v1/conversations/{conversation_id}"
+    results: list[tuple[str, Handler]] = [
+        ("", api.conversation),
+        ("/messages", api.messages),
+        ("/topics", api.topics),
+        ("/questions", api.questions),
+        ("/action-items", api.action_items),
+        ("/follow-ups", api.follow_ups),
+        ("/entities", api.entities),
+        ("/trackers", api.trackers),
+        ("/summary", api.summary),
+    ]
+    return [
+        Route("/oauth2/token:generate", _handled(api.generate_token), methods=["POST"]),
+        Route("/v1/process/audio/url", _handled(api.submit_url), methods=["POST"]),
+        Route("/v1/process/audio/url/{conversation_id}", _handled(api.submit_url), methods=["PUT"]),
+        Route("/v1/process/audio", _handled(api.submit_file), methods=["POST"]),
+        Route("/v1/process/audio/{conversation_id}", _handled(api.submit_file), methods=["PUT"]),
+        Route("/v1/job/{job_id}", _handled(api.job), methods=["GET"]),
+        *(
+            Route(conversation + tail, _handled(handler), methods=["GET"])
+            for tail, handler in results
+        ),
+        Route("/_emulator/submissions", api.list_submissions, methods=["GET"]),
+        Route("/_emulator/requests", api.list_requests, methods=["GET"]),
+        Route("/_emulator/settings", api.get_settings, methods=["GET"]),
+        Route("/_emulator/settings", _handled(api.change_settings), methods=["POST"]),
+        Route("/_emulator/expire-tokens", api.expire_tokens, methods=["POST"]),
+    ]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return message(exc.status_code, exc.detail)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return message(500, "Something went wrong! Please contact support@symbl.ai")
+
+
+def create_app(state: EmulatorState) -> ASGIApp:
+    """The emulator as an ASGI app: the API behind the fault layer, webhooks in the background."""
+    api = EmulatorApi(state)
+    sender = WebhookSender(state)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with sender.running():
+            yield
+
+    app = Starlette(
+        routes=_routes(api),
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    return FaultLayer(app, state)

@@ -1,0 +1,103 @@
+"""The emulator served by Uvicorn: in its own thread for tests, or in the foreground for the CLI."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+
+from daemon.emulator.app import create_app
+from daemon.emulator.settings import EmulatorSettings
+from daemon.emulator.state import EmulatorState
+
+LOOPBACK = "127.0.0.1"
+_START_TIMEOUT = 10.0
+_STOP_TIMEOUT = 10.0
+
+
+def uvicorn_config(state: EmulatorState, *, log_level: str = "warning") -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(state),
+        lifespan="on",
+        log_level=log_level,
+        log_config=None,
+        access_log=False,
+        # In-flight uploads get a moment to finish; a stuck client must not hold up a stop.
+        timeout_graceful_shutdown=1,
+    )
+
+
+class EmulatorServer:
+    """An emulator on a free loopback port, served from a background thread.
+
+    Use it as a context manager: the port is bound before ``__enter__`` returns, and leaving
+    the block stops the server and waits for its thread.
+    """
+
+    def __init__(self, settings: EmulatorSettings | None = None, host: str = LOOPBACK) -> None:
+        self.state = EmulatorState(settings or EmulatorSettings())
+        self._host = host
+        self._socket: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._socket is None:
+            raise RuntimeError("the emulator is not running")
+        host, port = self._socket.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("the emulator is already running")
+        self._socket = socket.create_server((self._host, 0), backlog=512)
+        self._server = uvicorn.Server(uvicorn_config(self.state))
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name="symbl-emulator",
+            daemon=True,
+        )
+        self._thread.start()
+        self._wait_until_started()
+
+    def _wait_until_started(self) -> None:
+        assert self._server is not None and self._thread is not None
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the emulator did not start")
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(_STOP_TIMEOUT)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
+
+    def __enter__(self) -> EmulatorServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def serve_forever(settings: EmulatorSettings, host: str, port: int) -> None:
+    """Serve in the foreground until SIGINT or SIGTERM (Uvicorn handles both)."""
+    config = uvicorn_config(EmulatorState(settings), log_level="info")
+    config.host, config.port = host, port
+    uvicorn.Server(config).run()
