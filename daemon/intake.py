@@ -1,0 +1,305 @@
+"""What the daemon picks up, when a file counts as written, and what its sidecar says.
+
+Names are judged first (``classify``): audio, a sidecar, a URL drop, or something to leave alone.
+Content is judged once the file is stable (``TrackedFile``), before anything is uploaded.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from daemon.audio import HEAD_BYTES, declared_wav_size
+from daemon.params import ParamProblem, dotted, merge_params, unknown_key_message, validate_params
+
+SIDECAR_SUFFIXES = (".yaml", ".yml")
+URL_DROP_SUFFIXES = (".url.yaml", ".url.yml")
+AUDIO_SUFFIXES = (".wav", ".mp3")
+# Names that writers, editors and desktops leave behind while they work, or beside everything.
+_IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
+_IGNORED_SUFFIXES = (".part", ".tmp", "~", ".swp", ".crdownload", ".partial")
+SIDECAR_KEYS = ("conversation", "part", "conversationId", "params")
+URL_DROP_KEYS = ("url", *SIDECAR_KEYS)
+
+
+class Candidate(StrEnum):
+    AUDIO = "audio"
+    SIDECAR = "sidecar"
+    URL_DROP = "url_drop"
+
+
+def classify(name: str) -> Candidate | None:
+    """What a file name is to the daemon; None for anything it must leave untouched."""
+    lowered = name.lower()
+    if lowered.startswith(".") or lowered in _IGNORED_NAMES or lowered.endswith(_IGNORED_SUFFIXES):
+        return None
+    if lowered.endswith(URL_DROP_SUFFIXES):
+        return Candidate.URL_DROP
+    if lowered.endswith(SIDECAR_SUFFIXES) and lowered.rsplit(".", 1)[0].endswith(AUDIO_SUFFIXES):
+        return Candidate.SIDECAR
+    if lowered.endswith(AUDIO_SUFFIXES):
+        return Candidate.AUDIO
+    return None
+
+
+def sidecar_names(audio_name: str) -> tuple[str, ...]:
+    return tuple(audio_name + suffix for suffix in SIDECAR_SUFFIXES)
+
+
+def audio_name_of_sidecar(sidecar_name: str) -> str:
+    return sidecar_name.rsplit(".", 1)[0]
+
+
+def find_sidecar(audio_path: Path) -> Path | None:
+    for name in sidecar_names(audio_path.name):
+        candidate = audio_path.with_name(name)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    """Which paths belong to an inbox: not its done/ or failed/, not excluded, not hidden."""
+
+    root: Path
+    recursive: bool
+    skip_dirs: tuple[Path, ...]
+    exclude: tuple[str, ...] = ()
+
+    def relative(self, path: Path) -> str | None:
+        """The path relative to the inbox if the daemon should consider it, else None."""
+        try:
+            rel = path.relative_to(self.root)
+        except ValueError:
+            return None
+        parts = rel.parts
+        if not parts or (len(parts) > 1 and not self.recursive):
+            return None
+        if any(part.startswith(".") for part in parts[:-1]):
+            return None
+        if any(path == skip or skip in path.parents for skip in self.skip_dirs):
+            return None
+        text = rel.as_posix()
+        if any(fnmatch.fnmatch(text, pattern) for pattern in self.exclude):
+            return None
+        return text
+
+    def scan(self) -> list[tuple[str, os.stat_result, Candidate]]:
+        """Every candidate file under the inbox now, with its stat (for startup and rescans)."""
+        found: list[tuple[str, os.stat_result, Candidate]] = []
+        self._scan_dir(self.root, found)
+        return found
+
+    def _scan_dir(self, folder: Path, found: list[tuple[str, os.stat_result, Candidate]]) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                if self.recursive and self.relative(path / "x") is not None:
+                    self._scan_dir(path, found)
+                continue
+            kind = classify(entry.name)
+            rel = self.relative(path) if kind else None
+            if kind is None or rel is None:
+                continue
+            try:
+                found.append((rel, entry.stat(), kind))
+            except OSError:
+                continue
+
+
+@dataclass
+class TrackedFile:
+    """A file seen in an inbox that is not yet known to be completely written.
+
+    The stability rule: the file is ready when no event has come for ``settle_seconds`` and
+    its size and mtime have not changed over that window, and, for a WAV whose RIFF header
+    states a length, the file has reached that length. A file that keeps growing is followed
+    for as long as it grows and never times out into failure. A WAV that stops short of its
+    stated length for ``5 x settle_seconds`` (and at least a second) is passed on, so that the
+    audio check can report it as truncated instead of waiting for ever.
+    """
+
+    record_id: int
+    path: Path
+    size: int
+    mtime_ns: int
+    last_change: float
+    short_since: float | None = None
+    handle: Any = field(default=None, repr=False)
+
+    def observe(self, size: int, mtime_ns: int, now: float) -> bool:
+        """Note a stat; True if the file changed since the last one."""
+        if (size, mtime_ns) == (self.size, self.mtime_ns):
+            return False
+        self.size, self.mtime_ns, self.last_change = size, mtime_ns, now
+        self.short_since = None
+        return True
+
+
+def wav_is_short(path: Path, size: int) -> bool:
+    """True if a WAV header promises more bytes than the file has yet."""
+    if not path.name.lower().endswith(".wav"):
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(min(HEAD_BYTES, 64))
+    except OSError:
+        return False
+    declared = declared_wav_size(head)
+    return declared is not None and declared > size
+
+
+def short_grace(settle_seconds: float) -> float:
+    return max(1.0, 5 * settle_seconds)
+
+
+# ---------------------------------------------------------------- sidecars and URL drops
+
+
+@dataclass(frozen=True)
+class Directions:
+    """What a sidecar or a URL drop asks for; all optional except ``url`` for drops."""
+
+    conversation: str | None = None
+    part: int | None = None
+    conversation_id: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    url: str | None = None
+
+
+class DirectionsError(Exception):
+    """A sidecar or drop file that cannot be followed; ``lines`` are pointed messages."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+def read_directions(path: Path, *, is_drop: bool, profile_params: Mapping[str, Any]) -> Directions:
+    """Parse and check a sidecar or URL drop; every problem at once, each pointing at its line."""
+    from daemon.config import ConfigError, load_yaml_document
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DirectionsError([f"{path.name}: not UTF-8 text ({exc.reason})"]) from exc
+    try:
+        document = load_yaml_document(text, path.name)
+    except ConfigError as exc:
+        raise DirectionsError([str(problem) for problem in exc.problems]) from exc
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    directions = _directions_from(document.data, is_drop, profile_params, problems)
+    if problems:
+        raise DirectionsError(
+            [_pointed(path.name, document.line_of(loc), loc, msg) for loc, msg in problems]
+        )
+    return directions
+
+
+def _pointed(name: str, line: int | None, loc: tuple[str | int, ...], message: str) -> str:
+    where = f"{name}:{line}" if line else name
+    return f"{where}: {dotted(loc)}: {message}" if loc else f"{where}: {message}"
+
+
+def _directions_from(
+    data: Any,
+    is_drop: bool,
+    profile_params: Mapping[str, Any],
+    problems: list[tuple[tuple[str | int, ...], str]],
+) -> Directions:
+    if data is None and not is_drop:
+        return Directions()
+    if not isinstance(data, dict):
+        problems.append(((), "must be a mapping of keys like conversation, part, params"))
+        return Directions()
+    allowed = URL_DROP_KEYS if is_drop else SIDECAR_KEYS
+    for key in data:
+        if key not in allowed:
+            problems.append(((str(key),), unknown_key_message(str(key), allowed)))
+    conversation = _text_or_number(data, "conversation", problems)
+    conversation_id = _text_or_number(data, "conversationId", problems)
+    part = _part(data, problems)
+    params = _params(data, profile_params, problems)
+    url = _url(data, problems) if is_drop else None
+    return Directions(conversation, part, conversation_id, params, url)
+
+
+def _text_or_number(
+    data: dict[str, Any], key: str, problems: list[tuple[tuple[str | int, ...], str]]
+) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        problems.append(((key,), "must be a non-empty string"))
+        return None
+    return str(value).strip()
+
+
+def _part(data: dict[str, Any], problems: list[tuple[tuple[str | int, ...], str]]) -> int | None:
+    value = data.get("part")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        problems.append((("part",), "must be a whole number, 1 or more (1 = the first part)"))
+        return None
+    return value
+
+
+def _params(
+    data: dict[str, Any],
+    profile_params: Mapping[str, Any],
+    problems: list[tuple[tuple[str | int, ...], str]],
+) -> Mapping[str, Any]:
+    overrides = data.get("params")
+    if overrides is None:
+        return dict(profile_params)
+    if not isinstance(overrides, dict):
+        problems.append((("params",), "must be a mapping of Symbl parameters"))
+        return {}
+    checked, found = validate_params(merge_params(profile_params, overrides))
+    problems.extend(_under_params(problem) for problem in found)
+    return checked
+
+
+def _under_params(problem: ParamProblem) -> tuple[tuple[str | int, ...], str]:
+    return (("params", *problem.loc), problem.message)
+
+
+def _url(data: dict[str, Any], problems: list[tuple[tuple[str | int, ...], str]]) -> str | None:
+    value = data.get("url")
+    if value is None:
+        problems.append((("url",), "is required: the public http(s) address of the audio"))
+        return None
+    if not isinstance(value, str) or urlparse(value).scheme not in ("http", "https"):
+        problems.append((("url",), "must be an http:// or https:// address"))
+        return None
+    if not urlparse(value).netloc:
+        problems.append((("url",), "has no host"))
+        return None
+    return value
+
+
+def continuation_from_name(pattern: Any, name: str) -> tuple[str, int] | None:
+    """(conversation key, part) when a profile's ``continuation_pattern`` matches the name."""
+    if pattern is None:
+        return None
+    match = pattern.match(name)
+    if match is None:
+        return None
+    try:
+        part = int(match.group("part"))
+    except (TypeError, ValueError):
+        return None
+    return match.group("conversation"), part

@@ -1,0 +1,307 @@
+"""The journal: SQLite in ``state_dir``, the single source of truth about every file.
+
+Every state change is committed before the action that depends on it (``synchronous=FULL`` in
+WAL mode), so after a crash the journal says exactly what may have happened: ``uploading``
+without a job id goes back to ``ready``; ``submitted`` resumes tracking; a final state not yet
+``filed`` is filed again. The journal never holds a secret or a token.
+
+One thread (the daemon's event loop) writes; ``status`` and friends read from other processes,
+which WAL allows while the daemon runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+JOURNAL_NAME = "journal.sqlite3"
+
+
+class State(StrEnum):
+    WAITING = "waiting"
+    READY = "ready"
+    HELD = "held"
+    UPLOADING = "uploading"
+    SUBMITTED = "submitted"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    FILED = "filed"
+
+
+ACTIVE_STATES = tuple(state for state in State if state is not State.FILED)
+FINAL_STATES = (State.COMPLETED, State.FAILED)
+
+
+class Kind(StrEnum):
+    AUDIO = "audio"
+    URL = "url"
+
+
+@dataclass
+class FileRecord:
+    """One file's row. ``data`` holds what is read back whole: params, timestamps, attempts."""
+
+    id: int
+    inbox: str
+    rel_path: str
+    kind: Kind
+    size: int
+    mtime_ns: int
+    state: State
+    profile: str | None = None
+    sha256: str | None = None
+    conversation_key: str | None = None
+    part: int | None = None
+    conversation_id: str | None = None
+    job_id: str | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    filed_path: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def stamp(self, stage: str, when: float | None = None) -> None:
+        """Record when a stage was reached (``seen``, ``ready``, ``submitted``, ...)."""
+        self.data.setdefault("times", {})[stage] = when if when is not None else time.time()
+
+    @property
+    def times(self) -> dict[str, float]:
+        times: dict[str, float] = self.data.setdefault("times", {})
+        return times
+
+
+@dataclass
+class ConversationRecord:
+    """A conversation key's lasting mapping to a Symbl conversation, and its progress."""
+
+    inbox: str
+    key: str
+    conversation_id: str | None = None
+    # The highest part number that has been dealt with (submitted, or finally rejected).
+    last_part_done: int = 0
+    # The highest part number handed out, for parts that arrive without a number.
+    last_part_assigned: int = 0
+    rejected: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    inbox TEXT NOT NULL,
+    rel_path TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    profile TEXT,
+    sha256 TEXT,
+    conversation_key TEXT,
+    part INTEGER,
+    conversation_id TEXT,
+    job_id TEXT,
+    outcome TEXT,
+    reason TEXT,
+    filed_path TEXT,
+    data TEXT NOT NULL DEFAULT '{}',
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_state ON files(state);
+CREATE INDEX IF NOT EXISTS files_path ON files(inbox, rel_path);
+CREATE INDEX IF NOT EXISTS files_sha ON files(inbox, sha256);
+CREATE TABLE IF NOT EXISTS conversations (
+    inbox TEXT NOT NULL,
+    key TEXT NOT NULL,
+    conversation_id TEXT,
+    last_part_done INTEGER NOT NULL DEFAULT 0,
+    last_part_assigned INTEGER NOT NULL DEFAULT 0,
+    rejected INTEGER NOT NULL DEFAULT 0,
+    data TEXT NOT NULL DEFAULT '{}',
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (inbox, key)
+);
+"""
+
+_FILE_COLUMNS = tuple(f.name for f in fields(FileRecord))
+
+
+class Journal:
+    """Typed access to the journal; every write commits before it returns."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        if readonly:
+            uri = f"file:{path}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=10)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        self._db.row_factory = sqlite3.Row
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path, *, readonly: bool = False) -> Journal:
+        return cls(state_dir / JOURNAL_NAME, readonly=readonly)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group many writes into one commit (startup scans of large backlogs)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ files
+
+    def add_file(
+        self, inbox: str, rel_path: str, kind: Kind, size: int, mtime_ns: int, state: State
+    ) -> FileRecord:
+        now = time.time()
+        data = {"times": {"seen": now}}
+        cursor = self._db.execute(
+            "INSERT INTO files (inbox, rel_path, kind, size, mtime_ns, state, data, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (inbox, rel_path, kind.value, size, mtime_ns, state.value, json.dumps(data), now),
+        )
+        assert cursor.lastrowid is not None
+        return FileRecord(cursor.lastrowid, inbox, rel_path, kind, size, mtime_ns, state, data=data)
+
+    def save(self, record: FileRecord) -> None:
+        assignments = ", ".join(f"{name} = ?" for name in _FILE_COLUMNS[1:])
+        values = [_column_value(getattr(record, name)) for name in _FILE_COLUMNS[1:]]
+        self._db.execute(
+            f"UPDATE files SET {assignments}, updated_at = ? WHERE id = ?",
+            (*values, time.time(), record.id),
+        )
+
+    def forget(self, record: FileRecord) -> None:
+        """Drop a row whose file vanished before anything was sent."""
+        self._db.execute("DELETE FROM files WHERE id = ?", (record.id,))
+
+    def get(self, file_id: int) -> FileRecord | None:
+        row = self._db.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
+        return _file_from_row(row) if row else None
+
+    def active(self, inbox: str | None = None) -> list[FileRecord]:
+        """Every row not yet filed (optionally of one inbox)."""
+        query = "SELECT * FROM files WHERE state != 'filed'"
+        params: tuple[Any, ...] = ()
+        if inbox is not None:
+            query += " AND inbox = ?"
+            params = (inbox,)
+        return [_file_from_row(row) for row in self._db.execute(query + " ORDER BY id", params)]
+
+    def in_states(self, states: Iterable[State]) -> list[FileRecord]:
+        wanted = tuple(state.value for state in states)
+        marks = ", ".join("?" for _ in wanted)
+        rows = self._db.execute(f"SELECT * FROM files WHERE state IN ({marks}) ORDER BY id", wanted)
+        return [_file_from_row(row) for row in rows]
+
+    def completed_with_sha(self, inbox: str, sha256: str, exclude_id: int) -> FileRecord | None:
+        """The earliest file of this inbox with this content that reached done/."""
+        row = self._db.execute(
+            "SELECT * FROM files WHERE inbox = ? AND sha256 = ? AND outcome = 'done' AND id != ?"
+            " AND conversation_id IS NOT NULL ORDER BY id LIMIT 1",
+            (inbox, sha256, exclude_id),
+        ).fetchone()
+        return _file_from_row(row) if row else None
+
+    def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM files WHERE inbox = ? AND conversation_key = ? ORDER BY id",
+            (inbox, key),
+        )
+        return [_file_from_row(row) for row in rows]
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(inbox, state or outcome) -> number of files."""
+        rows = self._db.execute(
+            "SELECT inbox, CASE WHEN state = 'filed' THEN 'filed_' || outcome ELSE state END,"
+            " COUNT(*) FROM files GROUP BY 1, 2"
+        )
+        return {(row[0], row[1]): row[2] for row in rows}
+
+    def recent_failures(self, limit: int = 20) -> list[FileRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM files WHERE outcome = 'failed' ORDER BY updated_at DESC LIMIT ?",
+            (limit,),
+        )
+        return [_file_from_row(row) for row in rows]
+
+    def filed_failures(self) -> list[FileRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM files WHERE state = 'filed' AND outcome = 'failed' ORDER BY id"
+        )
+        return [_file_from_row(row) for row in rows]
+
+    # ------------------------------------------------------------------ conversations
+
+    def conversation(self, inbox: str, key: str) -> ConversationRecord:
+        row = self._db.execute(
+            "SELECT * FROM conversations WHERE inbox = ? AND key = ?", (inbox, key)
+        ).fetchone()
+        if row is None:
+            return ConversationRecord(inbox, key)
+        return ConversationRecord(
+            row["inbox"],
+            row["key"],
+            row["conversation_id"],
+            row["last_part_done"],
+            row["last_part_assigned"],
+            bool(row["rejected"]),
+            json.loads(row["data"]),
+        )
+
+    def save_conversation(self, record: ConversationRecord) -> None:
+        self._db.execute(
+            "INSERT INTO conversations (inbox, key, conversation_id, last_part_done,"
+            " last_part_assigned, rejected, data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (inbox, key) DO UPDATE SET conversation_id = excluded.conversation_id,"
+            " last_part_done = excluded.last_part_done,"
+            " last_part_assigned = excluded.last_part_assigned, rejected = excluded.rejected,"
+            " data = excluded.data, updated_at = excluded.updated_at",
+            (
+                record.inbox,
+                record.key,
+                record.conversation_id,
+                record.last_part_done,
+                record.last_part_assigned,
+                int(record.rejected),
+                json.dumps(record.data),
+                time.time(),
+            ),
+        )
+
+    def conversations(self) -> list[ConversationRecord]:
+        rows = self._db.execute("SELECT inbox, key FROM conversations ORDER BY inbox, key")
+        return [self.conversation(row[0], row[1]) for row in rows.fetchall()]
+
+
+def _column_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
+
+
+def _file_from_row(row: sqlite3.Row) -> FileRecord:
+    values = {name: row[name] for name in _FILE_COLUMNS}
+    values["kind"] = Kind(values["kind"])
+    values["state"] = State(values["state"])
+    values["data"] = json.loads(values["data"])
+    return FileRecord(**values)

@@ -1,0 +1,84 @@
+"""The JSON records filed beside each file: what happened, in words a person and a program read.
+
+Secrets never reach them: the whole record goes through the log masker before it is written.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from daemon.journal import FileRecord
+from daemon.logs import masker
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+def _attempt(entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **entry,
+        "startedAt": iso(entry.get("startedAt")),
+        "finishedAt": iso(entry.get("finishedAt")),
+    }
+
+
+def _common(record: FileRecord) -> dict[str, Any]:
+    data = record.data
+    common: dict[str, Any] = {
+        "file": record.rel_path,
+        "inbox": record.inbox,
+        "kind": record.kind.value,
+        "profile": record.profile,
+        "conversationId": record.conversation_id,
+        "jobId": record.job_id,
+        "sha256": record.sha256,
+        "size": record.size,
+        "attempts": [_attempt(entry) for entry in data.get("attempt_log", [])],
+        "timestamps": {stage: iso(when) for stage, when in record.times.items()},
+    }
+    if record.kind.value == "url":
+        common["url"] = data.get("url")
+    if record.conversation_key is not None:
+        common["conversation"] = {
+            "key": record.conversation_key,
+            "part": record.part,
+            "conversationId": record.conversation_id,
+        }
+    return common
+
+
+def result_record(record: FileRecord, exports: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``done/X.wav.result.json``."""
+    data = record.data
+    result = {
+        **_common(record),
+        "status": data.get("job_status", "completed"),
+        "parameters": data.get("params", {}),
+    }
+    for note in ("duplicate_of", "predecessor_job_failed", "predecessor_failed", "export_errors"):
+        if note in data:
+            result[note] = data[note]
+    if exports:
+        result["exports"] = exports
+    scrubbed: dict[str, Any] = masker.scrub(result)
+    return scrubbed
+
+
+def error_record(record: FileRecord) -> dict[str, Any]:
+    """``failed/X.wav.error.json``."""
+    data = record.data
+    error = {
+        "reason": record.reason,
+        "message": data.get("message"),
+        "httpStatus": data.get("http_status"),
+        "httpBody": data.get("http_body"),
+        **_common(record),
+        "status": data.get("job_status"),
+        "parameters": data.get("params"),
+    }
+    scrubbed: dict[str, Any] = masker.scrub(error)
+    return scrubbed

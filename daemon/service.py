@@ -1,0 +1,1166 @@
+"""``symbl-inbox run``: the daemon. One asyncio loop owns the journal and the schedule.
+
+A file travels: event or scan -> settle -> admit (sidecar, audio checks, conversation order) ->
+ready -> upload (account job cap, upload cap, fair across inboxes) -> submitted -> tracked until
+final -> filed. Every transition is committed to the journal before the action that depends on
+it; see ``daemon.journal`` for what a restart does with each state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon.audio import AudioProblem, inspect_file
+from daemon.client import (
+    AuthenticationError,
+    FileChangedError,
+    FinalError,
+    NotFoundError,
+    RateLimitedError,
+    Submission,
+    SymblClient,
+    SymblError,
+    TransientError,
+)
+from daemon.config.model import Config, Inbox, Profile
+from daemon.filing import choose_target, file_away
+from daemon.intake import (
+    Candidate,
+    Directions,
+    DirectionsError,
+    InboxFilter,
+    TrackedFile,
+    audio_name_of_sidecar,
+    classify,
+    continuation_from_name,
+    find_sidecar,
+    read_directions,
+    short_grace,
+    wav_is_short,
+)
+from daemon.journal import (
+    FINAL_STATES,
+    ConversationRecord,
+    FileRecord,
+    Journal,
+    Kind,
+    State,
+)
+from daemon.logs import get_logger, masker
+from daemon.notify import SystemdNotifier
+from daemon.records import error_record, result_record
+from daemon.watch import InboxWatcher, OverflowAlarm
+
+log = get_logger("symbl_inbox.daemon")
+
+_STEREO_MESSAGE = (
+    "the WAV has {channels} channels; Symbl expects mono audio unless the profile (or the "
+    "sidecar) sets enableSeparateRecognitionPerChannel: true"
+)
+_RETRY_CAP_SECONDS = 300.0
+_PAUSE_CAP_SECONDS = 60.0
+_MAINTENANCE_SECONDS = 5.0
+_FAILED_LOCALLY = "failed_locally"
+# These failures say nothing about the part's slot in its conversation: it stays open.
+_NOT_THE_PARTS_OWN_FAILURE = ("missing_part", "predecessor_rejected", "duplicate_part")
+
+
+@dataclass
+class InboxRuntime:
+    """What the daemon keeps in memory for one inbox."""
+
+    inbox: Inbox
+    filter: InboxFilter
+    watcher: InboxWatcher | None = None
+    available: bool = False
+    tracked: dict[str, TrackedFile] = field(default_factory=dict)
+    ready: deque[int] = field(default_factory=deque)
+    next_rescan: float = 0.0
+
+
+def make_filter(inbox: Inbox) -> InboxFilter:
+    return InboxFilter(
+        root=inbox.path,
+        recursive=inbox.recursive,
+        skip_dirs=(inbox.done, inbox.failed),
+        exclude=inbox.exclude,
+    )
+
+
+def _backoff(attempt: int, initial: float, cap: float) -> float:
+    return float(min(cap, initial * 2 ** max(0, attempt - 1)))
+
+
+class Daemon:
+    """The long-running service; ``await run()`` returns the process exit code."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        notifier: SystemdNotifier | None = None,
+        client: SymblClient | None = None,
+    ) -> None:
+        self.config = config
+        self.notifier = notifier or SystemdNotifier()
+        self._client = client
+        self.journal: Journal | None = None
+        self.inboxes: dict[str, InboxRuntime] = {}
+        self.active: dict[tuple[str, str], int] = {}
+        self.uploading: dict[int, asyncio.Task[None]] = {}
+        self.tracking: dict[int, asyncio.Task[None]] = {}
+        self.job_wakeups: dict[str, asyncio.Event] = {}
+        self.stop_event = asyncio.Event()
+        self._pause_until = 0.0
+        self._pause_streak = 0
+        self._auth_blocked: str | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pump_scheduled = False
+        self._rr: deque[str] = deque()
+
+    # ================================================================ lifecycle
+
+    @property
+    def client(self) -> SymblClient:
+        assert self._client is not None
+        return self._client
+
+    @property
+    def db(self) -> Journal:
+        assert self.journal is not None
+        return self.journal
+
+    async def run(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        masker.register(self.config.secrets())
+        self.journal = Journal.in_state_dir(self.config.state_dir)
+        if self._client is None:
+            self._client = SymblClient(self.config.symbl)
+        self._install_signal_handlers()
+        alarm = OverflowAlarm(self._loop, self.rescan_all)
+        alarm.install()
+        try:
+            for warning in self.config.warnings:
+                log.warning("config_warning", message=warning)
+            self._recover()
+            for inbox in self.config.inboxes:
+                self._add_inbox(inbox)
+            self._pump()
+            self.notifier.ready(self.status_line())
+            log.info("daemon_ready", inboxes=len(self.inboxes), active=len(self.active))
+            self._spawn(self._maintenance())
+            await self.stop_event.wait()
+        finally:
+            alarm.remove()
+            await self._shutdown()
+        return 0
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _install_signal_handlers(self) -> None:
+        assert self._loop is not None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                self._loop.add_signal_handler(signum, self.stop_event.set)
+
+    async def _shutdown(self) -> None:
+        self.notifier.stopping()
+        log.info("daemon_stopping", uploading=len(self.uploading), tracking=len(self.tracking))
+        for runtime in self.inboxes.values():
+            if runtime.watcher is not None:
+                runtime.watcher.stop()
+        for timer in self._timers:
+            timer.cancel()
+        for task in list(self.tracking.values()):
+            task.cancel()
+        uploads = list(self.uploading.values())
+        if uploads:
+            _, pending = await asyncio.wait(uploads, timeout=self.config.shutdown_timeout_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        others = [task for task in self._tasks if not task.done()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, *self.tracking.values(), return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+        if self.journal is not None:
+            self.journal.close()
+        log.info("daemon_stopped")
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("internal_error", exc_info=task.exception())
+
+    def _later(self, delay: float, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the loop after ``delay``; errors are logged, never fatal."""
+        assert self._loop is not None
+        handle: asyncio.TimerHandle | None = None
+
+        def fire() -> None:
+            if handle is not None:
+                self._timers.discard(handle)
+            if self.stop_event.is_set():
+                return
+            try:
+                callback()
+            except Exception:
+                log.exception("internal_error")
+
+        handle = self._loop.call_later(max(0.0, delay), fire)
+        self._timers.add(handle)
+
+    # ================================================================ recovery
+
+    def _recover(self) -> None:
+        """Pick up where the last run stopped, as the journal's docstring describes."""
+        for record in self.db.active():
+            self.active[(record.inbox, record.rel_path)] = record.id
+            if record.state is State.UPLOADING:
+                # At-least-once: the upload may have been accepted, but no job id was committed.
+                record.state = State.SUBMITTED if record.job_id else State.READY
+                self.db.save(record)
+            if record.state is State.HELD:
+                self._schedule_hold_timeout(record)
+        for record in self.db.in_states((State.SUBMITTED,)):
+            self._start_tracking(record)
+        for record in self.db.in_states(FINAL_STATES):
+            self._spawn(self._file(record))
+
+    # ================================================================ inboxes and events
+
+    def _add_inbox(self, inbox: Inbox) -> None:
+        runtime = InboxRuntime(inbox, make_filter(inbox))
+        self.inboxes[inbox.key] = runtime
+        self._rr.append(inbox.key)
+        for record in self.db.active(inbox.key):
+            if record.state is State.READY:
+                runtime.ready.append(record.id)
+            elif record.state is State.WAITING:
+                self._track(runtime, record)
+        held = {r.conversation_key for r in self.db.active(inbox.key) if r.state is State.HELD}
+        for key in held:
+            if key is not None:
+                self._reconcile(inbox.key, key)
+        self._bring_up(runtime)
+
+    def _bring_up(self, runtime: InboxRuntime) -> None:
+        """Start watching and scan; a missing inbox is reported and tried again later."""
+        inbox = runtime.inbox
+        if not inbox.path.is_dir():
+            if runtime.available or runtime.next_rescan == 0.0:
+                log.error("inbox_unavailable", inbox=inbox.key, retry_seconds=_MAINTENANCE_SECONDS)
+            runtime.available = False
+            runtime.next_rescan = time.monotonic() + _MAINTENANCE_SECONDS
+            return
+        assert self._loop is not None
+        if runtime.watcher is None or not runtime.watcher.running:
+            runtime.watcher = InboxWatcher(inbox, self._loop, self.on_event)
+            try:
+                runtime.watcher.start()
+            except OSError as exc:
+                log.error("inbox_watch_failed", inbox=inbox.key, error=str(exc))
+                runtime.watcher = None
+                runtime.next_rescan = time.monotonic() + _MAINTENANCE_SECONDS
+                return
+        if not runtime.available:
+            log.info("inbox_watching", inbox=inbox.key, mode=runtime.watcher.mode)
+        runtime.available = True
+        self.rescan(runtime)
+
+    def rescan_all(self) -> None:
+        for runtime in self.inboxes.values():
+            if runtime.available:
+                self.rescan(runtime)
+
+    def rescan(self, runtime: InboxRuntime) -> None:
+        """Look at every file in the inbox: the safety net under events."""
+        runtime.next_rescan = time.monotonic() + runtime.inbox.rescan_seconds
+        found = runtime.filter.scan()
+        with self.db.transaction():
+            for rel, stat, kind in found:
+                if kind is not Candidate.SIDECAR:
+                    self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns, quiet=True)
+        log.debug("inbox_scanned", inbox=runtime.inbox.key, files=len(found))
+
+    def on_event(self, inbox_key: str, path_text: str, deleted: bool) -> None:
+        """A watchdog event, delivered on the loop."""
+        runtime = self.inboxes.get(inbox_key)
+        if runtime is None or self.stop_event.is_set():
+            return
+        path = Path(path_text)
+        rel = runtime.filter.relative(path)
+        kind = classify(path.name)
+        if rel is None or kind is None:
+            return
+        try:
+            if kind is Candidate.SIDECAR:
+                self._sidecar_touched(runtime, audio_name_of_sidecar(rel))
+            elif not deleted:
+                stat = path.stat()
+                self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns)
+        except FileNotFoundError:
+            return
+        except Exception:
+            log.exception("internal_error", inbox=inbox_key, file=rel)
+
+    def _sidecar_touched(self, runtime: InboxRuntime, audio_rel: str) -> None:
+        """A sidecar written while its audio settles restarts the audio's settle window."""
+        tracked = runtime.tracked.get(audio_rel)
+        if tracked is not None:
+            tracked.last_change = time.monotonic()
+
+    def _see(
+        self,
+        runtime: InboxRuntime,
+        rel: str,
+        kind: Candidate,
+        size: int,
+        mtime_ns: int,
+        *,
+        quiet: bool = False,
+    ) -> None:
+        now = time.monotonic()
+        tracked = runtime.tracked.get(rel)
+        if tracked is not None:
+            tracked.observe(size, mtime_ns, now)
+            if not quiet:
+                tracked.last_change = now
+            return
+        key = (runtime.inbox.key, rel)
+        existing_id = self.active.get(key)
+        if existing_id is not None:
+            self._seen_again(runtime, existing_id, size, mtime_ns)
+            return
+        record_kind = Kind.URL if kind is Candidate.URL_DROP else Kind.AUDIO
+        record = self.db.add_file(
+            runtime.inbox.key, rel, record_kind, size, mtime_ns, State.WAITING
+        )
+        record.profile = runtime.inbox.profile
+        self.active[key] = record.id
+        log.info("file_seen", inbox=runtime.inbox.key, file=rel, size=size)
+        self._track(runtime, record)
+
+    def _seen_again(self, runtime: InboxRuntime, record_id: int, size: int, mtime_ns: int) -> None:
+        """A file we already know changed: before it is sent, it settles again."""
+        record = self.db.get(record_id)
+        if record is None or record.state not in (State.READY, State.HELD):
+            return
+        if (record.size, record.mtime_ns) == (size, mtime_ns):
+            return
+        with contextlib.suppress(ValueError):
+            runtime.ready.remove(record.id)
+        record.state, record.size, record.mtime_ns = State.WAITING, size, mtime_ns
+        self.db.save(record)
+        log.info("file_changed_again", inbox=record.inbox, file=record.rel_path)
+        self._track(runtime, record)
+
+    # ================================================================ settling
+
+    def _track(self, runtime: InboxRuntime, record: FileRecord) -> None:
+        tracked = TrackedFile(
+            record.id,
+            runtime.inbox.path / record.rel_path,
+            record.size,
+            record.mtime_ns,
+            time.monotonic(),
+        )
+        runtime.tracked[record.rel_path] = tracked
+        self._check_later(runtime, tracked, runtime.inbox.settle_seconds)
+
+    def _check_later(self, runtime: InboxRuntime, tracked: TrackedFile, delay: float) -> None:
+        self._later(delay, lambda: self._check_settled(runtime, tracked))
+
+    def _check_settled(self, runtime: InboxRuntime, tracked: TrackedFile) -> None:
+        if runtime.tracked.get(self._rel_of(runtime, tracked)) is not tracked:
+            return  # superseded by a newer watch of the same file
+        settle = runtime.inbox.settle_seconds
+        now = time.monotonic()
+        try:
+            stat = tracked.path.stat()
+        except FileNotFoundError:
+            self._vanished(runtime, tracked.record_id)
+            return
+        except OSError as exc:
+            log.warning("file_stat_failed", file=str(tracked.path), error=str(exc))
+            self._check_later(runtime, tracked, max(settle, 1.0))
+            return
+        tracked.observe(stat.st_size, stat.st_mtime_ns, now)
+        quiet_for = now - tracked.last_change
+        if quiet_for < settle:
+            self._check_later(runtime, tracked, settle - quiet_for)
+            return
+        if wav_is_short(tracked.path, stat.st_size):
+            tracked.short_since = tracked.short_since or now
+            if now - tracked.short_since < short_grace(settle):
+                self._check_later(runtime, tracked, max(settle, 0.2))
+                return
+        runtime.tracked.pop(self._rel_of(runtime, tracked), None)
+        record = self.db.get(tracked.record_id)
+        if record is None or record.state is not State.WAITING:
+            return
+        record.size, record.mtime_ns = stat.st_size, stat.st_mtime_ns
+        try:
+            self._admit(runtime, record)
+        except Exception:
+            log.exception("internal_error", inbox=record.inbox, file=record.rel_path)
+            runtime.tracked[record.rel_path] = tracked
+            self._check_later(runtime, tracked, 30.0)
+
+    @staticmethod
+    def _rel_of(runtime: InboxRuntime, tracked: TrackedFile) -> str:
+        return tracked.path.relative_to(runtime.inbox.path).as_posix()
+
+    def _vanished(self, runtime: InboxRuntime, record_id: int) -> None:
+        record = self.db.get(record_id)
+        if record is None:
+            return
+        runtime.tracked.pop(record.rel_path, None)
+        with contextlib.suppress(ValueError):
+            runtime.ready.remove(record.id)
+        self.active.pop((record.inbox, record.rel_path), None)
+        self.db.forget(record)
+        log.info("file_vanished", inbox=record.inbox, file=record.rel_path, state=record.state)
+
+    # ================================================================ admission
+
+    def _admit(self, runtime: InboxRuntime, record: FileRecord) -> None:
+        """Read the sidecar, check the audio, place the file in its conversation."""
+        inbox = runtime.inbox
+        profile = self.config.profile_for(inbox)
+        record.profile = profile.name
+        record.stamp("ready")
+        path = inbox.path / record.rel_path
+        try:
+            directions = self._directions(record, path, profile)
+        except FileNotFoundError:
+            self._vanished(runtime, record.id)
+            return
+        except _Rejection as rejection:
+            record.data["params"] = rejection.params
+            self._fail(record, rejection.reason, rejection.message)
+            return
+        record.data["params"] = dict(directions.params)
+        if directions.url is not None:
+            record.data["url"] = directions.url
+        conversation = self._join_conversation(record, directions, profile)
+        if conversation is not None and self._is_duplicate_part(record):
+            self._fail(
+                record,
+                "duplicate_part",
+                f"part {record.part} of conversation {record.conversation_key!r} was already "
+                "sent or is on its way",
+            )
+            return
+        try:
+            if record.kind is Kind.AUDIO:
+                self._check_audio(path, directions)
+        except FileNotFoundError:
+            self._vanished(runtime, record.id)
+            return
+        except _Rejection as rejection:
+            self._fail(record, rejection.reason, rejection.message)
+            return
+        if conversation is None:
+            skip_duplicates = inbox.on_duplicate == "skip" and record.kind is Kind.AUDIO
+            if skip_duplicates and self._duplicate(record):
+                return
+            self._make_ready(record)
+        else:
+            self._hold_or_release(record, conversation)
+
+    def _directions(self, record: FileRecord, path: Path, profile: Profile) -> Directions:
+        is_drop = record.kind is Kind.URL
+        source = path if is_drop else find_sidecar(path)
+        if source is None:
+            return Directions(params=dict(profile.params))
+        if not is_drop:
+            record.data["sidecar"] = source.name[len(path.name) :]
+        try:
+            return read_directions(source, is_drop=is_drop, profile_params=profile.params)
+        except DirectionsError as exc:
+            reason = "bad_url_drop" if is_drop else "bad_sidecar"
+            raise _Rejection(reason, "\n".join(exc.lines), dict(profile.params)) from exc
+        except FileNotFoundError:
+            if is_drop:
+                raise
+            return Directions(params=dict(profile.params))
+        except OSError as exc:
+            raise _Rejection(
+                "unreadable_file", f"cannot read {source.name}: {exc.strerror}", {}
+            ) from exc
+
+    @staticmethod
+    def _check_audio(path: Path, directions: Directions) -> None:
+        try:
+            info = inspect_file(path)
+        except AudioProblem as problem:
+            raise _Rejection(problem.reason, problem.message, dict(directions.params)) from problem
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise _Rejection(
+                "unreadable_file", f"cannot read the file: {exc.strerror}", dict(directions.params)
+            ) from exc
+        per_channel = directions.params.get("enableSeparateRecognitionPerChannel") is True
+        if info.format.value == "wav" and info.channels > 1 and not per_channel:
+            raise _Rejection(
+                "stereo_audio",
+                _STEREO_MESSAGE.format(channels=info.channels),
+                dict(directions.params),
+            )
+
+    def _duplicate(self, record: FileRecord) -> bool:
+        """``on_duplicate: skip``: the same content already reached done/ from this inbox."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        with open(Path(record.inbox) / record.rel_path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+                digest.update(chunk)
+        record.sha256 = digest.hexdigest()
+        original = self.db.completed_with_sha(record.inbox, record.sha256, record.id)
+        if original is None:
+            return False
+        record.conversation_id, record.job_id = original.conversation_id, original.job_id
+        record.data["duplicate_of"] = {
+            "file": original.filed_path or original.rel_path,
+            "conversationId": original.conversation_id,
+            "jobId": original.job_id,
+        }
+        record.data["job_status"] = "skipped_duplicate"
+        record.state = State.COMPLETED
+        self.db.save(record)
+        log.info("file_duplicate_skipped", inbox=record.inbox, file=record.rel_path)
+        self._spawn(self._file(record))
+        return True
+
+    # ================================================================ conversations
+
+    def _conversation_of(
+        self, record: FileRecord, directions: Directions, profile: Profile
+    ) -> tuple[str | None, int | None]:
+        if directions.conversation is not None:
+            return directions.conversation, directions.part
+        if directions.conversation_id is not None:
+            # Appends to one existing conversation still go one at a time, in arrival order.
+            return f"conversationId:{directions.conversation_id}", directions.part
+        named = continuation_from_name(profile.continuation_pattern, Path(record.rel_path).name)
+        if named is not None:
+            return named
+        return None, None
+
+    def _join_conversation(
+        self, record: FileRecord, directions: Directions, profile: Profile
+    ) -> ConversationRecord | None:
+        """Give a continuation its conversation key and part number; None for a lone file."""
+        key, part = self._conversation_of(record, directions, profile)
+        if key is None:
+            return None
+        conversation = self.db.conversation(record.inbox, key)
+        if directions.conversation_id and not conversation.conversation_id:
+            conversation.conversation_id = directions.conversation_id
+        if part is None:
+            part = conversation.last_part_assigned + 1
+        conversation.last_part_assigned = max(conversation.last_part_assigned, part)
+        record.conversation_key, record.part = key, part
+        record.data["continuation_wait_seconds"] = profile.continuation_wait_seconds
+        if conversation.rejected and part == 1:
+            conversation.rejected = False  # part 1 again (a retry): a new chance
+        self.db.save_conversation(conversation)
+        self.db.save(record)
+        return conversation
+
+    def _is_duplicate_part(self, record: FileRecord) -> bool:
+        assert record.conversation_key is not None
+        for other in self.db.parts_of(record.inbox, record.conversation_key):
+            if other.id == record.id or other.part != record.part:
+                continue
+            if other.outcome == "done" or other.state not in (State.FILED, State.FAILED):
+                return True
+        return False
+
+    def _hold_or_release(self, record: FileRecord, conversation: ConversationRecord) -> None:
+        assert record.part is not None
+        if conversation.rejected:
+            self._fail(
+                record,
+                "predecessor_rejected",
+                f"the first part of conversation {conversation.key!r} was rejected, so no "
+                "conversation exists to append this part to",
+            )
+        elif record.part <= conversation.last_part_done:
+            self._fail(
+                record,
+                "duplicate_part",
+                f"part {record.part} of conversation {conversation.key!r} was already sent",
+            )
+        elif record.part == conversation.last_part_done + 1:
+            self._make_ready(record)
+        else:
+            record.state = State.HELD
+            record.stamp("held")
+            self.db.save(record)
+            log.info(
+                "part_held",
+                inbox=record.inbox,
+                file=record.rel_path,
+                conversation=conversation.key,
+                part=record.part,
+                waiting_for=conversation.last_part_done + 1,
+            )
+            self._schedule_hold_timeout(record)
+
+    def _schedule_hold_timeout(self, record: FileRecord) -> None:
+        wait = float(record.data.get("continuation_wait_seconds", 86400.0))
+        due = record.times.get("held", time.time()) + wait - time.time()
+        self._later(due, lambda: self._hold_expired(record.id))
+
+    def _hold_expired(self, record_id: int) -> None:
+        record = self.db.get(record_id)
+        if record is None or record.state is not State.HELD:
+            return
+        conversation = self.db.conversation(record.inbox, record.conversation_key or "")
+        missing = conversation.last_part_done + 1
+        wait = record.data.get("continuation_wait_seconds")
+        self._fail(
+            record,
+            "missing_part",
+            f"part {missing} of conversation {record.conversation_key!r} did not arrive within "
+            f"{wait} s, so part {record.part} could not be appended in order",
+        )
+
+    def _part_settled(self, record: FileRecord, *, accepted: bool) -> None:
+        """A part was accepted or finally refused: the conversation moves on (or is lost)."""
+        if record.conversation_key is None or record.part is None:
+            return
+        conversation = self.db.conversation(record.inbox, record.conversation_key)
+        if accepted:
+            conversation.conversation_id = conversation.conversation_id or record.conversation_id
+        elif conversation.conversation_id is None and record.part == 1:
+            conversation.rejected = True
+        self._advance(conversation, {record.part})
+        self.db.save_conversation(conversation)
+        self._release_held(conversation)
+
+    @staticmethod
+    def _advance(conversation: ConversationRecord, parts: set[int]) -> None:
+        """Move ``last_part_done`` over every part dealt with, keeping those beyond a gap."""
+        settled = set(conversation.data.get("settled_parts", [])) | parts
+        while conversation.last_part_done + 1 in settled:
+            conversation.last_part_done += 1
+        conversation.data["settled_parts"] = sorted(
+            part for part in settled if part > conversation.last_part_done
+        )
+
+    def _reconcile(self, inbox: str, key: str) -> None:
+        """After a crash between committing a part and its conversation, catch up from the parts."""
+        conversation = self.db.conversation(inbox, key)
+        accepted = {
+            other.part: other
+            for other in self.db.parts_of(inbox, key)
+            if other.part is not None and other.job_id is not None
+        }
+        first = accepted.get(1)
+        if conversation.conversation_id is None and first is not None:
+            conversation.conversation_id = first.conversation_id
+        self._advance(conversation, set(accepted))
+        self.db.save_conversation(conversation)
+        self._release_held(conversation)
+
+    def _release_held(self, conversation: ConversationRecord) -> None:
+        for other in self.db.parts_of(conversation.inbox, conversation.key):
+            if other.state is not State.HELD:
+                continue
+            if conversation.rejected or other.part == conversation.last_part_done + 1:
+                self._hold_or_release(other, conversation)
+
+    # ================================================================ scheduling
+
+    def _make_ready(self, record: FileRecord) -> None:
+        record.state = State.READY
+        self.db.save(record)
+        runtime = self.inboxes.get(record.inbox)
+        if runtime is not None:
+            runtime.ready.append(record.id)
+        self._pump()
+
+    def _requeue(self, record: FileRecord, delay: float, *, front: bool = False) -> None:
+        def back() -> None:
+            runtime = self.inboxes.get(record.inbox)
+            if runtime is None:
+                return
+            if front:
+                runtime.ready.appendleft(record.id)
+            else:
+                runtime.ready.append(record.id)
+            self._pump()
+
+        if delay <= 0:
+            back()
+        else:
+            self._later(delay, back)
+
+    def _pump(self) -> None:
+        """Start as many uploads as the caps allow (coalesced: at most once per loop turn)."""
+        if self._pump_scheduled or self._loop is None:
+            return
+        self._pump_scheduled = True
+        self._loop.call_soon(self._pump_now)
+
+    def _can_start(self) -> bool:
+        symbl = self.config.symbl
+        return (
+            not self.stop_event.is_set()
+            and self._auth_blocked is None
+            and time.monotonic() >= self._pause_until
+            and len(self.uploading) < symbl.max_concurrent_uploads
+            and len(self.uploading) + len(self.tracking) < symbl.max_concurrent_jobs
+        )
+
+    def _pump_now(self) -> None:
+        self._pump_scheduled = False
+        while self._can_start():
+            record = self._next_ready()
+            if record is None:
+                return
+            self.uploading[record.id] = self._spawn(self._upload(record))
+
+    def _next_ready(self) -> FileRecord | None:
+        """Oldest first within an inbox, round robin across inboxes."""
+        for _ in range(len(self._rr)):
+            key = self._rr[0]
+            self._rr.rotate(-1)
+            runtime = self.inboxes.get(key)
+            while runtime is not None and runtime.ready:
+                record = self.db.get(runtime.ready.popleft())
+                if record is not None and record.state is State.READY:
+                    return record
+        return None
+
+    # ================================================================ uploading
+
+    async def _upload(self, record: FileRecord) -> None:
+        try:
+            await self._send(record)
+        except asyncio.CancelledError:
+            # Shutdown: nothing committed says the API has it, so it is sent again next run.
+            if record.state is State.UPLOADING:
+                record.state = State.READY
+                self.db.save(record)
+            raise
+        except Exception:
+            log.exception("internal_error", inbox=record.inbox, file=record.rel_path)
+            record.state = State.READY
+            self.db.save(record)
+            self._requeue(record, 30.0)
+        finally:
+            self.uploading.pop(record.id, None)
+            self._pump()
+
+    def _target_conversation(self, record: FileRecord) -> str | None:
+        if record.conversation_key is None:
+            return None
+        return self.db.conversation(record.inbox, record.conversation_key).conversation_id
+
+    async def _send(self, record: FileRecord) -> None:
+        target = self._target_conversation(record)
+        params = dict(record.data.get("params", {}))
+        if target is None:
+            # Symbl names a conversation after its id unless told; the file name reads better.
+            params.setdefault("name", Path(record.rel_path).name)
+        if self.config.http is not None and self.config.http.public_url:
+            params.setdefault("webhookUrl", self._webhook_url())
+        record.data["params"] = params
+        record.state = State.UPLOADING
+        record.data["attempts"] = int(record.data.get("attempts", 0)) + 1
+        record.stamp("upload_started")
+        self.db.save(record)
+        log.info(
+            "upload_started",
+            inbox=record.inbox,
+            file=record.rel_path,
+            append_to=target,
+            attempt=record.data["attempts"],
+        )
+        path = Path(record.inbox) / record.rel_path
+        try:
+            if record.kind is Kind.URL:
+                submission = await self.client.submit_url(
+                    str(record.data["url"]), params, conversation_id=target
+                )
+            else:
+                submission = await self.client.submit_file(path, params, conversation_id=target)
+        except SymblError as error:
+            self._note_attempts(record, error.attempts)
+            self._upload_failed(record, error, appending=target is not None)
+        except AudioProblem as problem:
+            self._fail(record, problem.reason, problem.message)
+        except FileNotFoundError:
+            runtime = self.inboxes.get(record.inbox)
+            if runtime is not None:
+                self._vanished(runtime, record.id)
+        except OSError as exc:
+            self._fail(record, "unreadable_file", f"cannot read the file: {exc.strerror}")
+        else:
+            self._submitted(record, submission)
+
+    def _webhook_url(self) -> str:
+        assert self.config.http is not None and self.config.http.public_url
+        secret = self.config.http.webhook_secret or ""
+        return f"{self.config.http.public_url.rstrip('/')}/webhook/{secret}"
+
+    @staticmethod
+    def _note_attempts(record: FileRecord, attempts: tuple[Any, ...]) -> None:
+        log_entries = record.data.setdefault("attempt_log", [])
+        for attempt in attempts:
+            log_entries.append(
+                {
+                    "startedAt": attempt.started_at,
+                    "finishedAt": attempt.finished_at,
+                    "status": attempt.status,
+                    "error": attempt.error,
+                }
+            )
+
+    def _submitted(self, record: FileRecord, submission: Submission) -> None:
+        self._note_attempts(record, submission.attempts)
+        record.conversation_id = submission.conversation_id
+        record.job_id = submission.job_id
+        if submission.sha256 is not None:
+            record.sha256 = submission.sha256
+        record.state = State.SUBMITTED
+        record.data["job_status"] = "scheduled"
+        record.stamp("submitted")
+        self.db.save(record)
+        self._pause_streak = 0
+        log.info(
+            "file_submitted",
+            inbox=record.inbox,
+            file=record.rel_path,
+            conversation_id=record.conversation_id,
+            job_id=record.job_id,
+        )
+        self._note_predecessor_outcome(record)
+        self._part_settled(record, accepted=True)
+        self._start_tracking(record)
+
+    def _note_predecessor_outcome(self, record: FileRecord) -> None:
+        if record.conversation_key is None or record.part is None or record.part == 1:
+            return
+        for other in self.db.parts_of(record.inbox, record.conversation_key):
+            if other.part != record.part - 1:
+                continue
+            if other.data.get("job_status") == "failed":
+                record.data["predecessor_job_failed"] = True
+            elif other.outcome == "failed" or other.state is State.FAILED:
+                record.data["predecessor_failed"] = other.reason
+        self.db.save(record)
+
+    def _upload_failed(self, record: FileRecord, error: SymblError, *, appending: bool) -> None:
+        attempts = int(record.data.get("attempts", 1))
+        if isinstance(error, AuthenticationError):
+            self._block_on_credentials(error)
+            self._back_to_ready(record, 0.0, front=True)
+        elif isinstance(error, RateLimitedError):
+            self._pause_streak += 1
+            pause = _backoff(self._pause_streak, 1.0, _PAUSE_CAP_SECONDS)
+            self._pause_until = time.monotonic() + pause
+            log.warning("submissions_paused", reason="rate_limited", seconds=pause)
+            self._later(pause, self._pump)
+            self._back_to_ready(record, 0.0, front=True)
+        elif isinstance(error, TransientError):
+            delay = _backoff(attempts, 2.0, _RETRY_CAP_SECONDS)
+            log.warning(
+                "upload_deferred",
+                inbox=record.inbox,
+                file=record.rel_path,
+                error=error.message,
+                retry_seconds=delay,
+            )
+            self._back_to_ready(record, delay)
+        elif isinstance(error, FileChangedError):
+            record.state = State.WAITING
+            self.db.save(record)
+            runtime = self.inboxes.get(record.inbox)
+            if runtime is not None:
+                self._track(runtime, record)
+        elif isinstance(error, NotFoundError) and appending:
+            self._fail_http(record, "unknown_conversation", error)
+        elif isinstance(error, FinalError):
+            reason = "too_large" if error.status == 413 else "rejected_by_api"
+            self._fail_http(record, reason, error)
+        else:
+            self._back_to_ready(record, _backoff(attempts, 2.0, _RETRY_CAP_SECONDS))
+
+    def _back_to_ready(self, record: FileRecord, delay: float, *, front: bool = False) -> None:
+        record.state = State.READY
+        self.db.save(record)
+        self._requeue(record, delay, front=front)
+
+    def _block_on_credentials(self, error: SymblError) -> None:
+        if self._auth_blocked is None:
+            log.error(
+                "credentials_rejected",
+                message=f"{error.message}; submissions are paused until the credentials work",
+            )
+        self._auth_blocked = error.message
+        self._later(60.0, self._unblock_credentials)
+
+    def _unblock_credentials(self) -> None:
+        # Try again: the next upload fetches a new token; if it fails, the block comes back.
+        self._auth_blocked = None
+        self._pump()
+
+    # ================================================================ tracking
+
+    def _start_tracking(self, record: FileRecord) -> None:
+        if record.id in self.tracking or record.job_id is None:
+            return
+        self.job_wakeups[record.job_id] = asyncio.Event()
+        self.tracking[record.id] = self._spawn(self._follow(record))
+
+    def wake_job(self, job_id: str) -> bool:
+        """A webhook said this job changed: check it now instead of at the next poll."""
+        event = self.job_wakeups.get(job_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    async def _follow(self, record: FileRecord) -> None:
+        assert record.job_id is not None
+        tracking = self.config.tracking
+        delay = tracking.poll_initial_seconds
+        wakeup = self.job_wakeups[record.job_id]
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), timeout=delay)
+                wakeup.clear()
+                delay = min(delay * tracking.poll_backoff_factor, tracking.poll_max_seconds)
+                status = await self._poll(record)
+                if status in ("completed", "failed", _FAILED_LOCALLY):
+                    break
+        finally:
+            self.job_wakeups.pop(record.job_id, None)
+            self.tracking.pop(record.id, None)
+            self._pump()
+        await self._job_finished(record, status)
+
+    async def _poll(self, record: FileRecord) -> str | None:
+        assert record.job_id is not None
+        try:
+            status = await self.client.job_status(record.job_id)
+        except NotFoundError as error:
+            self._fail_http(record, "unknown_job", error)
+            return _FAILED_LOCALLY
+        except TransientError as error:
+            log.warning("job_poll_deferred", job_id=record.job_id, error=error.message)
+            return None
+        except AuthenticationError as error:
+            self._block_on_credentials(error)
+            return None
+        except FinalError as error:
+            log.warning("job_poll_refused", job_id=record.job_id, error=error.message)
+            return None
+        if status != record.data.get("job_status"):
+            record.data["job_status"] = status
+            record.stamp(status)
+            self.db.save(record)
+        return status
+
+    async def _job_finished(self, record: FileRecord, status: str | None) -> None:
+        if status == "completed":
+            record.state = State.COMPLETED
+            self.db.save(record)
+            log.info("job_completed", file=record.rel_path, job_id=record.job_id)
+            await self._file(record)
+        elif status == "failed":
+            record.data["message"] = (
+                "Symbl reports the job as failed; the API gives no reason. Use "
+                "`symbl-inbox retry` to send the file again."
+            )
+            self._fail(record, "job_failed", record.data["message"])
+
+    # ================================================================ failing and filing
+
+    def _fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
+        record.data["http_status"] = error.status
+        record.data["http_body"] = error.body
+        self._fail(record, reason, error.message)
+
+    def _fail(self, record: FileRecord, reason: str, message: str) -> None:
+        was_pending = record.state in (State.WAITING, State.READY, State.HELD, State.UPLOADING)
+        record.state = State.FAILED
+        record.reason = reason
+        record.data["message"] = message
+        record.stamp("failed")
+        self.db.save(record)
+        log.warning(
+            "file_failed", inbox=record.inbox, file=record.rel_path, reason=reason, message=message
+        )
+        if was_pending and reason not in _NOT_THE_PARTS_OWN_FAILURE:
+            self._part_settled(record, accepted=False)
+        self._spawn(self._file(record))
+
+    async def _file(self, record: FileRecord, attempt: int = 1) -> None:
+        """Move the file and its record to done/ or failed/; on trouble, keep it and retry."""
+        runtime = self.inboxes.get(record.inbox)
+        inbox = runtime.inbox if runtime else self._inbox_by_key(record.inbox)
+        if inbox is None:
+            log.warning("filing_postponed", file=record.rel_path, reason="inbox not configured")
+            return
+        outcome = "done" if record.state is State.COMPLETED else "failed"
+        target_root = inbox.done if outcome == "done" else inbox.failed
+        sidecar = record.data.get("sidecar")
+        companions = {sidecar: sidecar} if sidecar else {}
+        payload = result_record(record) if outcome == "done" else error_record(record)
+        try:
+            if record.filed_path is None:
+                record.filed_path = choose_target(target_root, record.rel_path, companions)
+                record.outcome = outcome
+                self.db.save(record)
+            await asyncio.to_thread(
+                file_away,
+                inbox.path,
+                record.rel_path,
+                target_root,
+                record.filed_path,
+                payload,
+                outcome,
+                companions,
+            )
+        except OSError as exc:
+            delay = _backoff(attempt, 5.0, _RETRY_CAP_SECONDS)
+            log.error(
+                "filing_failed",
+                inbox=record.inbox,
+                file=record.rel_path,
+                target=str(target_root),
+                error=str(exc),
+                retry_seconds=delay,
+            )
+            self._later(delay, lambda: self._refile(record.id, attempt + 1))
+            return
+        record.state = State.FILED
+        record.stamp("filed")
+        self.db.save(record)
+        self.active.pop((record.inbox, record.rel_path), None)
+        log.info(
+            "file_filed",
+            inbox=record.inbox,
+            file=record.rel_path,
+            outcome=outcome,
+            reason=record.reason,
+            to=str(target_root / record.filed_path),
+        )
+
+    def _refile(self, record_id: int, attempt: int) -> None:
+        record = self.db.get(record_id)
+        if record is not None and record.state in FINAL_STATES:
+            self._spawn(self._file(record, attempt))
+
+    def _inbox_by_key(self, key: str) -> Inbox | None:
+        return next((inbox for inbox in self.config.inboxes if inbox.key == key), None)
+
+    # ================================================================ housekeeping
+
+    async def _maintenance(self) -> None:
+        """Bring back inboxes that went missing, rescan on schedule, keep systemd informed."""
+        interval = _MAINTENANCE_SECONDS
+        if self.notifier.watchdog_seconds:
+            interval = min(interval, self.notifier.watchdog_seconds)
+        while not self.stop_event.is_set():
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for runtime in list(self.inboxes.values()):
+                try:
+                    self._maintain(runtime, now)
+                except Exception:
+                    log.exception("internal_error", inbox=runtime.inbox.key)
+            self.notifier.watchdog()
+            self.notifier.status(self.status_line())
+
+    def _maintain(self, runtime: InboxRuntime, now: float) -> None:
+        healthy = runtime.inbox.path.is_dir() and (
+            runtime.watcher is not None and runtime.watcher.running
+        )
+        if not healthy:
+            if runtime.available:
+                log.error("inbox_unavailable", inbox=runtime.inbox.key)
+                if runtime.watcher is not None:
+                    runtime.watcher.stop()
+                    runtime.watcher = None
+                runtime.available = False
+            if now >= runtime.next_rescan:
+                self._bring_up(runtime)
+        elif now >= runtime.next_rescan:
+            self.rescan(runtime)
+
+    def status_line(self) -> str:
+        waiting = sum(len(runtime.tracked) for runtime in self.inboxes.values())
+        ready = sum(len(runtime.ready) for runtime in self.inboxes.values())
+        paused = " (paused: credentials rejected)" if self._auth_blocked else ""
+        return (
+            f"{waiting} settling, {ready} ready, {len(self.uploading)} uploading, "
+            f"{len(self.tracking)} jobs running{paused}"
+        )
+
+
+class _Rejection(Exception):
+    """A file that cannot be sent: it goes to failed/ with ``reason``."""
+
+    def __init__(self, reason: str, message: str, params: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.params = params
+
+
+# ==================================================================== command
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "json", "console"),
+        default="auto",
+        help="log as JSON lines or readable lines (default: JSON unless stdout is a terminal)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from daemon.config import ConfigError, load_config
+    from daemon.logs import configure_logging
+
+    try:
+        config = load_config(args.config_path, prepare_folders=False)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    json_logs = {"auto": None, "json": True, "console": False}[args.log_format]
+    configure_logging(config.log_level, json=json_logs)
+    return asyncio.run(Daemon(config).run())
