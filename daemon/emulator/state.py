@@ -356,14 +356,14 @@ class EmulatorState:
     def wait_for(self, predicate: Callable[[EmulatorState], bool], timeout: float) -> None:
         """Return once ``predicate(state)`` holds; ``TimeoutError`` after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        with self._changed:
-            while not predicate(self):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"emulator state did not reach the condition in {timeout}s")
+        # The predicate runs without the lock: it may well make HTTP calls to this emulator.
+        while not predicate(self):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"emulator state did not reach the condition in {timeout}s")
+            with self._changed:
                 # Job statuses move with the clock, so look again even without a notification.
                 self._changed.wait(min(remaining, _WAIT_SLICE))
-                self.advance()
 
     @contextmanager
     def locked(self) -> Iterator[None]:

@@ -1,0 +1,34 @@
+"""Shared fixtures: a running Symbl emulator on a free loopback port, stopped at teardown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from daemon.emulator import EmulatorServer, EmulatorSettings
+
+FAST_DEFAULTS: dict[str, Any] = {"job_seconds": 0.3, "seed": 1}
+
+
+@pytest.fixture
+def emulator_factory() -> Iterator[Callable[..., EmulatorServer]]:
+    """``emulator_factory(**settings)`` starts an emulator with fast defaults plus overrides."""
+    started: list[EmulatorServer] = []
+
+    def start(**overrides: Any) -> EmulatorServer:
+        server = EmulatorServer(EmulatorSettings(**{**FAST_DEFAULTS, **overrides}))
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def emulator(emulator_factory: Callable[..., EmulatorServer]) -> EmulatorServer:
+    """A started emulator with fast jobs (0.3 s) and seeded fault choices."""
+    return emulator_factory()
