@@ -10,7 +10,7 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,11 +57,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
-        module = importlib.import_module(command.module)
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        try:
+            module = importlib.import_module(command.module)
+        except ModuleNotFoundError as exc:
+            # One command missing from a build must not take the others down with it.
+            if exc.name != command.module:
+                raise
+            sub.set_defaults(handler=_unavailable(command))
+            continue
         module.add_arguments(sub)
         sub.set_defaults(handler=module.main)
     return parser
+
+
+def _unavailable(command: Command) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        print(f"symbl-inbox: {command.name} is not available in this build", file=sys.stderr)
+        return EXIT_FAILURE
+
+    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
