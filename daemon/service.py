@@ -121,6 +121,8 @@ class Daemon:
         self.tracking: dict[int, asyncio.Task[None]] = {}
         self.job_wakeups: dict[str, asyncio.Event] = {}
         self.stop_event = asyncio.Event()
+        # Set once the startup scan is done (systemd's READY=1 goes out at the same moment).
+        self.ready_event = asyncio.Event()
         self._pause_until = 0.0
         self._pause_streak = 0
         self._auth_blocked: str | None = None
@@ -159,6 +161,7 @@ class Daemon:
                 self._add_inbox(inbox)
             self._pump()
             self.notifier.ready(self.status_line())
+            self.ready_event.set()
             log.info("daemon_ready", inboxes=len(self.inboxes), active=len(self.active))
             self._spawn(self._maintenance())
             await self.stop_event.wait()
