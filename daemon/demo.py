@@ -32,7 +32,10 @@ class Sample:
 
 
 def _bytes(data: bytes) -> Callable[[Path], None]:
-    return lambda path: path.write_bytes(data)
+    def write(path: Path) -> None:
+        path.write_bytes(data)
+
+    return write
 
 
 def samples(url_base: str) -> list[Sample]:
@@ -44,7 +47,7 @@ def samples(url_base: str) -> list[Sample]:
         Sample("meeting.wav", _bytes(make_wav(2.0))),
         Sample("voicemail.mp3", _bytes(make_mp3(3.0))),
         Sample("call-part1.wav", _bytes(make_wav(1.0, tone_hz=550)), part(1)),
-        Sample("standup.url.yaml", lambda path: path.write_text(drop)),
+        Sample("standup.url.yaml", _bytes(drop.encode())),
         Sample("notes.wav", _bytes(b"These are meeting notes, not audio.\n"), expect="failed"),
     ]  # fmt: skip
 
