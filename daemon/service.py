@@ -56,6 +56,7 @@ from daemon.journal import (
     Kind,
     State,
 )
+from daemon.lock import AlreadyRunning, StateLock
 from daemon.logs import get_logger, masker
 from daemon.notify import SystemdNotifier
 from daemon.records import error_record, result_record
@@ -147,6 +148,19 @@ class Daemon:
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
         masker.register(self.config.secrets())
+        lock = StateLock(self.config.state_dir)
+        try:
+            lock.acquire()
+        except (AlreadyRunning, OSError) as exc:
+            log.error("state_dir_unavailable", message=str(exc))
+            return 1
+        try:
+            return await self._run_locked()
+        finally:
+            lock.release()
+
+    async def _run_locked(self) -> int:
+        assert self._loop is not None
         self.journal = Journal.in_state_dir(self.config.state_dir)
         if self._client is None:
             self._client = SymblClient(self.config.symbl)
