@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from daemon.audio import HEAD_BYTES, AudioFormat, AudioProblem, inspect_bytes
 from daemon.emulator.content import ConversationResults
 from daemon.emulator.faults import (
+    EXCHANGE_KEY,
     FAULT_KEY,
     RAW_SEND_KEY,
     SERVER_ERRORS,
@@ -79,6 +80,7 @@ class LostResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[FAULT_KEY] = f"lost-{self.fault}"
         if self.fault == "drop":
+            scope[EXCHANGE_KEY].record(None, scope[FAULT_KEY])
             await drop_connection(scope[RAW_SEND_KEY])
         else:
             await send_server_error(send, int(self.fault))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,6 +19,7 @@ FAULT_KINDS: tuple[str, ...] = (*SERVER_ERRORS, "drop")
 INSPECTION_PREFIX = "/_emulator"
 RAW_SEND_KEY = "emulator.raw_send"
 FAULT_KEY = "emulator.fault"
+EXCHANGE_KEY = "emulator.exchange"
 _ERROR_MESSAGES = {
     500: "Something went wrong! Please contact support@symbl.ai",
     502: "Bad Gateway",
@@ -59,6 +59,26 @@ async def drain_body(receive: Receive) -> None:
             return
 
 
+class Exchange:
+    """One request's entry in the request log, written once, before the client hears anything.
+
+    Writing it before the answer leaves means a client that has its answer can rely on
+    ``state.requests`` already holding it.
+    """
+
+    def __init__(self, state: EmulatorState, scope: Scope) -> None:
+        self._state = state
+        self._scope = scope
+        self._written = False
+
+    def record(self, status: int | None, fault: str | None) -> None:
+        if self._written:
+            return
+        self._written = True
+        scope = self._scope
+        self._state.record_request(RequestRecord(scope["method"], scope["path"], status, fault))
+
+
 class FaultLayer:
     """Injects faults into a share of API requests, adds latency, and records each request."""
 
@@ -70,43 +90,41 @@ class FaultLayer:
         if scope["type"] != "http" or scope["path"].startswith(INSPECTION_PREFIX):
             await self.app(scope, receive, send)
             return
+        exchange = scope[EXCHANGE_KEY] = Exchange(self.state, scope)
         scope[RAW_SEND_KEY] = send
         fault = self._pick_fault()
         if fault == "drop":
+            exchange.record(None, fault)
             await drop_connection(send)
-            self._record(scope, None, fault)
             return
         if fault is not None:
             await drain_body(receive)
             await self._sleep_latency()
+            exchange.record(int(fault), fault)
             await send_server_error(send, int(fault))
-            self._record(scope, int(fault), fault)
             return
-        await self._pass_through(scope, receive, send)
+        await self._pass_through(scope, receive, send, exchange)
 
     def _pick_fault(self) -> str | None:
         if not self.state.chance(self.state.settings.fault_rate):
             return None
         return self.state.choose(FAULT_KINDS)
 
-    async def _pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
-        seen: dict[str, Any] = {"status": None}
-
+    async def _pass_through(
+        self, scope: Scope, receive: Receive, send: Send, exchange: Exchange
+    ) -> None:
         async def timed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                seen["status"] = message["status"]
                 await self._sleep_latency()
+                exchange.record(message["status"], scope.get(FAULT_KEY))
             await send(message)
 
         try:
             await self.app(scope, receive, timed_send)
         finally:
-            self._record(scope, seen["status"], scope.get(FAULT_KEY))
+            exchange.record(None, scope.get(FAULT_KEY))
 
     async def _sleep_latency(self) -> None:
         latency = self.state.settings.latency_seconds
         if latency > 0:
             await asyncio.sleep(latency)
-
-    def _record(self, scope: Scope, status: int | None, fault: str | None) -> None:
-        self.state.record_request(RequestRecord(scope["method"], scope["path"], status, fault))

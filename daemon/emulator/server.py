@@ -54,7 +54,7 @@ class EmulatorServer:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("the emulator is already running")
-        self._socket = socket.create_server((self._host, 0), backlog=512)
+        self._socket = _listening_socket(self._host)
         self._server = uvicorn.Server(uvicorn_config(self.state))
         self._thread = threading.Thread(
             target=self._server.run,
@@ -94,6 +94,17 @@ class EmulatorServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _listening_socket(host: str) -> socket.socket:
+    # An explicit IPPROTO_TCP lets asyncio set TCP_NODELAY on accepted connections; without it
+    # every small answer waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, 0))
+    sock.listen(512)
+    return sock
 
 
 def serve_forever(settings: EmulatorSettings, host: str, port: int) -> None:
