@@ -38,7 +38,7 @@ def resolve_chains(profiles: Mapping[str, Any]) -> tuple[dict[str, Chain], list[
     problems = [
         ParamProblem(
             ("profiles", name, "extends"),
-            f"unknown profile {parent!r}{suggestion(parent, profiles)}",
+            f"unknown profile {parent!r}{suggestion(parent, map(str, profiles))}",
         )
         for name, raw in profiles.items()
         if (parent := _parent_of(raw)) is not None and parent not in profiles

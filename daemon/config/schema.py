@@ -213,9 +213,16 @@ _TYPE_MESSAGES: dict[str, str] = {
 def validate_file(data: Any) -> tuple[ConfigFile | None, list[ParamProblem]]:
     """The validated file, or ``None`` and every shape problem in it."""
     if not isinstance(data, Mapping):
-        found = "empty" if data is None else f"a {type(data).__name__}"
-        return None, [ParamProblem((), f"must be a mapping of settings, not {found}")]
+        return None, [ParamProblem((), f"must be a mapping of settings, not {_kind_of(data)}")]
     return validate_section(ConfigFile, data, ())
+
+
+def _kind_of(data: Any) -> str:
+    if data is None:
+        return "empty"
+    if isinstance(data, list):
+        return "a list"
+    return "a single value"
 
 
 def validate_section(
@@ -237,11 +244,8 @@ def translate_errors(
 def _translate(
     error: Mapping[str, Any], root: type[BaseModel], prefix: tuple[str | int, ...]
 ) -> ParamProblem:
-    raw_loc = tuple(error["loc"])
-    loc = tuple(part for part in raw_loc if isinstance(part, str | int) and part != "[key]")
+    loc = tuple(part for part in error["loc"] if isinstance(part, str | int))
     kind = error["type"]
-    if "[key]" in raw_loc:
-        return ParamProblem((*prefix, *loc), "names must be strings")
     if kind == "extra_forbidden":
         choices = _field_names_at(root, loc[:-1])
         return ParamProblem((*prefix, *loc), unknown_key_message(str(loc[-1]), choices))

@@ -45,12 +45,15 @@ class YamlDocument:
 
 def load_yaml_document(text: str, filename: str) -> YamlDocument:
     """Parse one YAML document; a syntax error or a duplicate key raises ``ConfigError``."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = _TextKeyLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise ConfigError([_reader_problem(filename, text, exc)]) from None
     try:
         root = loader.get_single_node()
         if root is None:
             return YamlDocument(filename, None)
-        duplicates = list(_duplicate_keys(loader, root, (), set()))
+        duplicates = list(_duplicate_keys(root, (), set()))
         if duplicates:
             raise ConfigError(
                 ConfigProblem(filename, line, dotted(loc), message)
@@ -58,7 +61,7 @@ def load_yaml_document(text: str, filename: str) -> YamlDocument:
             )
         data = loader.construct_document(root)
         lines: dict[Location, int] = {(): root.start_mark.line + 1}
-        _index_lines(loader, root, (), lines, set())
+        _index_lines(root, (), lines, set())
     except yaml.MarkedYAMLError as exc:
         raise ConfigError([_syntax_problem(filename, exc)]) from None
     except yaml.YAMLError as exc:
@@ -77,60 +80,78 @@ def _syntax_problem(filename: str, exc: yaml.MarkedYAMLError) -> ConfigProblem:
     return ConfigProblem(filename, line, "", message)
 
 
-def _key_of(loader: yaml.SafeLoader, node: Node) -> str | int:
-    """The Python value of a mapping key, as it will appear in the constructed data."""
+def _reader_problem(filename: str, text: str, exc: yaml.reader.ReaderError) -> ConfigProblem:
+    # The reader rejects control characters before parsing starts; it knows only an offset.
+    line = text.count("\n", 0, exc.position) + 1
+    return ConfigProblem(
+        filename, line, "", f"YAML syntax error: unacceptable character #x{exc.character:04x}"
+    )
+
+
+def _key_of(node: Node) -> str:
     if not isinstance(node, ScalarNode):
         raise yaml.constructor.ConstructorError(
             None, None, "mapping keys must be plain values, not lists or mappings", node.start_mark
         )
-    value = loader.construct_object(node, deep=True)
-    # Locations only carry strings and list indices; other scalar keys (floats, dates, null)
-    # are named by their text, which is what a reader sees in the file.
-    return value if isinstance(value, str | int) and not isinstance(value, bool) else node.value
+    return str(node.value)
 
 
-def _entries(loader: yaml.SafeLoader, node: MappingNode) -> Iterator[tuple[str | int, Node, Node]]:
+class _TextKeyLoader(yaml.SafeLoader):
+    """The safe loader, with every mapping key kept as the text written.
+
+    Keys are names here (settings, profiles, parameters), so ``1:``, ``2024-05-01:`` or ``no:``
+    mean the names "1", "2024-05-01" and "no", not an integer, a date and ``False``.
+    """
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, MappingNode):
+            self.flatten_mapping(node)
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            mapping[_key_of(key_node)] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+def _entries(node: MappingNode) -> Iterator[tuple[str, Node, Node]]:
     for key_node, value_node in node.value:
         if key_node.tag == _MERGE_TAG:
             continue
-        yield _key_of(loader, key_node), key_node, value_node
+        yield _key_of(key_node), key_node, value_node
 
 
 def _duplicate_keys(
-    loader: yaml.SafeLoader, node: Node, loc: Location, seen: set[int]
+    node: Node, loc: Location, seen: set[int]
 ) -> Iterator[tuple[Location, int, str]]:
     """Keys given twice in one mapping: PyYAML would silently keep the last one."""
     if id(node) in seen:
         return
     seen.add(id(node))
     if isinstance(node, MappingNode):
-        first_lines: dict[str | int, int] = {}
-        for key, key_node, value_node in _entries(loader, node):
+        first_lines: dict[str, int] = {}
+        for key, key_node, value_node in _entries(node):
             line = key_node.start_mark.line + 1
             if key in first_lines:
                 message = f"duplicate key; first given on line {first_lines[key]}"
                 yield (*loc, key), line, message
             else:
                 first_lines[key] = line
-            yield from _duplicate_keys(loader, value_node, (*loc, key), seen)
+            yield from _duplicate_keys(value_node, (*loc, key), seen)
     elif isinstance(node, SequenceNode):
         for index, item in enumerate(node.value):
-            yield from _duplicate_keys(loader, item, (*loc, index), seen)
+            yield from _duplicate_keys(item, (*loc, index), seen)
 
 
-def _index_lines(
-    loader: yaml.SafeLoader, node: Node, loc: Location, lines: dict[Location, int], seen: set[int]
-) -> None:
+def _index_lines(node: Node, loc: Location, lines: dict[Location, int], seen: set[int]) -> None:
     # An alias is indexed once, where its anchor was written; this also stops recursive anchors.
     if id(node) in seen:
         return
     seen.add(id(node))
     if isinstance(node, MappingNode):
         # After construction, merged (``<<``) entries come first, so later ones win as in the data.
-        for key, key_node, value_node in _entries(loader, node):
+        for key, key_node, value_node in _entries(node):
             lines[(*loc, key)] = key_node.start_mark.line + 1
-            _index_lines(loader, value_node, (*loc, key), lines, seen)
+            _index_lines(value_node, (*loc, key), lines, seen)
     elif isinstance(node, SequenceNode):
         for index, item in enumerate(node.value):
             lines[(*loc, index)] = item.start_mark.line + 1
-            _index_lines(loader, item, (*loc, index), lines, seen)
+            _index_lines(item, (*loc, index), lines, seen)

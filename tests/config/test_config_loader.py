@@ -345,6 +345,20 @@ class TestYamlDocument:
         assert (problem.line, problem.key) == (1, "")
         assert problem.message.startswith("YAML syntax error: could not determine a constructor")
 
+    def test_keys_are_names_as_written(self) -> None:
+        document = load_yaml_document("1: a\nno: b\n2024-05-01: c\n", "doc.yaml")
+
+        assert document.data == {"1": "a", "no": "b", "2024-05-01": "c"}
+        assert document.line_of(("2024-05-01",)) == 3
+
+    def test_control_character_refused_with_line(self) -> None:
+        with pytest.raises(ConfigError) as caught:
+            load_yaml_document("a: 1\nb: \x07\n", "doc.yaml")
+
+        assert caught.value.problems == (
+            ConfigProblem("doc.yaml", 2, "", "YAML syntax error: unacceptable character #x0007"),
+        )
+
     def test_recursive_alias_terminates(self) -> None:
         document = load_yaml_document("a: &x [*x]\n", "doc.yaml")
 
