@@ -1,0 +1,275 @@
+"""The daemon's HTTP endpoint: ``/metrics``, ``/healthz`` and ``/webhook/<secret>``.
+
+Uvicorn serves it inside the daemon's own event loop, so the handlers read the journal and the
+daemon's state on the thread that owns them (every handler is ``async`` for that reason:
+Starlette runs plain functions in a thread pool). The daemon owns SIGTERM, SIGINT and SIGHUP, so
+Uvicorn installs no signal handlers; its access log is off because webhook paths carry the
+secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from daemon.config.model import Config, HttpSettings
+from daemon.logs import get_logger, masker
+from daemon.metrics import Metrics
+
+if TYPE_CHECKING:
+    from daemon.service import Daemon
+
+SECRET_FILE = "webhook-secret"
+# A status update is a few dozen bytes; anything near this is not one.
+MAX_WEBHOOK_BYTES = 64 * 1024
+_START_TIMEOUT = 10.0
+_STOP_TIMEOUT = 5.0
+
+log = get_logger("symbl_inbox.http")
+
+
+# ==================================================================== the webhook secret
+
+
+def resolve_webhook_secret(config: Config) -> str:
+    """The configured secret, else one generated once and kept in the state directory.
+
+    Keeping it means the webhook URLs of jobs submitted before a restart still reach us.
+    """
+    configured = config.http.webhook_secret if config.http is not None else None
+    secret = configured or _stored_secret(config.state_dir / SECRET_FILE)
+    masker.register([secret])
+    return secret
+
+
+def _stored_secret(path: Path) -> str:
+    with contextlib.suppress(FileNotFoundError):
+        return _read_secret(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    try:
+        # O_EXCL: if another process wrote one first, theirs wins and we read it back.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_secret(path)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    return secret
+
+
+def _read_secret(path: Path) -> str:
+    secret = path.read_text().strip()
+    if not secret:
+        raise ValueError(f"{path} is empty; delete it and a new webhook secret is generated")
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)  # someone loosened it; a secret is for our user only
+    return secret
+
+
+# ==================================================================== the server
+
+
+class Endpoint:
+    """A running endpoint: ``port`` is the bound port; ``await stop()`` ends it."""
+
+    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None], sock: socket.socket):
+        self._server = server
+        self._task = task
+        self._socket = sock
+        self.port: int = sock.getsockname()[1]
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), _STOP_TIMEOUT)
+        except TimeoutError:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        finally:
+            self._socket.close()
+        log.info("http_stopped")
+
+
+class _QuietServer(uvicorn.Server):
+    """Uvicorn without its signal handlers: SIGTERM and SIGINT belong to the daemon."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def start_endpoint(daemon: Daemon, settings: HttpSettings) -> Endpoint:
+    """Serve in the running loop; returns once the socket listens and Uvicorn has started."""
+    secret = settings.webhook_secret or resolve_webhook_secret(daemon.config)
+    masker.register([secret])
+    host, port = parse_listen(settings.listen)
+    sock = _listening_socket(host, port)
+    config = uvicorn.Config(
+        create_app(daemon, secret),
+        lifespan="off",
+        log_level="warning",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=1,
+    )
+    server = _QuietServer(config)
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    try:
+        await _wait_started(server, task)
+    except BaseException:
+        sock.close()
+        raise
+    endpoint = Endpoint(server, task, sock)
+    log.info("http_listening", host=host, port=endpoint.port)
+    return endpoint
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6) into a host and a port; port 0 picks a free one."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # An explicit IPPROTO_TCP lets asyncio set TCP_NODELAY on accepted connections.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _START_TIMEOUT
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped it
+            raise RuntimeError("the HTTP endpoint stopped while starting")
+        if loop.time() > deadline:
+            server.should_exit = True
+            raise RuntimeError("the HTTP endpoint did not start")
+        await asyncio.sleep(0.01)
+
+
+# ==================================================================== the routes
+
+
+def create_app(daemon: Daemon, secret: str) -> Starlette:
+    handlers = _Handlers(daemon, _metrics_of(daemon), secret)
+    return Starlette(
+        routes=[
+            Route("/metrics", handlers.metrics, methods=["GET"]),
+            Route("/healthz", handlers.healthz, methods=["GET"]),
+            Route("/webhook/{secret}", handlers.webhook, methods=["POST"]),
+        ]
+    )
+
+
+def _metrics_of(daemon: Daemon) -> Metrics:
+    """The daemon's own ``metrics`` when it has one (it counts filings and jobs), else a new one."""
+    metrics = getattr(daemon, "metrics", None)
+    if not isinstance(metrics, Metrics):
+        metrics = Metrics()
+    metrics.bind(daemon)
+    return metrics
+
+
+class _Handlers:
+    def __init__(self, daemon: Daemon, metrics: Metrics, secret: str) -> None:
+        self._daemon = daemon
+        self._metrics = metrics
+        self._secret = secret.encode()
+
+    async def metrics(self, request: Request) -> Response:
+        body, content_type = self._metrics.render()
+        return Response(body, headers={"Content-Type": content_type})
+
+    async def healthz(self, request: Request) -> Response:
+        healthy, report = health_report(self._daemon)
+        return JSONResponse(report, status_code=200 if healthy else 503)
+
+    async def webhook(self, request: Request) -> Response:
+        given = str(request.path_params["secret"]).encode()
+        if not hmac.compare_digest(given, self._secret):
+            # The same answer as any unknown path: nothing tells a prober it came close.
+            return PlainTextResponse("Not Found", status_code=404)
+        update = parse_webhook(await _read_limited(request))
+        if update is None:
+            self._metrics.webhook_received("malformed")
+            return JSONResponse({"error": "expected JSON with jobId (or id) and status"}, 400)
+        job_id, status = update
+        known = self._daemon.wake_job(job_id)
+        self._metrics.webhook_received("known" if known else "unknown")
+        log.info("webhook_received", job_id=job_id, status=status, known=known)
+        # 200 even for a job we do not follow: anything else makes Symbl send it again.
+        return JSONResponse({"ok": True})
+
+
+async def _read_limited(request: Request) -> bytes | None:
+    """The body, or None once it grows past MAX_WEBHOOK_BYTES (no reading it all first)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_WEBHOOK_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_webhook(body: bytes | None) -> tuple[str, str] | None:
+    """(job id, status) from Symbl's body: ``jobId`` as documented, or ``id`` as in its samples."""
+    if body is None:
+        return None
+    try:
+        data: Any = json.loads(body)
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+    if not isinstance(data, dict):
+        return None
+    job_id = data.get("jobId", data.get("id"))
+    status = data.get("status")
+    if not (isinstance(job_id, str) and job_id and isinstance(status, str) and status):
+        return None
+    return job_id, status
+
+
+def health_report(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
+    """Healthy unless starting, stopping, an inbox is unavailable or credentials are rejected."""
+    inboxes = {
+        # The folder is checked now as well: the daemon's own check runs every few seconds.
+        key: runtime.available and runtime.inbox.path.is_dir()
+        for key, runtime in daemon.inboxes.items()
+    }
+    reasons = [f"inbox {key} is unavailable" for key, ok in inboxes.items() if not ok]
+    if daemon._auth_blocked:
+        reasons.append(f"credentials rejected: {daemon._auth_blocked}")
+    if not daemon.ready_event.is_set():
+        reasons.append("starting: the startup scan is not done")
+    if daemon.stop_event.is_set():
+        reasons.append("stopping")
+    report: dict[str, Any] = {"status": "unhealthy" if reasons else "ok", "inboxes": inboxes}
+    if reasons:
+        report["reasons"] = reasons
+    return not reasons, report

@@ -1,0 +1,172 @@
+"""Prometheus metrics for ``/metrics``, every name prefixed ``symbl_inbox_``.
+
+Two kinds live here. Events the daemon reports as they happen (a file filed, a job finished)
+are ordinary counters and a histogram. Everything the daemon already keeps (the journal's
+counts, the client's counters, what is uploading or running right now) is read live on each
+scrape by a custom collector, so there is one source of truth and nothing to keep in sync.
+The registry is this object's own: two daemons in one process (the tests) never share series.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from daemon.logs import get_logger
+
+if TYPE_CHECKING:
+    from daemon.client import ClientStats
+    from daemon.service import Daemon
+
+PREFIX = "symbl_inbox_"
+# Symbl jobs run from seconds (a short voicemail) to a good share of the audio's length
+# (up to four hours of audio per file).
+JOB_SECONDS_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400)
+
+log = get_logger("symbl_inbox.metrics")
+
+
+class Metrics:
+    """The daemon's metrics; ``bind`` it to the daemon, then ``render`` on each scrape."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._live = _LiveState()
+        self.registry.register(self._live)
+        self._filed = Counter(
+            PREFIX + "files_filed",
+            "Files moved to done/ or failed/, by inbox, outcome and failure reason.",
+            ("inbox", "outcome", "reason"),
+            registry=self.registry,
+        )
+        self._job_seconds = Histogram(
+            PREFIX + "job_duration_seconds",
+            "Time from submission until Symbl reported the job completed or failed.",
+            ("inbox", "status"),
+            buckets=JOB_SECONDS_BUCKETS,
+            registry=self.registry,
+        )
+        self._webhooks = Counter(
+            PREFIX + "webhooks_received",
+            "Webhook calls by outcome: known job, unknown job, malformed body.",
+            ("outcome",),
+            registry=self.registry,
+        )
+
+    def bind(self, daemon: Daemon) -> None:
+        """Read ``daemon``'s live state on every scrape (binding again replaces the daemon)."""
+        self._live.daemon = daemon
+
+    def file_filed(self, inbox: str, outcome: str, reason: str | None) -> None:
+        self._filed.labels(inbox, outcome, reason or "").inc()
+
+    def job_finished(self, inbox: str, status: str, seconds: float) -> None:
+        self._job_seconds.labels(inbox, status).observe(max(0.0, seconds))
+
+    def webhook_received(self, outcome: str) -> None:
+        self._webhooks.labels(outcome).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _LiveState:
+    """A prometheus_client collector over the bound daemon's state, read at scrape time."""
+
+    def __init__(self) -> None:
+        self.daemon: Daemon | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        daemon = self.daemon
+        if daemon is None:
+            return
+        yield from _journal_metrics(daemon)
+        yield from _runtime_metrics(daemon)
+        # The client exists only once run() started; the daemon's own accessor asserts.
+        client = daemon._client
+        if client is not None:
+            yield from _client_metrics(client.stats)
+
+
+def _journal_metrics(daemon: Daemon) -> Iterator[Metric]:
+    files = GaugeMetricFamily(
+        PREFIX + "files",
+        "Files in the journal by inbox and state; filed ones as filed_done or filed_failed.",
+        labels=("inbox", "state"),
+    )
+    if daemon.journal is not None:
+        try:
+            counts = daemon.journal.counts()
+        except sqlite3.Error as exc:
+            # A scrape racing the shutdown (journal closed) must not turn into a 500.
+            log.debug("metrics_journal_unreadable", error=str(exc))
+            counts = {}
+        for (inbox, state), count in sorted(counts.items()):
+            files.add_metric((inbox, state), count)
+    yield files
+
+
+def _runtime_metrics(daemon: Daemon) -> Iterator[Metric]:
+    available = GaugeMetricFamily(
+        PREFIX + "inbox_available",
+        "1 while the inbox folder is watched, 0 while it is missing or cannot be watched.",
+        labels=("inbox",),
+    )
+    for key, runtime in sorted(daemon.inboxes.items()):
+        available.add_metric((key,), 1.0 if runtime.available else 0.0)
+    yield available
+    yield GaugeMetricFamily(
+        PREFIX + "uploads_in_progress", "Uploads running now.", value=len(daemon.uploading)
+    )
+    yield GaugeMetricFamily(
+        PREFIX + "jobs_in_flight",
+        "Submitted jobs being followed until completed or failed.",
+        value=len(daemon.tracking),
+    )
+    yield GaugeMetricFamily(
+        PREFIX + "credentials_rejected",
+        "1 while submissions are paused because Symbl rejected the credentials.",
+        value=1.0 if daemon._auth_blocked else 0.0,
+    )
+    yield GaugeMetricFamily(
+        PREFIX + "rate_limit_pause_seconds",
+        "Seconds left before submissions resume after a 429 (0 when not paused).",
+        value=max(0.0, daemon._pause_until - time.monotonic()),
+    )
+
+
+def _client_metrics(stats: ClientStats) -> Iterator[Metric]:
+    def counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+        return CounterMetricFamily(PREFIX + name, documentation, value=value)
+
+    yield counter("api_requests", "HTTP requests sent to Symbl.", stats.requests)
+    yield _responses(stats)
+    yield counter(
+        "api_transport_errors",
+        "Requests to Symbl that got no HTTP answer (connection, timeout).",
+        stats.transport_errors,
+    )
+    yield counter("api_retries", "Requests to Symbl sent again after trouble.", stats.retries)
+    yield counter("uploaded_bytes", "Audio bytes uploaded to Symbl.", stats.bytes_uploaded)
+    yield counter("token_refreshes", "Access tokens fetched from Symbl.", stats.token_refreshes)
+    yield counter(
+        "auth_failures", "Requests Symbl refused for the credentials.", stats.auth_failures
+    )
+
+
+def _responses(stats: ClientStats) -> CounterMetricFamily:
+    """Both the exact code (401, 429) and its class (5xx) as labels, so alerts need no regex."""
+    family = CounterMetricFamily(
+        PREFIX + "api_responses",
+        "HTTP responses from Symbl by status code and class.",
+        labels=("code", "class"),
+    )
+    for code, count in sorted(stats.responses.items()):
+        family.add_metric((str(code), f"{code // 100}xx"), count)
+    return family
