@@ -15,7 +15,6 @@ from typing import Any
 from daemon.emulator.state import Conversation, Job
 
 _DEFAULT_THRESHOLD = 0.5
-_SPEAKER = {"id": "speaker-1", "name": "Speaker 1", "email": ""}
 
 
 def _iso(moment: float) -> str:
@@ -29,6 +28,10 @@ def _iso(moment: float) -> str:
 def _stable_id(*parts: object) -> str:
     digest = hashlib.sha256("/".join(str(part) for part in parts).encode()).hexdigest()
     return str(int(digest[:15], 16))
+
+
+# The speaker of undiarized mono audio; the same id as "Speaker 1" of a diarized part.
+_SPEAKER = {"id": _stable_id("member", "Speaker 1", ""), "name": "Speaker 1", "email": ""}
 
 
 class ConversationResults:
