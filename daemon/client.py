@@ -196,12 +196,20 @@ class _TokenCache:
             token = self._fresh()
             if token is not None:
                 return token
+            requested_at = time.monotonic()
             token, lifetime = await fetch()
-            margin = min(
-                self._settings.token_refresh_margin_seconds, lifetime * TOKEN_REFRESH_SHARE
-            )
+            expires_at = requested_at + lifetime
+            if token == self._token:
+                # The API hands its cached token back, with what is left of its life, until that
+                # runs out: asking again early only gets it again. Use it to the end; a 401 in
+                # the last moments renews it and repeats the request.
+                self._renew_at = expires_at
+            else:
+                margin = min(
+                    self._settings.token_refresh_margin_seconds, lifetime * TOKEN_REFRESH_SHARE
+                )
+                self._renew_at = expires_at - margin
             self._token = token
-            self._renew_at = time.monotonic() + lifetime - margin
             return token
 
     def invalidate(self, token: str) -> None:

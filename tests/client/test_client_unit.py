@@ -231,6 +231,31 @@ class TestTokens:
             await client.job_status("j")
         assert len(fake.token_requests) == 2
 
+    async def test_a_cached_token_handed_back_is_used_to_its_end(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        now = [1000.0]
+        monkeypatch.setattr(client_module.time, "monotonic", lambda: now[0])
+        lifetimes = iter([10.0, 2.0])
+
+        async def same_token(request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/oauth2/token:generate":
+                return httpx.Response(
+                    200, json={"accessToken": TOKEN, "expiresIn": next(lifetimes)}
+                )
+            return httpx.Response(200, json={"id": "j", "status": "completed"})
+
+        async with SymblClient(
+            settings(), transport=httpx.MockTransport(same_token), retry=FAST_RETRY
+        ) as client:
+            await client.job_status("j")
+            now[0] += 8.5
+            await client.job_status("j")
+            assert client.stats.token_refreshes == 2
+            now[0] += 1.8
+            await client.job_status("j")
+            assert client.stats.token_refreshes == 2
+
     async def test_401_renews_the_token_and_repeats_once(self, wav: Path) -> None:
         async def reject_first_token(request: httpx.Request) -> httpx.Response:
             if request.headers["authorization"].endswith("-1"):
