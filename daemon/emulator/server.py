@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from types import TracebackType
 
 import uvicorn
@@ -16,6 +19,7 @@ from daemon.emulator.state import EmulatorState
 LOOPBACK = "127.0.0.1"
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def uvicorn_config(state: EmulatorState, *, log_level: str = "warning") -> uvicorn.Config:
@@ -107,8 +111,23 @@ def _listening_socket(host: str) -> socket.socket:
     return sock
 
 
+class _ForegroundServer(uvicorn.Server):
+    """Uvicorn re-raises SIGTERM after its graceful stop, so the process would die of it; a stop
+    asked for by a signal is a normal end here (exit code 0)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The handler only sets Uvicorn's exit flag; the serving loop does the stopping.
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def serve_forever(settings: EmulatorSettings, host: str, port: int) -> None:
-    """Serve in the foreground until SIGINT or SIGTERM (Uvicorn handles both)."""
+    """Serve in the foreground until SIGINT or SIGTERM."""
     config = uvicorn_config(EmulatorState(settings), log_level="info")
     config.host, config.port = host, port
-    uvicorn.Server(config).run()
+    _ForegroundServer(config).run()
