@@ -33,6 +33,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("check-config", "daemon.config.command", "validate the configuration and print it"),
     Command("emulator", "daemon.emulator.cli", "serve a local emulator of the Symbl async API"),
     Command("demo", "daemon.demo", "run the daemon on a demo inbox against the built-in emulator"),
+    Command("status", "daemon.status", "show per-inbox counts, jobs in flight and failures"),
+    Command("conversations", "daemon.status", "show conversation keys and their conversationIds"),
+    Command("retry", "daemon.retry", "move failed files back into their inbox to process again"),
+    Command("submit", "daemon.submit", "upload one file with a profile's parameters, once"),
 )
 
 

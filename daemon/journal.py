@@ -290,6 +290,23 @@ class Journal:
         rows = self._db.execute("SELECT inbox, key FROM conversations ORDER BY inbox, key")
         return [self.conversation(row[0], row[1]) for row in rows.fetchall()]
 
+    # ------------------------------------------------------------------ operator commands
+
+    def filed_failure_at(self, inbox: str, filed_path: str) -> FileRecord | None:
+        """The failure filed under ``filed_path`` (relative to the inbox's failed/), if any."""
+        row = self._db.execute(
+            "SELECT * FROM files WHERE inbox = ? AND filed_path = ? AND state = 'filed'"
+            " AND outcome = 'failed' ORDER BY id DESC LIMIT 1",
+            (inbox, filed_path),
+        ).fetchone()
+        return _file_from_row(row) if row else None
+
+    def mark_retried(self, record: FileRecord, when: float | None = None) -> None:
+        """The operator sent this failure back to its inbox: keep the row, stop counting it."""
+        record.outcome = "retried"
+        record.stamp("retried", when)
+        self.save(record)
+
 
 def _column_value(value: Any) -> Any:
     if isinstance(value, dict):

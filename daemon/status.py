@@ -1,0 +1,307 @@
+"""``symbl-inbox status`` and ``symbl-inbox conversations``: what the journal says, for operators.
+
+Both only read: the journal is opened read-only (WAL lets a reader in while the daemon writes)
+and the lock file tells whether a daemon holds the state directory. ``--json`` prints a stable
+document for scripts and monitoring; without it, readable tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from daemon.config import Config, ConfigError, load_config
+from daemon.journal import JOURNAL_NAME, FileRecord, Journal, State
+from daemon.lock import running_pid
+from daemon.records import iso
+
+# The columns of ``status``, in the order a file goes through them; ``Journal.counts()`` keys.
+COUNT_KEYS: tuple[str, ...] = (
+    "waiting",
+    "ready",
+    "held",
+    "uploading",
+    "submitted",
+    "completed",
+    "failed",
+    "filed_done",
+    "filed_failed",
+)
+FAILURES_SHOWN = 10
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print a JSON document")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Both commands live here (they share everything but the query); the name picks one."""
+    if getattr(args, "command", "status") == "conversations":
+        return conversations_main(args)
+    return status_main(args)
+
+
+# ==================================================================== shared by operator commands
+
+
+def load_operator_config(config_path: Path) -> Config | None:
+    """The configuration, or None after printing every problem in it (the caller exits 2)."""
+    try:
+        return load_config(config_path, prepare_folders=False)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def open_journal(state_dir: Path) -> Journal | None:
+    """The journal read-only, or None when no daemon has created it yet."""
+    if not (state_dir / JOURNAL_NAME).exists():
+        return None
+    return Journal.in_state_dir(state_dir, readonly=True)
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned text columns, numbers right-aligned, two spaces apart."""
+    cells = [[str(value) for value in row] for row in rows]
+    widths = [len(header) for header in headers]
+    for row in cells:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+    numeric = [all(isinstance(row[i], int) for row in rows) and rows for i in range(len(headers))]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            value.rjust(width) if numeric[i] else value.ljust(width)
+            for i, (value, width) in enumerate(zip(values, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers), *(line(row) for row in cells)]) + "\n"
+
+
+# ==================================================================== status
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Everything ``status`` shows, gathered once, rendered as text or JSON."""
+
+    state_dir: Path
+    journal: Path | None
+    pid: int | None
+    inboxes: list[dict[str, Any]]
+    in_flight: list[dict[str, Any]]
+    failures: list[dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "daemon": {
+                "running": self.pid is not None,
+                "pid": self.pid if self.pid is not None and self.pid > 0 else None,
+            },
+            "state_dir": str(self.state_dir),
+            "journal": str(self.journal) if self.journal else None,
+            "inboxes": self.inboxes,
+            "in_flight": self.in_flight,
+            "recent_failures": self.failures,
+        }
+
+
+def gather_status(config: Config, journal: Journal | None, now: float) -> StatusReport:
+    counts = journal.counts() if journal else {}
+    submitted = journal.in_states((State.SUBMITTED,)) if journal else []
+    failures = journal.recent_failures(FAILURES_SHOWN) if journal else []
+    return StatusReport(
+        state_dir=config.state_dir,
+        journal=journal.path if journal else None,
+        pid=running_pid(config.state_dir),
+        inboxes=_inbox_rows(config, counts),
+        in_flight=[_in_flight(record, now) for record in submitted],
+        failures=[_failure(record) for record in failures],
+    )
+
+
+def _inbox_rows(config: Config, counts: dict[tuple[str, str], int]) -> list[dict[str, Any]]:
+    """Configured inboxes first, in config order; then inboxes the journal still remembers."""
+    listed: list[tuple[str, str | None]] = [(i.key, i.profile) for i in config.inboxes]
+    configured = {path for path, _ in listed}
+    remembered = sorted({inbox for inbox, _ in counts} - configured)
+    listed += [(path, None) for path in remembered]
+    return [
+        {
+            "path": path,
+            "profile": profile,
+            "configured": path in configured,
+            "counts": {key: counts.get((path, key), 0) for key in COUNT_KEYS},
+        }
+        for path, profile in listed
+    ]
+
+
+def _in_flight(record: FileRecord, now: float) -> dict[str, Any]:
+    submitted_at = record.times.get("submitted")
+    return {
+        "inbox": record.inbox,
+        "file": record.rel_path,
+        "conversationId": record.conversation_id,
+        "jobId": record.job_id,
+        "jobStatus": record.data.get("job_status"),
+        "submittedAt": iso(submitted_at),
+        "ageSeconds": round(now - submitted_at, 1) if submitted_at is not None else None,
+    }
+
+
+def _failure(record: FileRecord) -> dict[str, Any]:
+    return {
+        "inbox": record.inbox,
+        "file": record.rel_path,
+        "filedAs": record.filed_path,
+        "reason": record.reason,
+        "message": record.data.get("message"),
+        "failedAt": iso(record.times.get("failed")),
+    }
+
+
+def render_status(report: StatusReport) -> str:
+    parts = [_daemon_line(report), _journal_line(report), ""]
+    headers = ["inbox", "profile", *COUNT_KEYS]
+    rows = [
+        [
+            row["path"] if row["configured"] else f"{row['path']} (not configured)",
+            row["profile"] or "-",
+            *(row["counts"][key] for key in COUNT_KEYS),
+        ]
+        for row in report.inboxes
+    ]
+    parts.append(render_table(headers, rows))
+    parts.append(f"Jobs in flight: {len(report.in_flight)}")
+    if report.in_flight:
+        job_rows = [
+            [job["file"], job["jobId"], job["jobStatus"] or "-", _age(job["ageSeconds"])]
+            for job in report.in_flight
+        ]
+        parts.append(render_table(["file", "jobId", "status", "age"], job_rows))
+    parts.append(f"\nLatest failures: {len(report.failures)}")
+    for failure in report.failures:
+        parts.append(
+            f"  {failure['failedAt'] or '-'}  {failure['inbox']}/{failure['file']}: "
+            f"{failure['reason']}: {_one_line(failure['message'])}"
+        )
+    return "\n".join(parts) + "\n"
+
+
+def _daemon_line(report: StatusReport) -> str:
+    if report.pid is None:
+        return f"Daemon: not running (state directory {report.state_dir})"
+    pid = f"pid {report.pid}" if report.pid > 0 else "pid unknown"
+    return f"Daemon: running, {pid} (state directory {report.state_dir})"
+
+
+def _journal_line(report: StatusReport) -> str:
+    if report.journal is None:
+        return (
+            f"Journal: none yet at {report.state_dir / JOURNAL_NAME} "
+            "(the daemon has not run with this state directory)"
+        )
+    return f"Journal: {report.journal}"
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    if whole < 120:
+        return f"{whole}s"
+    if whole < 7200:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _one_line(message: Any) -> str:
+    return " ".join(str(message or "").split())
+
+
+def status_main(args: argparse.Namespace) -> int:
+    config = load_operator_config(args.config_path)
+    if config is None:
+        return EXIT_USAGE
+    try:
+        journal = open_journal(config.state_dir)
+        try:
+            report = gather_status(config, journal, time.time())
+        finally:
+            if journal is not None:
+                journal.close()
+    except sqlite3.Error as exc:
+        print(f"cannot read the journal in {config.state_dir}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(render_status(report))
+    return EXIT_OK
+
+
+# ==================================================================== conversations
+
+
+def gather_conversations(journal: Journal | None) -> list[dict[str, Any]]:
+    if journal is None:
+        return []
+    return [
+        {
+            "inbox": record.inbox,
+            "key": record.key,
+            "conversationId": record.conversation_id,
+            "partsDone": record.last_part_done,
+            "rejected": record.rejected,
+        }
+        for record in journal.conversations()
+    ]
+
+
+def render_conversations(conversations: list[dict[str, Any]], journal_found: bool) -> str:
+    if not journal_found:
+        return "No journal yet: the daemon has not run with this state directory.\n"
+    if not conversations:
+        return "No conversations yet.\n"
+    rows = [
+        [
+            item["inbox"],
+            item["key"],
+            item["conversationId"] or "-",
+            item["partsDone"],
+            "yes" if item["rejected"] else "no",
+        ]
+        for item in conversations
+    ]
+    return render_table(["inbox", "key", "conversationId", "parts done", "rejected"], rows)
+
+
+def conversations_main(args: argparse.Namespace) -> int:
+    config = load_operator_config(args.config_path)
+    if config is None:
+        return EXIT_USAGE
+    try:
+        journal = open_journal(config.state_dir)
+        try:
+            conversations = gather_conversations(journal)
+        finally:
+            if journal is not None:
+                journal.close()
+    except sqlite3.Error as exc:
+        print(f"cannot read the journal in {config.state_dir}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps({"conversations": conversations}, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(render_conversations(conversations, journal is not None))
+    return EXIT_OK
