@@ -1070,7 +1070,7 @@ class Daemon:
                 companions,
             )
         except OSError as exc:
-            delay = _backoff(attempt, 5.0, _RETRY_CAP_SECONDS)
+            delay = _backoff(attempt, 1.0, _RETRY_CAP_SECONDS)
             log.error(
                 "filing_failed",
                 inbox=record.inbox,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from daemon.emulator import EmulatorServer
@@ -28,6 +30,20 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def without_root_privileges() -> tuple[str, ...]:
+    """A command prefix under which root obeys file permissions, as the service user would.
+
+    Root reads and writes anything; the tests of unreadable files and unwritable folders need
+    the daemon to meet permissions as its unprivileged service user does.
+    """
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: permissions cannot be enforced")
+    return (setpriv, "--bounding-set", "-dac_override,-dac_read_search")
 
 
 def sha256_of(data: bytes) -> str:
@@ -100,13 +116,14 @@ class DaemonHarness:
 
     # ------------------------------------------------------------------ process
 
-    def start(self, **popen: Any) -> None:
+    def start(self, *, prefix: tuple[str, ...] = (), **popen: Any) -> None:
+        """Start the daemon (``prefix`` wraps the command, e.g. to drop capabilities)."""
         assert self.process is None or self.process.poll() is not None
         self.starts += 1
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
         env = {**os.environ, **popen.pop("env", {})}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "--config", str(self.config_path), "run",
+            [*prefix, sys.executable, "-m", "daemon", "--config", str(self.config_path), "run",
              "--log-format", "json"],
             stdout=log,
             stderr=subprocess.STDOUT,
