@@ -125,7 +125,7 @@ def gather_status(config: Config, journal: Journal | None, now: float) -> Status
         pid=running_pid(config.state_dir),
         inboxes=_inbox_rows(config, counts),
         in_flight=[_in_flight(record, now) for record in submitted],
-        failures=[_failure(record) for record in failures],
+        failures=[_failure(record, _failed_folder(config, record.inbox)) for record in failures],
     )
 
 
@@ -159,11 +159,18 @@ def _in_flight(record: FileRecord, now: float) -> dict[str, Any]:
     }
 
 
-def _failure(record: FileRecord) -> dict[str, Any]:
+def _failed_folder(config: Config, inbox_key: str) -> Path | None:
+    return next((inbox.failed for inbox in config.inboxes if inbox.key == inbox_key), None)
+
+
+def _failure(record: FileRecord, failed_folder: Path | None) -> dict[str, Any]:
+    filed = None
+    if failed_folder is not None and record.filed_path is not None:
+        filed = str(failed_folder / record.filed_path)
     return {
         "inbox": record.inbox,
         "file": record.rel_path,
-        "filedAs": record.filed_path,
+        "filedAs": filed,
         "reason": record.reason,
         "message": record.data.get("message"),
         "failedAt": iso(record.times.get("failed")),
@@ -195,6 +202,8 @@ def render_status(report: StatusReport) -> str:
             f"  {failure['failedAt'] or '-'}  {failure['inbox']}/{failure['file']}: "
             f"{failure['reason']}: {_one_line(failure['message'])}"
         )
+        if failure["filedAs"]:
+            parts.append(f"      now {failure['filedAs']}")
     return "\n".join(parts) + "\n"
 
 
