@@ -188,6 +188,8 @@ class ProgressBar:
 
     def finish(self) -> None:
         """End the bar: the final figures, and the terminal's line closed."""
+        if self.sent == 0 and self._reported is None and self._last_drawn == 0.0:
+            return  # refused before a byte went out: the error says it all
         now = time.monotonic()
         if self.interactive:
             self._draw(now)
