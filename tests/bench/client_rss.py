@@ -38,9 +38,9 @@ def measure(size_bytes: int = 2 * 1024**3) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="client-rss-") as folder:
         audio = Path(folder) / "large.wav"
         write_large_wav(audio, size_bytes)
-        with _emulator() as base_url:
-            ours = _peak_rss_mib(["ours", base_url, str(audio)])
-            sdk = _peak_rss_mib(["sdk", base_url, str(audio)])
+        with emulator() as base_url:
+            ours = peak_rss_mib(["ours", base_url, str(audio)])
+            sdk = peak_rss_mib(["sdk", base_url, str(audio)])
     size_mib = size_bytes / MIB
     return {
         "file_mib": size_mib,
@@ -51,14 +51,13 @@ def measure(size_bytes: int = 2 * 1024**3) -> dict[str, Any]:
 
 
 @contextmanager
-def _emulator() -> Iterator[str]:
-    """``symbl-inbox emulator`` as a child process on a free loopback port."""
-    port = _free_port()
+def emulator(job_seconds: float = 1.0, max_jobs: int = 50) -> Iterator[str]:
+    """``symbl-inbox emulator`` as a child process on a free loopback port; yields its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "daemon", "emulator", "--port", str(port)]
+    command += ["--job-seconds", str(job_seconds), "--max-jobs", str(max_jobs)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "daemon", "emulator", "--port", str(port), "--job-seconds", "1"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         _wait_for_port(port, process)
@@ -72,7 +71,7 @@ def _emulator() -> Iterator[str]:
             process.wait()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -94,7 +93,7 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
     )
 
 
-def _peak_rss_mib(child_args: list[str]) -> float | None:
+def peak_rss_mib(child_args: list[str]) -> float | None:
     """Run this script as a child doing one upload; its peak RSS, or None if the SDK is absent."""
     process = subprocess.Popen([sys.executable, __file__, "--child", *child_args], cwd=REPO)
     _, status, usage = os.wait4(process.pid, 0)
@@ -122,12 +121,13 @@ def _upload_with_ours(base_url: str, audio: Path) -> None:
     asyncio.run(upload())
 
 
-def _upload_with_sdk(base_url: str, audio: Path) -> int:
+def import_sdk(base_url: str) -> Any:
+    """The official ``symbl`` module pointed at ``base_url``, or None (with a hint) if absent."""
     try:
         from symbl_rest import Configuration
     except ImportError:
         print("symbl-rest is not installed: cannot measure the official SDK")
-        return SDK_MISSING_EXIT
+        return None
     # The SDK builds its API objects at import time from the generated client's default
     # configuration, so the emulator's address has to be the default before ``import symbl``.
     default = Configuration()
@@ -141,6 +141,13 @@ def _upload_with_sdk(base_url: str, audio: Path) -> int:
             ".venv/bin/pip install --no-deps symbl==2.0.6 && .venv/bin/pip install "
             "websocket-client numpy"
         )
+        return None
+    return symbl
+
+
+def _upload_with_sdk(base_url: str, audio: Path) -> int:
+    symbl = import_sdk(base_url)
+    if symbl is None:
         return SDK_MISSING_EXIT
     conversation = symbl.Audio.process_file(
         file_path=str(audio),
@@ -148,8 +155,10 @@ def _upload_with_sdk(base_url: str, audio: Path) -> int:
         wait=False,
         parameters={"name": "rss benchmark"},
     )
-    print(f"sdk: conversation {conversation.get_conversation_id()}")
-    return 0
+    print(f"sdk: conversation {conversation.get_conversation_id()}", flush=True)
+    # Even with wait=False the SDK starts a job monitor thread that polls every 30 s and keeps
+    # the process alive; the upload is over, so leave without waiting for it.
+    os._exit(0)
 
 
 def _child(kind: str, base_url: str, audio: str) -> int:
