@@ -30,6 +30,7 @@ from daemon.client import (
     TransientError,
 )
 from daemon.config.model import SymblSettings
+from daemon.logs import masker
 from daemon.samples import make_mp3, make_wav, write_large_wav
 
 SECRET = "s3cret-app-secret-value"
@@ -267,6 +268,23 @@ class TestTokens:
             result = await client.submit_file(wav, {})
         assert [attempt.status for attempt in result.attempts] == [401, 201]
         assert fake.bodies[1] == WAV_BYTES
+
+    async def test_tokens_never_reach_logs_or_errors(self, wav: Path) -> None:
+        answers = iter([401, 503, 503, 503, 503])
+
+        async def troubled(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(next(answers), json={"message": "trouble"})
+
+        fake = FakeSymbl(troubled)
+        async with fake.client() as client:
+            with capture_logs() as logs, pytest.raises(TransientError) as caught:
+                await client.submit_file(wav, {})
+        issued = [f"{TOKEN}-1", f"{TOKEN}-2"]
+        assert fake.api_requests[-1].headers["authorization"] == f"Bearer {issued[1]}"
+        text = repr(logs) + str(caught.value) + repr(caught.value.attempts)
+        assert "symbl_request_retry" in text
+        assert all(token not in text for token in issued)
+        assert issued[1] not in masker.scrub(f"header {issued[1]}")
 
     async def test_second_401_is_an_authentication_error(self, wav: Path) -> None:
         fake = FakeSymbl(answer(401, {"message": "Token validation failed"}))
