@@ -70,6 +70,7 @@ _STEREO_MESSAGE = (
 )
 _RETRY_CAP_SECONDS = 300.0
 _PAUSE_CAP_SECONDS = 60.0
+_CAP_PROBE_SECONDS = 30.0
 _MAINTENANCE_SECONDS = 5.0
 _FAILED_LOCALLY = "failed_locally"
 # These failures say nothing about the part's slot in its conversation: it stays open.
@@ -126,6 +127,9 @@ class Daemon:
         self.ready_event = asyncio.Event()
         self._pause_until = 0.0
         self._pause_streak = 0
+        # Jobs the account takes at once, as learned from 429s (never above the configured cap).
+        self._job_cap = config.symbl.max_concurrent_jobs
+        self._last_rate_limit = 0.0
         self._auth_blocked: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
@@ -753,7 +757,8 @@ class Daemon:
             and self._auth_blocked is None
             and time.monotonic() >= self._pause_until
             and len(self.uploading) < symbl.max_concurrent_uploads
-            and len(self.uploading) + len(self.tracking) < symbl.max_concurrent_jobs
+            and len(self.uploading) + len(self.tracking)
+            < min(symbl.max_concurrent_jobs, self._job_cap)
         )
 
     def _pump_now(self) -> None:
@@ -872,6 +877,9 @@ class Daemon:
         record.stamp("submitted")
         self.db.save(record)
         self._pause_streak = 0
+        quiet_for = time.monotonic() - self._last_rate_limit
+        if quiet_for > _CAP_PROBE_SECONDS and self._job_cap < self.config.symbl.max_concurrent_jobs:
+            self._job_cap += 1  # probe upwards again once 429s have stopped for a while
         log.info(
             "file_submitted",
             inbox=record.inbox,
@@ -901,11 +909,7 @@ class Daemon:
             self._block_on_credentials(error)
             self._back_to_ready(record, 0.0, front=True)
         elif isinstance(error, RateLimitedError):
-            self._pause_streak += 1
-            pause = _backoff(self._pause_streak, 1.0, _PAUSE_CAP_SECONDS)
-            self._pause_until = time.monotonic() + pause
-            log.warning("submissions_paused", reason="rate_limited", seconds=pause)
-            self._later(pause, self._pump)
+            self._rate_limited()
             self._back_to_ready(record, 0.0, front=True)
         elif isinstance(error, TransientError):
             delay = _backoff(attempts, 2.0, _RETRY_CAP_SECONDS)
@@ -930,6 +934,31 @@ class Daemon:
             self._fail_http(record, reason, error)
         else:
             self._back_to_ready(record, _backoff(attempts, 2.0, _RETRY_CAP_SECONDS))
+
+    def _rate_limited(self) -> None:
+        """429: the account is full. Learn how many jobs fit, and pause new submissions.
+
+        Concurrent uploads often hear 429 together; they count as one pause, not many. The
+        pause ends early when one of our jobs finishes, since that frees a slot for certain.
+        """
+        now = time.monotonic()
+        in_flight = len(self.tracking) + len(self.uploading) - 1
+        self._job_cap = max(1, in_flight)
+        self._last_rate_limit = now
+        if now < self._pause_until:
+            return
+        self._pause_streak += 1
+        pause = _backoff(self._pause_streak, 1.0, _PAUSE_CAP_SECONDS)
+        self._pause_until = now + pause
+        log.warning(
+            "submissions_paused", reason="rate_limited", seconds=pause, job_cap=self._job_cap
+        )
+        self._later(pause, self._pump)
+
+    def _slot_freed(self) -> None:
+        if self._pause_until > time.monotonic():
+            self._pause_until = 0.0
+        self._pump()
 
     def _back_to_ready(self, record: FileRecord, delay: float, *, front: bool = False) -> None:
         record.state = State.READY
@@ -983,7 +1012,7 @@ class Daemon:
         finally:
             self.job_wakeups.pop(record.job_id, None)
             self.tracking.pop(record.id, None)
-            self._pump()
+            self._slot_freed()
         await self._job_finished(record, status)
 
     async def _poll(self, record: FileRecord) -> str | None:
