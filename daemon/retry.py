@@ -124,7 +124,8 @@ def select(
     if ways != 1:
         raise UsageProblem("give failed files as PATH ..., or --all, or --reason REASON (one)")
     if paths:
-        return [_failed_file_at(config, Path(text)) for text in paths]
+        chosen = [_failed_file_at(config, Path(text)) for text in paths]
+        return list(dict.fromkeys(chosen))  # the same file named twice is retried once
     found = list(failed_files(config.inboxes))
     if reason is not None:
         found = [failed for failed in found if failed.reason == reason]

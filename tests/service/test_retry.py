@@ -111,12 +111,14 @@ class TestRetrySelection:
         self.make_two_failures(site, start_daemon)
         (site.inbox / "notes.wav").write_bytes(b"someone dropped a new one meanwhile")
 
-        result = site.cli("retry", "failed/notes.wav", cwd=site.root)
+        # Relative to the working directory, and named twice: it moves once.
+        result = site.cli("retry", "failed/notes.wav", str(site.failed / "notes.wav"))
 
         assert result.returncode == 0, result.stderr
         assert (site.inbox / "notes.wav").read_bytes() == b"someone dropped a new one meanwhile"
         assert (site.inbox / "notes.1.wav").read_bytes() == NOT_AUDIO
         assert str(site.inbox / "notes.1.wav") in result.stdout
+        assert result.stdout.count(" -> ") == 1
 
     def test_paths_that_are_not_failed_files_are_refused(
         self, site: Site, start_daemon: Callable[..., DaemonProcess]
