@@ -18,6 +18,7 @@ from daemon.emulator.state import EmulatorState
 
 LOOPBACK = "127.0.0.1"
 _START_TIMEOUT = 10.0
+_GRACEFUL_STOP_SECONDS = 1.5
 _STOP_TIMEOUT = 10.0
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -82,7 +83,12 @@ class EmulatorServer:
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
-            self._thread.join(_STOP_TIMEOUT)
+            self._thread.join(_GRACEFUL_STOP_SECONDS)
+            if self._thread.is_alive() and self._server is not None:
+                # Uvicorn waits unboundedly for request tasks (a client that vanished mid-upload);
+                # a test emulator must stop promptly, so it stops waiting.
+                self._server.force_exit = True
+                self._thread.join(_STOP_TIMEOUT)
         if self._socket is not None:
             self._socket.close()
         self._server = self._thread = self._socket = None
