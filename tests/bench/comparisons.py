@@ -1,0 +1,188 @@
+"""Side by side with what users would use instead: the official SDK and curl.
+
+Each comparison runs both sides against one emulator process in the same run, so the ratios
+compare like with like. Large files live in a temporary folder that is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from client_rss import REPO, SDK_MISSING_EXIT, emulator, peak_rss_mib
+from harness import MIB, DaemonOptions, InboxSpec, running_daemon, token, write_wavs
+from scenarios import JOB_SECONDS, SETTLE_SECONDS, filed_wall_seconds
+
+from daemon.samples import write_large_wav
+
+CHILDREN = Path(__file__).with_name("children.py")
+SDK_FILES = 3
+SDK_POLL_SECONDS = 30.0  # the SDK sleeps this long before each look at a job
+THROUGHPUT_ROUNDS = 2
+
+
+class SdkComparison:
+    """The SDK's ``process_file(wait=True)`` loop starts at once, in the background.
+
+    It spends nearly all of its time asleep between its 30 s polls, so the run measures other
+    things meanwhile; ``measure_ours`` runs our daemon on the same files and the same emulator,
+    and ``result`` collects both.
+    """
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._child: subprocess.Popen[bytes] | None = None
+        self._workdir = Path()
+        self._base_url = ""
+        self._ours: dict[str, Any] | None = None
+
+    def __enter__(self) -> SdkComparison:
+        try:
+            folder = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-sdk-"))
+            self._workdir = Path(folder)
+            self._base_url = self._stack.enter_context(emulator(JOB_SECONDS))
+            write_wavs(self._workdir / "sdk", SDK_FILES)
+            command = [sys.executable, str(CHILDREN), "sdk-loop", self._base_url]
+            with open(self._workdir / "sdk.stderr", "wb") as stderr:  # the SDK's own chatter
+                self._child = subprocess.Popen(
+                    [*command, str(self._workdir / "sdk")],
+                    cwd=REPO,
+                    stdout=subprocess.PIPE,
+                    stderr=stderr,
+                )
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._child is not None and self._child.poll() is None:
+            self._child.kill()
+            self._child.wait()
+        self._stack.close()
+
+    def measure_ours(self) -> dict[str, Any]:
+        """Our daemon on copies of the same 3 files, moved into one inbox at once."""
+        staging = self._workdir / "ours" / "staging"
+        staging.mkdir(parents=True)
+        staged = [
+            Path(shutil.copy2(source, staging / source.name))
+            for source in sorted((self._workdir / "sdk").glob("*.wav"))
+        ]
+        self._ours = filed_wall_seconds(
+            self._base_url, self._workdir / "ours", staged, DaemonOptions(), 60.0
+        )
+        return dict(self._ours)
+
+    def result(self) -> dict[str, Any]:
+        assert self._child is not None and self._ours is not None
+        bound = SDK_FILES * (SDK_POLL_SECONDS + 30.0)
+        output, _ = self._child.communicate(timeout=bound)
+        ours_per_file = self._ours["wall_seconds"] / SDK_FILES
+        result: dict[str, Any] = {
+            "files": SDK_FILES,
+            "job_seconds": JOB_SECONDS,
+            "ours_seconds_per_file": ours_per_file,
+            "settle_seconds": SETTLE_SECONDS,
+        }
+        if self._child.returncode == SDK_MISSING_EXIT:
+            return {**result, "sdk_seconds_per_file": None, "ratio": None}
+        if self._child.returncode != 0:
+            tail = (self._workdir / "sdk.stderr").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the SDK loop failed with code {self._child.returncode}\n{tail}")
+        sdk = json.loads(output.decode().strip().splitlines()[-1])
+        sdk_per_file = sdk["seconds"] / sdk["files"]
+        return {
+            **result,
+            "sdk_seconds_per_file": sdk_per_file,
+            "sdk_statuses": sdk["statuses"],
+            "ratio": sdk_per_file / ours_per_file,
+        }
+
+
+def upload_rss(size: int) -> dict[str, Any]:
+    """Peak RSS with a WAV of ``size`` bytes: the official SDK alone, then our whole daemon."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-rss-") as folder,
+        emulator(JOB_SECONDS) as base_url,
+    ):
+        workdir = Path(folder)
+        staged = workdir / "staging" / "large.wav"
+        staged.parent.mkdir()
+        write_large_wav(staged, size)
+        sdk = peak_rss_mib(["sdk", base_url, str(staged)])
+        inbox = InboxSpec(workdir / "inbox", settle_seconds=SETTLE_SECONDS)
+        with running_daemon(workdir / "daemon", base_url, [inbox]) as daemon:
+            idle_hwm = daemon.vm_hwm_mib()
+            staged.rename(inbox.path / staged.name)
+            moved_at = time.time()
+            filed = daemon.wait_for("file_filed", 1, 60.0 + size / (20 * MIB))
+        if filed[0].fields.get("outcome") != "done":
+            raise RuntimeError(f"the large file was not done: {filed[0].fields}")
+    return {
+        "file_mib": size / MIB,
+        "ours_mib": daemon.peak_rss_mib,
+        "ours_measured_as": "the whole daemon process (ru_maxrss), uploading from an inbox",
+        "ours_idle_mib": idle_hwm,
+        "ours_filed_seconds": filed[0].timestamp - moved_at,
+        "sdk_mib": sdk,
+        "sdk_to_file": None if sdk is None else sdk / (size / MIB),
+    }
+
+
+def upload_throughput(size: int) -> dict[str, Any]:
+    """Bytes per second for one upload of ``size`` bytes: SymblClient.submit_file against curl."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-throughput-") as folder,
+        emulator(JOB_SECONDS) as base_url,
+    ):
+        audio = Path(folder) / "large.wav"
+        write_large_wav(audio, size)
+        bearer = token(base_url)
+        curl_runs, ours_runs = [], []
+        for _ in range(THROUGHPUT_ROUNDS):  # alternated, best of each: less noise
+            curl_runs.append(_curl_seconds(base_url, bearer, audio))
+            ours_runs.append(_ours_seconds(base_url, audio))
+    curl_rate, ours_rate = size / min(curl_runs), size / min(ours_runs)
+    return {
+        "file_mib": size / MIB,
+        "curl_mib_per_s": curl_rate / MIB,
+        "ours_mib_per_s": ours_rate / MIB,
+        "curl_seconds": curl_runs,
+        "ours_seconds": ours_runs,
+        "ratio": ours_rate / curl_rate,
+    }
+
+
+def _curl_seconds(base_url: str, bearer: str, audio: Path) -> float:
+    """``curl --data-binary @file``; its own ``time_total`` (the transfer, not loading the file)."""
+    command = ["curl", "-sS", "-o", "/dev/null", "-w", "%{time_total} %{http_code}"]
+    command += ["-H", f"Authorization: Bearer {bearer}", "-H", "Content-Type: audio/wav"]
+    command += ["--data-binary", f"@{audio}", f"{base_url}/v1/process/audio?name=curl"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+    seconds, status = done.stdout.split()
+    if status != "201":
+        raise RuntimeError(f"curl's upload was answered {status}")
+    return float(seconds)
+
+
+def _ours_seconds(base_url: str, audio: Path) -> float:
+    command = [sys.executable, str(CHILDREN), "ours-upload", base_url, str(audio)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"our upload failed: {done.stderr[-2000:]}")
+    seconds: float = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    return seconds

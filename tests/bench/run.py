@@ -1,0 +1,269 @@
+"""symbl-inbox benchmarks: against the account's limit and against what users would use instead.
+
+    .venv/bin/python tests/bench/run.py [--out results.json] [--quick]
+
+Starts everything it needs over loopback (the emulator as a process, the daemon as a process, the
+official SDK and curl as subprocesses), prints a table and writes the results as JSON. ``--quick``
+uses smaller sizes and shorter windows (said so in the table) to finish in about three minutes.
+The official SDK's loop waits 30 s per file by design, so it runs in the background from the start
+while the other measurements proceed; it is idle nearly all that time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from client_rss import REPO, free_port
+from comparisons import SdkComparison, upload_rss, upload_throughput
+from harness import MIB, DaemonOptions, InboxSpec, config_text
+from scenarios import backlog, batch_ratio, idle_cpu, pickup_latency
+
+GIB = 1024 * MIB
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rss_bytes: int
+    throughput_bytes: int
+    backlog_files: int
+    idle_seconds: float
+    idle_inboxes: int = 100
+
+
+FULL = Sizes(rss_bytes=2 * GIB, throughput_bytes=GIB, backlog_files=10_000, idle_seconds=30.0)
+QUICK = Sizes(
+    rss_bytes=256 * MIB, throughput_bytes=256 * MIB, backlog_files=2_000, idle_seconds=10.0
+)
+
+
+@dataclass(frozen=True)
+class Goal:
+    key: str
+    limit: float | None
+    at_most: bool = True
+
+    def met(self, value: float | None) -> bool | None:
+        if self.limit is None or value is None:
+            return None
+        return value <= self.limit if self.at_most else value >= self.limit
+
+    def text(self) -> str:
+        if self.limit is None:
+            return "-"
+        return f"{'<=' if self.at_most else '>='} {self.limit:g}"
+
+
+GOALS = (
+    Goal("batch_ratio_to_limit", 1.15),
+    Goal("sdk_over_ours_per_file", 10, at_most=False),
+    Goal("rss_mib_2gib_ours", 80),
+    Goal("rss_mib_2gib_sdk", None),
+    Goal("pickup_p99_ms_inotify", 100),
+    Goal("pickup_p99_ms_poll", None),
+    Goal("backlog_10k_seconds", 3),
+    Goal("backlog_10k_rss_mib", 150),
+    Goal("idle_cpu_percent_100_inboxes", 0.5),
+    Goal("upload_throughput_ratio_vs_curl", 0.7, at_most=False),
+)
+
+
+# ---------------------------------------------------------------- which tracking mode
+
+
+def webhook_port() -> int | None:
+    """A port for the webhook endpoint if the daemon has one and its loader takes ``http:``."""
+    if not (REPO / "daemon" / "endpoint.py").exists():
+        return None
+    from daemon.config import ConfigError, load_config
+
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as folder:
+        inbox = InboxSpec(Path(folder) / "inbox")
+        for path in (inbox.path, inbox.path / "done", inbox.path / "failed"):
+            path.mkdir(parents=True)
+        config = Path(folder) / "config.yaml"
+        options = DaemonOptions(http_port=port)
+        config.write_text(config_text("http://127.0.0.1:9", Path(folder), [inbox], options))
+        try:
+            load_config(config, prepare_folders=False)
+        except ConfigError:
+            return None
+    return port
+
+
+# ---------------------------------------------------------------- the run
+
+
+class Run:
+    """Collects each measurement's details; one failing measurement does not stop the others."""
+
+    def __init__(self) -> None:
+        self.details: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+
+    def measure(self, name: str, action: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+        started = time.monotonic()
+        print(f"... {name}", file=sys.stderr, flush=True)
+        try:
+            result = action()
+        except Exception as exc:
+            traceback.print_exc()
+            self.errors[name] = f"{type(exc).__name__}: {exc}"
+            return None
+        result["took_seconds"] = round(time.monotonic() - started, 1)
+        self.details[name] = result
+        print(f"    done in {result['took_seconds']} s", file=sys.stderr, flush=True)
+        return result
+
+
+def run_all(sizes: Sizes) -> Run:
+    run = Run()
+    port = webhook_port()
+    with SdkComparison() as sdk:
+        run.measure("ours_3_files", sdk.measure_ours)
+        run.measure("batch", lambda: batch_ratio(port))
+        run.measure("pickup_inotify", lambda: pickup_latency("inotify"))
+        run.measure("pickup_poll", lambda: pickup_latency("poll", poll_interval=1.0))
+        run.measure("backlog", lambda: backlog(sizes.backlog_files))
+        run.measure("idle", lambda: idle_cpu(sizes.idle_inboxes, sizes.idle_seconds))
+        run.measure("rss", lambda: upload_rss(sizes.rss_bytes))
+        run.measure("throughput", lambda: upload_throughput(sizes.throughput_bytes))
+        run.measure("sdk", sdk.result)
+    return run
+
+
+def _get(details: dict[str, Any], name: str, key: str) -> float | None:
+    value = details.get(name, {}).get(key)
+    return None if value is None else float(value)
+
+
+def headline(run: Run) -> dict[str, float | None]:
+    """The keys the issue asks for, from the details."""
+    d = run.details
+    return {
+        "batch_ratio_to_limit": _get(d, "batch", "ratio"),
+        "sdk_over_ours_per_file": _get(d, "sdk", "ratio"),
+        "rss_mib_2gib_ours": _get(d, "rss", "ours_mib"),
+        "rss_mib_2gib_sdk": _get(d, "rss", "sdk_mib"),
+        "pickup_p99_ms_inotify": _get(d, "pickup_inotify", "p99_ms"),
+        "pickup_p99_ms_poll": _get(d, "pickup_poll", "p99_ms"),
+        "backlog_10k_seconds": _get(d, "backlog", "seconds"),
+        "backlog_10k_rss_mib": _get(d, "backlog", "rss_mib"),
+        "idle_cpu_percent_100_inboxes": _get(d, "idle", "percent"),
+        "upload_throughput_ratio_vs_curl": _get(d, "throughput", "ratio"),
+    }
+
+
+# ---------------------------------------------------------------- the table
+
+
+def _notes(run: Run) -> dict[str, str]:
+    """A few words beside each value: what it was measured on, and its baseline."""
+    d = run.details
+    notes: dict[str, str] = {}
+    if "batch" in d:
+        b = d["batch"]
+        notes["batch_ratio_to_limit"] = (
+            f"{b['wall_seconds']:.2f} s / {b['least_possible_seconds']:.1f} s; {b['files']} files, "
+            f"settle {b['settle_seconds']} s, {b['mode']}"
+        )
+    if "sdk" in d:
+        s = d["sdk"]
+        sdk = (
+            "SDK not installed"
+            if s["sdk_seconds_per_file"] is None
+            else (f"SDK {s['sdk_seconds_per_file']:.1f} s/file")
+        )
+        notes["sdk_over_ours_per_file"] = f"{sdk}, ours {s['ours_seconds_per_file']:.2f} s/file"
+    if "rss" in d:
+        r = d["rss"]
+        notes["rss_mib_2gib_ours"] = f"whole daemon, {r['file_mib']:.0f} MiB file"
+        if r["sdk_to_file"] is not None:
+            notes["rss_mib_2gib_sdk"] = f"{r['sdk_to_file']:.2f}x the {r['file_mib']:.0f} MiB file"
+    for mode in ("inotify", "poll"):
+        if f"pickup_{mode}" in d:
+            p = d[f"pickup_{mode}"]
+            notes[f"pickup_p99_ms_{mode}"] = f"p50 {p['p50_ms']:.0f} ms, {p['files']} files"
+    if "backlog" in d:
+        k = d["backlog"]
+        notes["backlog_10k_seconds"] = (
+            f"{k['files']} files; journaled {k['journaled_seconds']:.2f} s, "
+            f"first upload {k['first_upload_seconds']:.2f} s"
+        )
+        notes["backlog_10k_rss_mib"] = f"VmHWM, {k['files']} files"
+    if "idle" in d:
+        i = d["idle"]
+        notes["idle_cpu_percent_100_inboxes"] = (
+            f"{i['cpu_seconds']:.2f} CPU s over {i['window_seconds']:.0f} s, {i['inboxes']} inboxes"
+        )
+    if "throughput" in d:
+        t = d["throughput"]
+        notes["upload_throughput_ratio_vs_curl"] = (
+            f"ours {t['ours_mib_per_s']:.0f} MiB/s, curl {t['curl_mib_per_s']:.0f} MiB/s, "
+            f"{t['file_mib']:.0f} MiB file"
+        )
+    return notes
+
+
+def table(values: dict[str, float | None], run: Run) -> str:
+    notes = _notes(run)
+    rows = [("metric", "value", "goal", "met?", "measured on")]
+    for goal in GOALS:
+        value = values[goal.key]
+        met = goal.met(value)
+        shown = "error" if value is None else f"{value:.3g}" if value < 100 else f"{value:.0f}"
+        verdict = "-" if met is None else "yes" if met else "NO"
+        rows.append((goal.key, shown, goal.text(), verdict, notes.get(goal.key, "")))
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+        + "  "
+        + row[4]
+        for row in rows
+    ]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--out", type=Path, help="write the results as JSON to this file")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, about 3 minutes")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    started = time.monotonic()
+    run = run_all(sizes)
+    values = headline(run)
+    if args.quick:
+        print(
+            f"--quick: {sizes.rss_bytes // MIB} MiB file for RSS, {sizes.throughput_bytes // MIB}"
+            f" MiB for throughput, {sizes.backlog_files} backlog files, "
+            f"{sizes.idle_seconds:.0f} s idle window"
+        )
+    print(table(values, run))
+    for name, error in run.errors.items():
+        print(f"error in {name}: {error}")
+    results = {
+        **values,
+        "quick": args.quick,
+        "goals_met": {goal.key: goal.met(values[goal.key]) for goal in GOALS},
+        "details": run.details,
+        "errors": run.errors,
+        "total_seconds": round(time.monotonic() - started, 1),
+    }
+    if args.out is not None:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return 1 if run.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
