@@ -176,6 +176,8 @@ class Directions:
     conversation_id: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     url: str | None = None
+    # The sidecar's own ``params`` before merging, so a reloaded profile can be merged again.
+    overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
 class DirectionsError(Exception):
@@ -232,7 +234,9 @@ def _directions_from(
     part = _part(data, problems)
     params = _params(data, profile_params, problems)
     url = _url(data, problems) if is_drop else None
-    return Directions(conversation, part, conversation_id, params, url)
+    raw_overrides = data.get("params")
+    overrides: dict[str, Any] = raw_overrides if isinstance(raw_overrides, dict) else {}
+    return Directions(conversation, part, conversation_id, params, url, overrides)
 
 
 def _text_or_number(

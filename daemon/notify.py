@@ -39,7 +39,8 @@ class SystemdNotifier:
         self.send(f"STATUS={status}")
 
     def watchdog(self) -> None:
-        self.send("WATCHDOG=1")
+        if self.watchdog_seconds is not None:
+            self.send("WATCHDOG=1")
 
     def stopping(self) -> None:
         self.send("STOPPING=1", "STATUS=stopping")

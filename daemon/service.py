@@ -16,7 +16,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ from daemon.client import (
     TransientError,
 )
 from daemon.config.model import Config, Inbox, Profile
-from daemon.filing import choose_target, file_away
+from daemon.exports import Exports, fetch_exports
+from daemon.filing import TRANSCRIPT_SUFFIX, choose_target, file_away
 from daemon.intake import (
     Candidate,
     Directions,
@@ -59,6 +60,7 @@ from daemon.journal import (
 from daemon.lock import AlreadyRunning, StateLock
 from daemon.logs import get_logger, masker
 from daemon.notify import SystemdNotifier
+from daemon.params import dotted, merge_params, validate_params
 from daemon.records import error_record, result_record
 from daemon.watch import InboxWatcher, OverflowAlarm
 
@@ -136,6 +138,8 @@ class Daemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pump_scheduled = False
         self._rr: deque[str] = deque()
+        self._retired_inboxes: dict[str, Inbox] = {}
+        self._reload_requested = asyncio.Event()
 
     # ================================================================ lifecycle
 
@@ -182,6 +186,7 @@ class Daemon:
             self.ready_event.set()
             log.info("daemon_ready", inboxes=len(self.inboxes), active=len(self.active))
             self._spawn(self._maintenance())
+            self._spawn(self._reloader())
             await self.stop_event.wait()
         finally:
             alarm.remove()
@@ -193,9 +198,12 @@ class Daemon:
 
     def _install_signal_handlers(self) -> None:
         assert self._loop is not None
+        # Handlers only set an event; the loop does the work.
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 self._loop.add_signal_handler(signum, self.stop_event.set)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            self._loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
 
     async def _shutdown(self) -> None:
         self.notifier.stopping()
@@ -274,6 +282,7 @@ class Daemon:
     def _add_inbox(self, inbox: Inbox) -> None:
         runtime = InboxRuntime(inbox, make_filter(inbox))
         self.inboxes[inbox.key] = runtime
+        self._retired_inboxes.pop(inbox.key, None)
         self._rr.append(inbox.key)
         for record in self.db.active(inbox.key):
             if record.state is State.READY:
@@ -414,6 +423,8 @@ class Daemon:
         self._later(delay, lambda: self._check_settled(runtime, tracked))
 
     def _check_settled(self, runtime: InboxRuntime, tracked: TrackedFile) -> None:
+        if self.inboxes.get(runtime.inbox.key) is not runtime:
+            return  # the inbox was removed or changed by a reload; its new runtime takes over
         if runtime.tracked.get(self._rel_of(runtime, tracked)) is not tracked:
             return  # superseded by a newer watch of the same file
         settle = runtime.inbox.settle_seconds
@@ -483,6 +494,8 @@ class Daemon:
             self._fail(record, rejection.reason, rejection.message)
             return
         record.data["params"] = dict(directions.params)
+        if directions.overrides:
+            record.data["overrides"] = dict(directions.overrides)
         if directions.url is not None:
             record.data["url"] = directions.url
         conversation = self._join_conversation(record, directions, profile)
@@ -1082,7 +1095,16 @@ class Daemon:
         target_root = inbox.done if outcome == "done" else inbox.failed
         sidecar = record.data.get("sidecar")
         companions = {sidecar: sidecar} if sidecar else {}
-        payload = result_record(record) if outcome == "done" else error_record(record)
+        extra_files: dict[str, str] = {}
+        if outcome == "done":
+            exports = await self._exports(record)
+            if exports.transcript is not None:
+                extra_files[TRANSCRIPT_SUFFIX] = exports.transcript
+            if exports.errors:
+                record.data["export_errors"] = exports.errors
+            payload = result_record(record, exports.data)
+        else:
+            payload = error_record(record)
         try:
             if record.filed_path is None:
                 record.filed_path = choose_target(target_root, record.rel_path, companions)
@@ -1097,6 +1119,7 @@ class Daemon:
                 payload,
                 outcome,
                 companions,
+                extra_files,
             )
         except OSError as exc:
             delay = _backoff(attempt, 1.0, _RETRY_CAP_SECONDS)
@@ -1123,13 +1146,134 @@ class Daemon:
             to=str(target_root / record.filed_path),
         )
 
+    async def _exports(self, record: FileRecord) -> Exports:
+        profile = self.config.profiles.get(record.profile or "")
+        skipped = record.data.get("job_status") == "skipped_duplicate"
+        if profile is None or not profile.export or not record.conversation_id or skipped:
+            return Exports()
+        exports = await fetch_exports(self.client, record.conversation_id, profile.export)
+        for name, message in exports.errors.items():
+            log.warning("export_failed", file=record.rel_path, export=name, error=message)
+        return exports
+
     def _refile(self, record_id: int, attempt: int) -> None:
         record = self.db.get(record_id)
         if record is not None and record.state in FINAL_STATES:
             self._spawn(self._file(record, attempt))
 
     def _inbox_by_key(self, key: str) -> Inbox | None:
-        return next((inbox for inbox in self.config.inboxes if inbox.key == key), None)
+        """A configured inbox, or one removed by a reload whose files are still in flight."""
+        current = next((inbox for inbox in self.config.inboxes if inbox.key == key), None)
+        return current or self._retired_inboxes.get(key)
+
+    # ================================================================ reload (SIGHUP)
+
+    async def _reloader(self) -> None:
+        while not self.stop_event.is_set():
+            await self._reload_requested.wait()
+            self._reload_requested.clear()
+            self.notifier.send("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+            try:
+                self.reload()
+            except Exception:
+                log.exception("internal_error", during="reload")
+            self.notifier.ready(self.status_line())
+
+    def reload(self) -> bool:
+        """Re-read the configuration; apply it if valid, else keep running on the old one."""
+        from daemon.config import ConfigError, load_config
+
+        try:
+            new = load_config(self.config.source, prepare_folders=False)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("config_reload_rejected", problem=str(problem))
+            log.error(
+                "config_kept",
+                message="the configuration was not changed",
+                source=str(self.config.source),
+            )
+            return False
+        self._apply(new)
+        return True
+
+    def _apply(self, new: Config) -> None:
+        old = self.config
+        masker.register(new.secrets())
+        if new.state_dir != old.state_dir:
+            log.warning("config_needs_restart", key="state_dir", keeping=str(old.state_dir))
+            new = replace(new, state_dir=old.state_dir)
+        if new.symbl != old.symbl:
+            self._swap_client(new)
+        old_inboxes = {inbox.key: inbox for inbox in old.inboxes}
+        new_inboxes = {inbox.key: inbox for inbox in new.inboxes}
+        changed_profiles = {
+            name for name, profile in new.profiles.items() if old.profiles.get(name) != profile
+        }
+        self.config = new
+        removed = [key for key in old_inboxes if key not in new_inboxes]
+        added = [key for key in new_inboxes if key not in old_inboxes]
+        changed = [
+            key for key in new_inboxes
+            if key in old_inboxes and old_inboxes[key] != new_inboxes[key]
+        ]  # fmt: skip
+        for key in removed + changed:
+            self._remove_inbox(old_inboxes[key])
+        for key in changed + added:
+            self._add_inbox(new_inboxes[key])
+        self._rebuild_params(changed_profiles)
+        log.info(
+            "config_reloaded",
+            inboxes_added=added,
+            inboxes_removed=removed,
+            inboxes_changed=changed,
+            profiles_changed=sorted(changed_profiles),
+        )
+        self._pump()
+
+    def _swap_client(self, new: Config) -> None:
+        """New work uses a client with the new settings; uploads under way finish on the old."""
+        old_client = self._client
+        self._client = SymblClient(new.symbl)
+        self._auth_blocked = None
+        self._job_cap = new.symbl.max_concurrent_jobs
+        if old_client is not None:
+            self._spawn(self._retire(old_client, list(self.uploading.values())))
+
+    @staticmethod
+    async def _retire(client: SymblClient, uploads: list[asyncio.Task[None]]) -> None:
+        if uploads:
+            await asyncio.wait(uploads)
+        await client.aclose()
+
+    def _remove_inbox(self, inbox: Inbox) -> None:
+        """Stop watching; files already submitted are still tracked and filed where they were."""
+        runtime = self.inboxes.pop(inbox.key, None)
+        if runtime is not None and runtime.watcher is not None:
+            runtime.watcher.stop()
+        with contextlib.suppress(ValueError):
+            self._rr.remove(inbox.key)
+        self._retired_inboxes[inbox.key] = inbox
+
+    def _rebuild_params(self, changed_profiles: set[str]) -> None:
+        """Files not yet submitted take the new profile's parameters (plus their sidecar's)."""
+        if not changed_profiles:
+            return
+        for record in self.db.in_states((State.READY, State.HELD)):
+            inbox = self._inbox_by_key(record.inbox)
+            if inbox is None or inbox.profile not in changed_profiles:
+                continue
+            profile = self.config.profile_for(inbox)
+            params, problems = validate_params(
+                merge_params(profile.params, record.data.get("overrides", {}))
+            )
+            record.profile = profile.name
+            if problems:
+                message = "; ".join(f"params.{dotted(p.loc)}: {p.message}" for p in problems)
+                self._fail(record, "bad_parameters", f"after the reload: {message}")
+                continue
+            record.data["params"] = params
+            self.db.save(record)
 
     # ================================================================ housekeeping
 
