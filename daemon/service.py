@@ -33,6 +33,7 @@ from daemon.client import (
     TransientError,
 )
 from daemon.config.model import Config, Inbox, Profile
+from daemon.endpoint import Endpoint, resolve_webhook_secret, start_endpoint
 from daemon.exports import Exports, fetch_exports
 from daemon.filing import TRANSCRIPT_SUFFIX, choose_target, file_away
 from daemon.intake import (
@@ -59,6 +60,7 @@ from daemon.journal import (
 )
 from daemon.lock import AlreadyRunning, StateLock
 from daemon.logs import get_logger, masker
+from daemon.metrics import Metrics
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
 from daemon.records import error_record, result_record
@@ -139,6 +141,9 @@ class Daemon:
         self._pump_scheduled = False
         self._rr: deque[str] = deque()
         self._retired_inboxes: dict[str, Inbox] = {}
+        self.metrics = Metrics()
+        self.endpoint: Endpoint | None = None
+        self._webhook_secret: str | None = None
         self._reload_requested = asyncio.Event()
 
     # ================================================================ lifecycle
@@ -178,6 +183,8 @@ class Daemon:
         try:
             for warning in self.config.warnings:
                 log.warning("config_warning", message=warning)
+            # Listening before anything is submitted, so no webhook finds the door shut.
+            await self._start_endpoint()
             self._recover()
             for inbox in self.config.inboxes:
                 self._add_inbox(inbox)
@@ -205,6 +212,22 @@ class Daemon:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             self._loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
 
+    async def _start_endpoint(self) -> None:
+        if self.config.http is None:
+            return
+        try:
+            self.endpoint = await start_endpoint(self, self.config.http)
+        except OSError as exc:
+            # The endpoint is a convenience: without it, polling still follows every job.
+            log.error("http_unavailable", listen=self.config.http.listen, error=str(exc))
+            self.endpoint = None
+
+    async def _restart_endpoint(self) -> None:
+        if self.endpoint is not None:
+            await self.endpoint.stop()
+            self.endpoint = None
+        await self._start_endpoint()
+
     async def _shutdown(self) -> None:
         self.notifier.stopping()
         log.info("daemon_stopping", uploading=len(self.uploading), tracking=len(self.tracking))
@@ -225,6 +248,8 @@ class Daemon:
         for task in others:
             task.cancel()
         await asyncio.gather(*others, *self.tracking.values(), return_exceptions=True)
+        if self.endpoint is not None:
+            await self.endpoint.stop()
         if self._client is not None:
             await self._client.aclose()
         if self.journal is not None:
@@ -863,8 +888,11 @@ class Daemon:
 
     def _webhook_url(self) -> str:
         assert self.config.http is not None and self.config.http.public_url
-        secret = self.config.http.webhook_secret or ""
-        return f"{self.config.http.public_url.rstrip('/')}/webhook/{secret}"
+        if self._webhook_secret is None:
+            self._webhook_secret = self.config.http.webhook_secret or resolve_webhook_secret(
+                self.config
+            )
+        return f"{self.config.http.public_url.rstrip('/')}/webhook/{self._webhook_secret}"
 
     @staticmethod
     def _note_attempts(record: FileRecord, attempts: tuple[Any, ...]) -> None:
@@ -1051,6 +1079,9 @@ class Daemon:
         return status
 
     async def _job_finished(self, record: FileRecord, status: str | None) -> None:
+        submitted = record.times.get("submitted")
+        if status in ("completed", "failed") and submitted is not None:
+            self.metrics.job_finished(record.inbox, status, time.time() - submitted)
         if status == "completed":
             record.state = State.COMPLETED
             self.db.save(record)
@@ -1137,6 +1168,7 @@ class Daemon:
         record.stamp("filed")
         self.db.save(record)
         self.active.pop((record.inbox, record.rel_path), None)
+        self.metrics.file_filed(record.inbox, outcome, record.reason)
         log.info(
             "file_filed",
             inbox=record.inbox,
@@ -1205,6 +1237,9 @@ class Daemon:
             new = replace(new, state_dir=old.state_dir)
         if new.symbl != old.symbl:
             self._swap_client(new)
+        if new.http != old.http:
+            self._webhook_secret = None
+            self._spawn(self._restart_endpoint())
         old_inboxes = {inbox.key: inbox for inbox in old.inboxes}
         new_inboxes = {inbox.key: inbox for inbox in new.inboxes}
         changed_profiles = {
