@@ -209,7 +209,7 @@ def _notes(run: Run) -> dict[str, str]:
         t = d["throughput"]
         notes["upload_throughput_ratio_vs_curl"] = (
             f"ours {t['ours_mib_per_s']:.0f} MiB/s, curl {t['curl_mib_per_s']:.0f} MiB/s, "
-            f"{t['file_mib']:.0f} MiB file"
+            f"{t['file_mib']:.0f} MiB file, curl {t['curl_sent_with']}"
         )
     return notes
 
