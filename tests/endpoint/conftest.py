@@ -21,14 +21,16 @@ from endpoint_harness import (
 
 from daemon.config import load_config
 from daemon.emulator import EmulatorServer
-from daemon.endpoint import start_endpoint
 from daemon.logs import configure_logging
 from daemon.service import Daemon
 
 
 @pytest.fixture
 async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
-    """``await start_daemon(emulator, **write_config options)``: daemon ready, endpoint up."""
+    """``await start_daemon(emulator, **write_config options)``: daemon ready, its endpoint up.
+
+    The daemon starts the endpoint itself from ``http.listen``, as it does in production.
+    """
     started: list[tuple[Running, asyncio.Task[int]]] = []
     logs = io.StringIO()
     configure_logging("debug", json=True, stream=logs)
@@ -50,13 +52,12 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
             public_url=public_url,
             webhook_secret=webhook_secret,
         )
-        config = load_config(path)
-        assert config.http is not None
-        daemon = Daemon(config)
+        daemon = Daemon(load_config(path))
         task = asyncio.create_task(daemon.run())
         await wait_until(lambda: daemon.ready_event.is_set() or task.done())
         assert not task.done(), "the daemon stopped while starting"
-        endpoint = await start_endpoint(daemon, config.http)
+        endpoint = daemon.endpoint
+        assert endpoint is not None, "the daemon did not start its endpoint"
         running = Running(daemon, endpoint, httpx.AsyncClient(trust_env=False), tmp_path, logs)
         started.append((running, task))
         return running
@@ -64,7 +65,6 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
     yield start
     for running, task in started:
         await running.http.aclose()
-        await running.endpoint.stop()
         running.daemon.stop()
         assert await asyncio.wait_for(task, WAIT_SECONDS) == 0
     structlog.reset_defaults()

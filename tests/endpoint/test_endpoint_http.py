@@ -15,7 +15,7 @@ from endpoint_harness import Running, StartDaemon, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.emulator import EmulatorServer
-from daemon.endpoint import MAX_WEBHOOK_BYTES
+from daemon.endpoint import MAX_WEBHOOK_BYTES, SECRET_FILE
 from daemon.samples import make_wav
 
 SECRET = "webhook-secret-for-the-endpoint-tests"
@@ -76,6 +76,11 @@ class TestMetricsScrape:
         assert sample(text, "symbl_inbox_uploads_in_progress") == 0
         assert sample(text, "symbl_inbox_jobs_in_flight") == 0
         assert sample(text, "symbl_inbox_credentials_rejected") == 0
+        jobs = sample(text, "symbl_inbox_job_duration_seconds_count", status="completed")
+        assert jobs == 2
+        filed = "symbl_inbox_files_filed_total"
+        assert sample(text, filed, inbox=inbox, outcome="done") == 2
+        assert sample(text, filed, inbox=inbox, outcome="failed") == 1
 
     async def test_account_limit_shows_as_429(
         self, emulator_factory: Callable[..., EmulatorServer], start_daemon: StartDaemon
@@ -209,18 +214,19 @@ class TestWebhook:
         start_daemon: StartDaemon,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
-        running = await start_daemon(
-            emulator, poll_initial=20.0, public_url=True, webhook_secret=SECRET
-        )
+        # No secret configured: the daemon generates one and keeps it in the state directory.
+        running = await start_daemon(emulator, poll_initial=20.0, public_url=True)
         drop_wavs(running, "call.wav")
         await running.wait_filed("call.wav", within=10)
-        await running.http.post(f"{running.url}/webhook/{SECRET}", content=b"broken")
+        secret = (running.root / "state" / SECRET_FILE).read_text().strip()
+        broken = await running.http.post(f"{running.url}/webhook/{secret}", content=b"broken")
+        assert broken.status_code == 400
         logs = running.logs.getvalue()
         assert '"event": "webhook_received"' in logs
-        assert SECRET not in logs
-        assert SECRET not in caplog.text
+        assert secret not in logs
+        assert secret not in caplog.text
         record = running.filed("call.wav")
-        assert record is not None and SECRET not in record.read_text()
+        assert record is not None and secret not in record.read_text()
 
 
 class TestServing:
