@@ -219,11 +219,17 @@ class _Handlers:
             self._metrics.webhook_received("malformed")
             return JSONResponse({"error": "expected JSON with jobId (or id) and status"}, 400)
         job_id, status = update
-        known = self._daemon.wake_job(job_id)
-        self._metrics.webhook_received("known" if known else "unknown")
+        # Only a final status is worth a look; scheduled and in_progress would cost a GET each.
+        known = self._daemon.wake_job(job_id) if status in FINAL_JOB_STATUSES else None
+        self._metrics.webhook_received(
+            "progress" if known is None else "known" if known else "unknown"
+        )
         log.info("webhook_received", job_id=job_id, status=status, known=known)
         # 200 even for a job we do not follow: anything else makes Symbl send it again.
         return JSONResponse({"ok": True})
+
+
+FINAL_JOB_STATUSES = ("completed", "failed")
 
 
 async def _read_limited(request: Request) -> bytes | None:

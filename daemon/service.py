@@ -75,6 +75,7 @@ _STEREO_MESSAGE = (
 _RETRY_CAP_SECONDS = 300.0
 _PAUSE_CAP_SECONDS = 60.0
 _CAP_PROBE_SECONDS = 30.0
+_ADMISSION_BATCH = 32
 _MAINTENANCE_SECONDS = 5.0
 _FAILED_LOCALLY = "failed_locally"
 # These failures say nothing about the part's slot in its conversation: it stays open.
@@ -141,6 +142,8 @@ class Daemon:
         self._pump_scheduled = False
         self._rr: deque[str] = deque()
         self._retired_inboxes: dict[str, Inbox] = {}
+        self._admissions: deque[tuple[InboxRuntime, TrackedFile, int, int]] = deque()
+        self._admitter: asyncio.Task[None] | None = None
         self.metrics = Metrics()
         self.endpoint: Endpoint | None = None
         self._webhook_secret: str | None = None
@@ -217,7 +220,7 @@ class Daemon:
             return
         try:
             self.endpoint = await start_endpoint(self, self.config.http)
-        except OSError as exc:
+        except (OSError, RuntimeError, ValueError) as exc:
             # The endpoint is a convenience: without it, polling still follows every job.
             log.error("http_unavailable", listen=self.config.http.listen, error=str(exc))
             self.endpoint = None
@@ -415,7 +418,11 @@ class Daemon:
         record.profile = runtime.inbox.profile
         self.active[key] = record.id
         log.info("file_seen", inbox=runtime.inbox.key, file=rel, size=size)
-        self._track(runtime, record)
+        # A scan that finds a file untouched for longer than the settle window has watched that
+        # window already: its mtime says nothing changed in it. Events always wait the window.
+        untouched_for = time.time() - mtime_ns / 1e9
+        settled = quiet and untouched_for >= runtime.inbox.settle_seconds
+        self._track(runtime, record, settled=settled)
 
     def _seen_again(self, runtime: InboxRuntime, record_id: int, size: int, mtime_ns: int) -> None:
         """A file we already know changed: before it is sent, it settles again."""
@@ -433,16 +440,18 @@ class Daemon:
 
     # ================================================================ settling
 
-    def _track(self, runtime: InboxRuntime, record: FileRecord) -> None:
+    def _track(self, runtime: InboxRuntime, record: FileRecord, *, settled: bool = False) -> None:
+        settle = runtime.inbox.settle_seconds
+        last_change = time.monotonic() - (settle if settled else 0.0)
         tracked = TrackedFile(
             record.id,
             runtime.inbox.path / record.rel_path,
             record.size,
             record.mtime_ns,
-            time.monotonic(),
+            last_change,
         )
         runtime.tracked[record.rel_path] = tracked
-        self._check_later(runtime, tracked, runtime.inbox.settle_seconds)
+        self._check_later(runtime, tracked, 0.0 if settled else settle)
 
     def _check_later(self, runtime: InboxRuntime, tracked: TrackedFile, delay: float) -> None:
         self._later(delay, lambda: self._check_settled(runtime, tracked))
@@ -474,10 +483,31 @@ class Daemon:
                 self._check_later(runtime, tracked, max(settle, 0.2))
                 return
         runtime.tracked.pop(self._rel_of(runtime, tracked), None)
+        self._admissions.append((runtime, tracked, stat.st_size, stat.st_mtime_ns))
+        if self._admitter is None or self._admitter.done():
+            self._admitter = self._spawn(self._admit_settled())
+
+    async def _admit_settled(self) -> None:
+        """Admit settled files in small batches, so uploads start while a backlog is admitted.
+
+        A backlog of thousands of files settles in the same instant; admitting all of them in
+        one turn of the loop would hold back the first upload until the last is checked. Each
+        batch is one journal transaction.
+        """
+        while self._admissions:
+            with self.db.transaction():
+                for _ in range(min(_ADMISSION_BATCH, len(self._admissions))):
+                    runtime, tracked, size, mtime_ns = self._admissions.popleft()
+                    self._admit_one(runtime, tracked, size, mtime_ns)
+            await asyncio.sleep(0)
+
+    def _admit_one(
+        self, runtime: InboxRuntime, tracked: TrackedFile, size: int, mtime_ns: int
+    ) -> None:
         record = self.db.get(tracked.record_id)
         if record is None or record.state is not State.WAITING:
             return
-        record.size, record.mtime_ns = stat.st_size, stat.st_mtime_ns
+        record.size, record.mtime_ns = size, mtime_ns
         try:
             self._admit(runtime, record)
         except Exception:
@@ -886,6 +916,10 @@ class Daemon:
         else:
             self._submitted(record, submission)
 
+    def _webhooks_on(self) -> bool:
+        http = self.config.http
+        return self.endpoint is not None and http is not None and bool(http.public_url)
+
     def _webhook_url(self) -> str:
         assert self.config.http is not None and self.config.http.public_url
         if self._webhook_secret is None:
@@ -1040,6 +1074,8 @@ class Daemon:
         assert record.job_id is not None
         tracking = self.config.tracking
         delay = tracking.poll_initial_seconds
+        if self._webhooks_on():
+            delay = tracking.poll_max_seconds  # webhooks lead; polling is the slower safety net
         wakeup = self.job_wakeups[record.job_id]
         try:
             while True:
@@ -1073,9 +1109,10 @@ class Daemon:
             log.warning("job_poll_refused", job_id=record.job_id, error=error.message)
             return None
         if status != record.data.get("job_status"):
+            # Kept in memory only: the final state is committed with it, and after a crash the
+            # job is simply asked again.
             record.data["job_status"] = status
             record.stamp(status)
-            self.db.save(record)
         return status
 
     async def _job_finished(self, record: FileRecord, status: str | None) -> None:
@@ -1083,8 +1120,9 @@ class Daemon:
         if status in ("completed", "failed") and submitted is not None:
             self.metrics.job_finished(record.inbox, status, time.time() - submitted)
         if status == "completed":
+            # Committed together with the filing plan in _file; a crash before that only means
+            # the job is asked again.
             record.state = State.COMPLETED
-            self.db.save(record)
             log.info("job_completed", file=record.rel_path, job_id=record.job_id)
             await self._file(record)
         elif status == "failed":
@@ -1140,7 +1178,7 @@ class Daemon:
             if record.filed_path is None:
                 record.filed_path = choose_target(target_root, record.rel_path, companions)
                 record.outcome = outcome
-                self.db.save(record)
+            self.db.save(record)
             await asyncio.to_thread(
                 file_away,
                 inbox.path,

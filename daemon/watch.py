@@ -27,6 +27,16 @@ _REMOTE_TYPES = frozenset(
      "ncpfs", "lustre", "gpfs", "beegfs", "vboxsf", "vmhgfs", "virtiofs", "fuse"}
 )  # fmt: skip
 
+# Watchdog holds each "moved out" event for 0.5 s to pair it with a "moved in", and queues every
+# later event behind it; filing moves files out of the inbox all the time, so new files were seen
+# half a second late. Pairing is of no use here: a move is "new file there, old one gone".
+try:
+    from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+except ImportError:  # older watchdog has no such queue
+    pass
+else:
+    InotifyMoveEventGrouper.delay = 0.0
+
 # (inbox key, absolute path, deleted?) -> None, called on the event loop.
 EventSink = Callable[[str, str, bool], None]
 
