@@ -10,7 +10,7 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +48,8 @@ def resolve_config_path(given: str | None) -> Path:
     return Path(from_env) if from_env else DEFAULT_CONFIG
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the chosen command's module is imported (start-up time is a feature)."""
     parser = argparse.ArgumentParser(
         prog="symbl-inbox",
         description="Watch inbox folders and send their audio to the Symbl.ai Async Audio API.",
@@ -60,31 +61,32 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"configuration file (default: ${CONFIG_ENV}, then {DEFAULT_CONFIG})",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = chosen_command(sys.argv[1:] if argv is None else argv)
     for command in COMMANDS:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
-        try:
+        if command.name == chosen:
             module = importlib.import_module(command.module)
-        except ModuleNotFoundError as exc:
-            # One command missing from a build must not take the others down with it.
-            if exc.name != command.module:
-                raise
-            sub.set_defaults(handler=_unavailable(command))
-            continue
-        module.add_arguments(sub)
-        sub.set_defaults(handler=module.main)
+            module.add_arguments(sub)
+            sub.set_defaults(handler=module.main)
     return parser
 
 
-def _unavailable(command: Command) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        print(f"symbl-inbox: {command.name} is not available in this build", file=sys.stderr)
-        return EXIT_FAILURE
-
-    return handler
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv``: the first word that is not an option or its value."""
+    names = {command.name for command in COMMANDS}
+    words = iter(argv)
+    for word in words:
+        if word == "--config":
+            next(words, None)
+        elif word in names:
+            return word
+        elif not word.startswith("-"):
+            return None
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     args.config_path = resolve_config_path(args.config)
     try:

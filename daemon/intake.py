@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from daemon.audio import HEAD_BYTES, declared_wav_size
 from daemon.params import ParamProblem, dotted, merge_params, unknown_key_message, validate_params
 
 SIDECAR_SUFFIXES = (".yaml", ".yml")
@@ -92,30 +91,47 @@ class InboxFilter:
         return text
 
     def scan(self) -> list[tuple[str, os.stat_result, Candidate]]:
-        """Every candidate file under the inbox now, with its stat (for startup and rescans)."""
+        """Every candidate file under the inbox now, with its stat (for startup and rescans).
+
+        Works on strings, walking top-down, because a backlog of ten thousand files makes the
+        per-path ``relative`` (which must judge any path on its own) too slow here.
+        """
         found: list[tuple[str, os.stat_result, Candidate]] = []
-        self._scan_dir(self.root, found)
+        skip = frozenset(str(folder) for folder in self.skip_dirs)
+        self._scan_dir(str(self.root), "", skip, found)
         return found
 
-    def _scan_dir(self, folder: Path, found: list[tuple[str, os.stat_result, Candidate]]) -> None:
+    def _scan_dir(
+        self,
+        folder: str,
+        prefix: str,
+        skip: frozenset[str],
+        found: list[tuple[str, os.stat_result, Candidate]],
+    ) -> None:
         try:
             entries = list(os.scandir(folder))
         except OSError:
             return
         for entry in entries:
-            path = Path(entry.path)
+            rel = prefix + entry.name
             if entry.is_dir(follow_symlinks=False):
-                if self.recursive and self.relative(path / "x") is not None:
-                    self._scan_dir(path, found)
+                if self.recursive and self._descend(entry, rel, skip):
+                    self._scan_dir(entry.path, rel + "/", skip, found)
                 continue
             kind = classify(entry.name)
-            rel = self.relative(path) if kind else None
-            if kind is None or rel is None:
+            if kind is None or (self.exclude and self._excluded(rel)):
                 continue
             try:
                 found.append((rel, entry.stat(), kind))
             except OSError:
                 continue
+
+    def _descend(self, entry: os.DirEntry[str], rel: str, skip: frozenset[str]) -> bool:
+        hidden = entry.name.startswith(".")
+        return not hidden and entry.path not in skip and not self._excluded(rel + "/x")
+
+    def _excluded(self, rel: str) -> bool:
+        return any(fnmatch.fnmatch(rel, pattern) for pattern in self.exclude)
 
 
 @dataclass
@@ -132,6 +148,7 @@ class TrackedFile:
 
     record_id: int
     path: Path
+    rel: str
     size: int
     mtime_ns: int
     last_change: float
@@ -145,19 +162,6 @@ class TrackedFile:
         self.size, self.mtime_ns, self.last_change = size, mtime_ns, now
         self.short_since = None
         return True
-
-
-def wav_is_short(path: Path, size: int) -> bool:
-    """True if a WAV header promises more bytes than the file has yet."""
-    if not path.name.lower().endswith(".wav"):
-        return False
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(min(HEAD_BYTES, 64))
-    except OSError:
-        return False
-    declared = declared_wav_size(head)
-    return declared is not None and declared > size
 
 
 def short_grace(settle_seconds: float) -> float:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from daemon.audio import AudioProblem, inspect_file
+from daemon.audio import AudioInfo, AudioProblem, inspect_file
 from daemon.client import (
     AuthenticationError,
     FileChangedError,
@@ -48,7 +48,6 @@ from daemon.intake import (
     find_sidecar,
     read_directions,
     short_grace,
-    wav_is_short,
 )
 from daemon.journal import (
     FINAL_STATES,
@@ -356,11 +355,15 @@ class Daemon:
         """Look at every file in the inbox: the safety net under events."""
         runtime.next_rescan = time.monotonic() + runtime.inbox.rescan_seconds
         found = runtime.filter.scan()
+        known = len(self.active)
         with self.db.transaction():
             for rel, stat, kind in found:
                 if kind is not Candidate.SIDECAR:
                     self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns, quiet=True)
-        log.debug("inbox_scanned", inbox=runtime.inbox.key, files=len(found))
+        new = len(self.active) - known
+        (log.info if new else log.debug)(
+            "inbox_scanned", inbox=runtime.inbox.key, files=len(found), new_files=new
+        )
 
     def on_event(self, inbox_key: str, path_text: str, deleted: bool) -> None:
         """A watchdog event, delivered on the loop."""
@@ -417,7 +420,10 @@ class Daemon:
         )
         record.profile = runtime.inbox.profile
         self.active[key] = record.id
-        log.info("file_seen", inbox=runtime.inbox.key, file=rel, size=size)
+        # A scan of a large backlog would write thousands of lines; it writes one summary.
+        (log.debug if quiet else log.info)(
+            "file_seen", inbox=runtime.inbox.key, file=rel, size=size
+        )
         # A scan that finds a file untouched for longer than the settle window has watched that
         # window already: its mtime says nothing changed in it. Events always wait the window.
         untouched_for = time.time() - mtime_ns / 1e9
@@ -446,6 +452,7 @@ class Daemon:
         tracked = TrackedFile(
             record.id,
             runtime.inbox.path / record.rel_path,
+            record.rel_path,
             record.size,
             record.mtime_ns,
             last_change,
@@ -459,7 +466,7 @@ class Daemon:
     def _check_settled(self, runtime: InboxRuntime, tracked: TrackedFile) -> None:
         if self.inboxes.get(runtime.inbox.key) is not runtime:
             return  # the inbox was removed or changed by a reload; its new runtime takes over
-        if runtime.tracked.get(self._rel_of(runtime, tracked)) is not tracked:
+        if runtime.tracked.get(tracked.rel) is not tracked:
             return  # superseded by a newer watch of the same file
         settle = runtime.inbox.settle_seconds
         now = time.monotonic()
@@ -477,12 +484,7 @@ class Daemon:
         if quiet_for < settle:
             self._check_later(runtime, tracked, settle - quiet_for)
             return
-        if wav_is_short(tracked.path, stat.st_size):
-            tracked.short_since = tracked.short_since or now
-            if now - tracked.short_since < short_grace(settle):
-                self._check_later(runtime, tracked, max(settle, 0.2))
-                return
-        runtime.tracked.pop(self._rel_of(runtime, tracked), None)
+        runtime.tracked.pop(tracked.rel, None)
         self._admissions.append((runtime, tracked, stat.st_size, stat.st_mtime_ns))
         if self._admitter is None or self._admitter.done():
             self._admitter = self._spawn(self._admit_settled())
@@ -509,15 +511,11 @@ class Daemon:
             return
         record.size, record.mtime_ns = size, mtime_ns
         try:
-            self._admit(runtime, record)
+            self._admit(runtime, record, tracked)
         except Exception:
             log.exception("internal_error", inbox=record.inbox, file=record.rel_path)
             runtime.tracked[record.rel_path] = tracked
             self._check_later(runtime, tracked, 30.0)
-
-    @staticmethod
-    def _rel_of(runtime: InboxRuntime, tracked: TrackedFile) -> str:
-        return tracked.path.relative_to(runtime.inbox.path).as_posix()
 
     def _vanished(self, runtime: InboxRuntime, record_id: int) -> None:
         record = self.db.get(record_id)
@@ -532,13 +530,16 @@ class Daemon:
 
     # ================================================================ admission
 
-    def _admit(self, runtime: InboxRuntime, record: FileRecord) -> None:
+    def _admit(self, runtime: InboxRuntime, record: FileRecord, tracked: TrackedFile) -> None:
         """Read the sidecar, check the audio, place the file in its conversation."""
         inbox = runtime.inbox
+        path = inbox.path / record.rel_path
+        inspected = self._inspect(path) if record.kind is Kind.AUDIO else None
+        if self._still_short(runtime, tracked, inspected):
+            return
         profile = self.config.profile_for(inbox)
         record.profile = profile.name
         record.stamp("ready")
-        path = inbox.path / record.rel_path
         try:
             directions = self._directions(record, path, profile)
         except FileNotFoundError:
@@ -563,8 +564,8 @@ class Daemon:
             )
             return
         try:
-            if record.kind is Kind.AUDIO:
-                self._check_audio(path, directions)
+            if inspected is not None:
+                self._check_audio(inspected, directions)
         except FileNotFoundError:
             self._vanished(runtime, record.id)
             return
@@ -601,17 +602,46 @@ class Daemon:
             ) from exc
 
     @staticmethod
-    def _check_audio(path: Path, directions: Directions) -> None:
+    def _inspect(path: Path) -> AudioInfo | AudioProblem | OSError:
+        """The header, read once per admission; a problem is returned to be judged later."""
         try:
-            info = inspect_file(path)
-        except AudioProblem as problem:
-            raise _Rejection(problem.reason, problem.message, dict(directions.params)) from problem
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            raise _Rejection(
-                "unreadable_file", f"cannot read the file: {exc.strerror}", dict(directions.params)
-            ) from exc
+            return inspect_file(path)
+        except (AudioProblem, OSError) as problem:
+            return problem
+
+    def _still_short(
+        self,
+        runtime: InboxRuntime,
+        tracked: TrackedFile,
+        inspected: AudioInfo | AudioProblem | OSError | None,
+    ) -> bool:
+        """A WAV shorter than its header says may still be written: give it a grace period.
+
+        The grace restarts whenever the file changes (``TrackedFile.observe``), so a file that
+        keeps growing never times out; one that stays short is then failed as truncated.
+        """
+        if not isinstance(inspected, AudioProblem) or inspected.reason != "truncated_audio":
+            return False
+        now = time.monotonic()
+        tracked.short_since = tracked.short_since or now
+        settle = runtime.inbox.settle_seconds
+        if now - tracked.short_since >= short_grace(settle):
+            return False
+        runtime.tracked[tracked.rel] = tracked
+        self._check_later(runtime, tracked, max(settle, 0.2))
+        return True
+
+    @staticmethod
+    def _check_audio(inspected: AudioInfo | AudioProblem | OSError, directions: Directions) -> None:
+        params = dict(directions.params)
+        if isinstance(inspected, FileNotFoundError):
+            raise inspected
+        if isinstance(inspected, AudioProblem):
+            raise _Rejection(inspected.reason, inspected.message, params)
+        if isinstance(inspected, OSError):
+            message = f"cannot read the file: {inspected.strerror}"
+            raise _Rejection("unreadable_file", message, params)
+        info = inspected
         per_channel = directions.params.get("enableSeparateRecognitionPerChannel") is True
         if info.format.value == "wav" and info.channels > 1 and not per_channel:
             raise _Rejection(
