@@ -235,12 +235,13 @@ class _UploadBody:
     async def stream(self) -> AsyncIterator[bytes]:
         self.sent, self.sha256 = 0, None
         digest = hashlib.sha256()
-        handle = await asyncio.to_thread(open, self.path, "rb")
+        # Opening and the first read share one trip to a worker thread: most audio drops are
+        # small, and every trip waits for a turn of a busy loop.
+        handle, chunk = await asyncio.to_thread(
+            _open_and_read, self.path, min(CHUNK_SIZE, self.size), digest
+        )
         try:
             while self.sent < self.size:
-                chunk = await asyncio.to_thread(
-                    _read_hashed, handle, min(CHUNK_SIZE, self.size - self.sent), digest
-                )
                 if not chunk:
                     raise self._changed(f"ended after {self.sent} bytes")
                 self.sent += len(chunk)
@@ -248,6 +249,10 @@ class _UploadBody:
                 if self.progress is not None:
                     self.progress(self.sent)
                 yield chunk
+                if self.sent < self.size:
+                    chunk = await asyncio.to_thread(
+                        _read_hashed, handle, min(CHUNK_SIZE, self.size - self.sent), digest
+                    )
             now = os.fstat(handle.fileno()).st_size
             if now != self.size:
                 raise self._changed(f"is now {now} bytes")
@@ -259,6 +264,22 @@ class _UploadBody:
         return FileChangedError(
             f"{self.path} changed during the upload: it had {self.size} bytes and {what}"
         )
+
+
+def _open_and_read(path: Path, size: int, digest: Any) -> tuple[IO[bytes], bytes]:
+    handle = open(path, "rb")  # noqa: SIM115 - the stream closes it when the upload ends
+    try:
+        return handle, _read_hashed(handle, size, digest)
+    except BaseException:
+        handle.close()
+        raise
+
+
+def _prepare_upload(path: Path, content_type: str | None) -> tuple[str, int]:
+    """The Content-Type (sniffed unless the caller just did) and the size, in one trip."""
+    if content_type is None:
+        content_type = inspect_file(path).format.content_type
+    return content_type, path.stat().st_size
 
 
 def _read_hashed(handle: IO[bytes], size: int, digest: Any) -> bytes:
@@ -362,14 +383,16 @@ class SymblClient:
         *,
         conversation_id: str | None = None,
         progress: Callable[[int], None] | None = None,
+        content_type: str | None = None,
     ) -> Submission:
         """Upload ``path`` as a new conversation, or append it to ``conversation_id``.
 
-        Raises ``AudioProblem`` if the file is not WAV or MP3, ``OSError`` if it cannot be read,
-        ``FileChangedError`` if its size changes during an upload, or a ``SymblError``.
+        ``content_type`` is the sniffed type when the caller has just read the header; without
+        it the file is sniffed here. Raises ``AudioProblem`` if the file is not WAV or MP3,
+        ``OSError`` if it cannot be read, ``FileChangedError`` if its size changes during an
+        upload, or a ``SymblError``.
         """
-        content_type = (await asyncio.to_thread(inspect_file, path)).format.content_type
-        size = (await asyncio.to_thread(path.stat)).st_size
+        content_type, size = await asyncio.to_thread(_prepare_upload, path, content_type)
         body = _UploadBody(path, size, progress, self.stats)
         api_path = "/v1/process/audio"
         if conversation_id is not None:
@@ -402,6 +425,11 @@ class SymblClient:
         )
         response, attempts = await self._call(call)
         return _submission(call, response, attempts, sha256=None, size=None)
+
+    async def authenticate(self) -> None:
+        """Get a token now, so that the first upload does not wait for one (nor for the
+        connection and the lazy imports of the first request)."""
+        await self._tokens.get(self._generate_token)
 
     async def job_status(self, job_id: str) -> str:
         """The job's status: ``scheduled``, ``in_progress``, ``completed`` or ``failed``."""

@@ -224,7 +224,8 @@ class _Handlers:
         self._metrics.webhook_received(
             "progress" if known is None else "known" if known else "unknown"
         )
-        log.info("webhook_received", job_id=job_id, status=status, known=known)
+        # Symbl posts every status change: at info level that would be three lines a file.
+        log.debug("webhook_received", job_id=job_id, status=status, known=known)
         # 200 even for a job we do not follow: anything else makes Symbl send it again.
         return JSONResponse({"ok": True})
 

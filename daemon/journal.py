@@ -1,7 +1,7 @@
 """The journal: SQLite in ``state_dir``, the single source of truth about every file.
 
-Every state change is committed before the action that depends on it (``synchronous=FULL`` in
-WAL mode), so after a crash the journal says exactly what may have happened: ``uploading``
+Every state change is committed before the action that depends on it (WAL mode), so after a
+crash the journal says exactly what may have happened: ``uploading``
 without a job id goes back to ``ready``; ``submitted`` resumes tracking; a final state not yet
 ``filed`` is filed again. The journal never holds a secret or a token.
 
@@ -143,7 +143,12 @@ class Journal:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            # In WAL mode NORMAL keeps every commit across a crash of this process (SIGKILL
+            # included); only a power cut may lose the last few, which at worst re-uploads a
+            # file, inside the at-least-once window. FULL cost 0.4 ms of fsync per commit on
+            # the event loop, six commits a file: the difference between 1.3 and 1.1 in
+            # batch time against the job limit.
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
         self._db.row_factory = sqlite3.Row
 

@@ -16,6 +16,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,9 @@ class Daemon:
         self._admissions: deque[tuple[InboxRuntime, TrackedFile, int, int]] = deque()
         self._admitter: asyncio.Task[None] | None = None
         self.metrics = Metrics()
+        # Filing fsyncs several times per file; in its own threads it never queues ahead of
+        # the file reads that uploads need from the default pool.
+        self._filing_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="symbl-filing")
         self.endpoint: Endpoint | None = None
         self._webhook_secret: str | None = None
         self._reload_requested = asyncio.Event()
@@ -196,6 +200,7 @@ class Daemon:
             log.info("daemon_ready", inboxes=len(self.inboxes), active=len(self.active))
             self._spawn(self._maintenance())
             self._spawn(self._reloader())
+            self._spawn(self._authenticate())
             await self.stop_event.wait()
         finally:
             alarm.remove()
@@ -254,6 +259,7 @@ class Daemon:
             await self.endpoint.stop()
         if self._client is not None:
             await self._client.aclose()
+        self._filing_pool.shutdown(wait=True)
         if self.journal is not None:
             self.journal.close()
         log.info("daemon_stopped")
@@ -566,6 +572,8 @@ class Daemon:
         try:
             if inspected is not None:
                 self._check_audio(inspected, directions)
+                assert isinstance(inspected, AudioInfo)
+                record.data["content_type"] = inspected.format.content_type
         except FileNotFoundError:
             self._vanished(runtime, record.id)
             return
@@ -931,7 +939,12 @@ class Daemon:
                     str(record.data["url"]), params, conversation_id=target
                 )
             else:
-                submission = await self.client.submit_file(path, params, conversation_id=target)
+                submission = await self.client.submit_file(
+                    path,
+                    params,
+                    conversation_id=target,
+                    content_type=record.data.get("content_type"),
+                )
         except SymblError as error:
             self._note_attempts(record, error.attempts)
             self._upload_failed(record, error, appending=target is not None)
@@ -1069,6 +1082,15 @@ class Daemon:
         record.state = State.READY
         self.db.save(record)
         self._requeue(record, delay, front=front)
+
+    async def _authenticate(self) -> None:
+        """Fetch a token at start: bad credentials are reported before any file waits on them."""
+        try:
+            await self.client.authenticate()
+        except AuthenticationError as error:
+            self._block_on_credentials(error)
+        except SymblError as error:
+            log.warning("symbl_unreachable", error=error.message)
 
     def _block_on_credentials(self, error: SymblError) -> None:
         if self._auth_blocked is None:
@@ -1209,7 +1231,8 @@ class Daemon:
                 record.filed_path = choose_target(target_root, record.rel_path, companions)
                 record.outcome = outcome
             self.db.save(record)
-            await asyncio.to_thread(
+            await asyncio.get_running_loop().run_in_executor(
+                self._filing_pool,
                 file_away,
                 inbox.path,
                 record.rel_path,
