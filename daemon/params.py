@@ -74,6 +74,7 @@ def _not_blank(value: str) -> str:
 
 
 NonBlank = Annotated[str, AfterValidator(_not_blank)]
+PositiveInt = Annotated[int, AfterValidator(_positive)]
 
 
 class _Strict(BaseModel):
@@ -91,7 +92,7 @@ class Speaker(_Strict):
 
 
 class ChannelMetadata(_Strict):
-    channel: Annotated[int, AfterValidator(_positive)]
+    channel: PositiveInt
     speaker: Speaker
 
 
@@ -118,7 +119,7 @@ class SymblParams(_Strict):
     languageCode: Annotated[str, AfterValidator(_language_supported)] | None = None
     mode: Literal["phone", "default"] | None = None
     trackers: list[Tracker] | None = None
-    diarizationSpeakerCount: Annotated[int, AfterValidator(_positive)] | None = None
+    diarizationSpeakerCount: PositiveInt | None = None
     features: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
 

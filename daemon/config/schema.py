@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from daemon.config.model import EXPORT_KINDS, DuplicatePolicy, WatchMode
-from daemon.params import ParamProblem, unknown_key_message
+from daemon.params import NonBlank, ParamProblem, PositiveInt, unknown_key_message
 
 DEFAULT_BASE_URL = "https://api.symbl.ai"
 CONTINUATION_GROUPS = ("conversation", "part")
@@ -30,18 +30,6 @@ M = TypeVar("M", bound=BaseModel)
 def at_key(key: str, message: str) -> PydanticCustomError:
     """An error a model-level rule raises about one of its keys (the loc then names that key)."""
     return PydanticCustomError(_AT_KEY, message, {"key": key})
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise PydanticCustomError("blank", "must not be empty")
-    return value
-
-
-def _positive_int(value: int) -> int:
-    if value < 1:
-        raise PydanticCustomError("positive", "must be a positive integer")
-    return value
 
 
 def _positive(value: float) -> float:
@@ -104,8 +92,6 @@ def _export_kind(value: str) -> str:
     return value
 
 
-NonBlank = Annotated[str, AfterValidator(_not_blank)]
-PositiveInt = Annotated[int, AfterValidator(_positive_int)]
 PositiveSeconds = Annotated[float, AfterValidator(_positive)]
 NonNegativeSeconds = Annotated[float, AfterValidator(_not_negative)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
