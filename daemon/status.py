@@ -52,10 +52,14 @@ def main(args: argparse.Namespace) -> int:
 # ==================================================================== shared by operator commands
 
 
-def load_operator_config(config_path: Path) -> Config | None:
-    """The configuration, or None after printing every problem in it (the caller exits 2)."""
+def load_operator_config(config_path: Path, *, need_secrets: bool = False) -> Config | None:
+    """The configuration, or None after printing every problem in it (the caller exits 2).
+
+    Only commands that talk to Symbl need the secrets; the others work for an operator who
+    cannot read the service's credential.
+    """
     try:
-        return load_config(config_path, prepare_folders=False)
+        return load_config(config_path, prepare_folders=False, need_secrets=need_secrets)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -54,7 +54,7 @@ class Refusal(Exception):
 
 
 def main(args: argparse.Namespace) -> int:
-    config = load_operator_config(args.config_path)
+    config = load_operator_config(args.config_path, need_secrets=True)
     if config is None:
         return EXIT_USAGE
     path = Path(args.file)

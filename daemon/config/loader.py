@@ -48,13 +48,25 @@ DEFAULT_CONTINUATION_WAIT_SECONDS = 86400.0
 Location = tuple[str | int, ...]
 
 
+SECRET_KEYS = frozenset({"app_secret", "app_secret_file", "webhook_secret", "webhook_secret_file"})
+
+
 def load_config(
-    path: Path, *, environ: Mapping[str, str] | None = None, prepare_folders: bool = True
+    path: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    prepare_folders: bool = True,
+    need_secrets: bool = True,
 ) -> Config:
-    """Load and check ``path``; with ``prepare_folders`` also check and create the folders."""
+    """Load and check ``path``; with ``prepare_folders`` also check and create the folders.
+
+    ``need_secrets=False`` is for commands that never talk to Symbl (status, retry): secrets
+    are neither read nor expanded, so an operator need not hold the service's credential;
+    the Config they get has empty secrets.
+    """
     document = load_yaml_document(_read_text(path), str(path))
     loading = _Loading(document, path, os.environ if environ is None else environ)
-    return loading.run(prepare_folders=prepare_folders)
+    return loading.run(prepare_folders=prepare_folders, need_secrets=need_secrets)
 
 
 def _read_text(path: Path) -> str:
@@ -86,14 +98,23 @@ class _Loading:
         self.problems: list[ParamProblem] = []
         self.warnings: list[ParamProblem] = []
 
-    def run(self, *, prepare_folders: bool) -> Config:
+    def run(self, *, prepare_folders: bool, need_secrets: bool = True) -> Config:
         data, env_problems = expand_env(self.document.data, self.environ)
+        if not need_secrets:
+            env_problems = [
+                p for p in env_problems if not SECRET_KEYS.intersection(map(str, p.loc))
+            ]
         self.problems.extend(env_problems)
         model, shape_problems = validate_file(data)
         self.problems.extend(shape_problems)
         raw = _mapping(data)
-        app_secret = self._secret(raw.get("symbl"), ("symbl",), "app_secret", required=True)
-        webhook_secret = self._secret(raw.get("http"), ("http",), "webhook_secret", required=False)
+        app_secret: str | None = ""
+        webhook_secret: str | None = None
+        if need_secrets:
+            app_secret = self._secret(raw.get("symbl"), ("symbl",), "app_secret", required=True)
+            webhook_secret = self._secret(
+                raw.get("http"), ("http",), "webhook_secret", required=False
+            )
         profiles = _mapping(raw.get("profiles"))
         chains, chain_problems = resolve_chains(profiles)
         params, param_problems = resolve_params(profiles, chains)

@@ -372,3 +372,25 @@ class TestProblemText:
         assert str(ConfigProblem("c.yaml", 3, "a.b", "bad")) == "c.yaml:3: a.b: bad"
         assert str(ConfigProblem("c.yaml", None, "a", "bad")) == "c.yaml: a: bad"
         assert str(ConfigProblem("c.yaml", 2, "", "bad")) == "c.yaml:2: bad"
+
+
+class TestWithoutSecrets:
+    """Commands that never talk to Symbl load the configuration without the secrets."""
+
+    def test_an_unset_variable_and_a_missing_file_are_fine_without_secrets(
+        self, tmp_path: Path
+    ) -> None:
+        (tmp_path / "inbox").mkdir()
+        config_path = tmp_path / "config.yaml"
+        config_path.write_text(
+            "symbl:\n  app_id: x\n  app_secret_file: ${CREDENTIALS_DIRECTORY}/symbl-app-secret\n"
+            f"state_dir: {tmp_path / 'state'}\n"
+            "profiles:\n  default:\n    params: {}\n"
+            f"inboxes:\n  - path: {tmp_path / 'inbox'}\n    profile: default\n"
+        )
+        config = load_config(config_path, environ={}, prepare_folders=False, need_secrets=False)
+        assert config.symbl.app_secret == ""
+        assert config.secrets() == ()
+        with pytest.raises(ConfigError) as caught:
+            load_config(config_path, environ={}, prepare_folders=False)
+        assert "CREDENTIALS_DIRECTORY" in str(caught.value)
