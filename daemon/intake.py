@@ -7,6 +7,7 @@ Content is judged once the file is stable (``TrackedFile``), before anything is 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -297,6 +298,15 @@ def _url(data: dict[str, Any], problems: list[tuple[tuple[str | int, ...], str]]
         problems.append((("url",), "has no host"))
         return None
     return value
+
+
+def content_sha256(path: Path) -> str:
+    """The sha256 of a file's content, read in chunks (memory does not grow with the file)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def continuation_from_name(pattern: Any, name: str) -> tuple[str, int] | None:

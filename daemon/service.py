@@ -45,6 +45,7 @@ from daemon.intake import (
     TrackedFile,
     audio_name_of_sidecar,
     classify,
+    content_sha256,
     continuation_from_name,
     find_sidecar,
     read_directions,
@@ -581,10 +582,10 @@ class Daemon:
             self._fail(record, rejection.reason, rejection.message)
             return
         if conversation is None:
-            skip_duplicates = inbox.on_duplicate == "skip" and record.kind is Kind.AUDIO
-            if skip_duplicates and self._duplicate(record):
-                return
-            self._make_ready(record)
+            if inbox.on_duplicate == "skip" and record.kind is Kind.AUDIO:
+                self._spawn(self._ready_unless_duplicate(runtime, record))
+            else:
+                self._make_ready(record)
         else:
             self._hold_or_release(record, conversation)
 
@@ -658,18 +659,23 @@ class Daemon:
                 dict(directions.params),
             )
 
-    def _duplicate(self, record: FileRecord) -> bool:
-        """``on_duplicate: skip``: the same content already reached done/ from this inbox."""
-        import hashlib
-
-        digest = hashlib.sha256()
-        with open(Path(record.inbox) / record.rel_path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-                digest.update(chunk)
-        record.sha256 = digest.hexdigest()
+    async def _ready_unless_duplicate(self, runtime: InboxRuntime, record: FileRecord) -> None:
+        """``on_duplicate: skip``: hash the file off the loop (it may be gigabytes), then send
+        it, or file it at once if the same content already reached done/ from this inbox."""
+        try:
+            record.sha256 = await asyncio.to_thread(
+                content_sha256, runtime.inbox.path / record.rel_path
+            )
+        except FileNotFoundError:
+            self._vanished(runtime, record.id)
+            return
+        except OSError as exc:
+            self._fail(record, "unreadable_file", f"cannot read the file: {exc.strerror}")
+            return
         original = self.db.completed_with_sha(record.inbox, record.sha256, record.id)
         if original is None:
-            return False
+            self._make_ready(record)
+            return
         record.conversation_id, record.job_id = original.conversation_id, original.job_id
         record.data["duplicate_of"] = {
             "file": original.filed_path or original.rel_path,
@@ -680,8 +686,7 @@ class Daemon:
         record.state = State.COMPLETED
         self.db.save(record)
         log.info("file_duplicate_skipped", inbox=record.inbox, file=record.rel_path)
-        self._spawn(self._file(record))
-        return True
+        await self._file(record)
 
     # ================================================================ conversations
 
