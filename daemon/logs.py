@@ -62,10 +62,14 @@ def is_secret_key(key: str) -> bool:
 masker = SecretMasker()
 
 
+_chosen: dict[str, Any] = {}
+
+
 def configure_logging(
     level: str = "info", *, json: bool | None = None, stream: TextIO | None = None
 ) -> None:
     """Set up structlog; ``json=None`` chooses JSON when the stream is not a terminal."""
+    _chosen.update(json=json, stream=stream)
     out = stream or sys.stdout
     use_json = (not out.isatty()) if json is None else json
     renderer: Any = (
@@ -86,6 +90,11 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+
+
+def set_level(level: str) -> None:
+    """Change the level (a reload), keeping the format and stream chosen at start."""
+    configure_logging(level, **_chosen)
 
 
 def _level_number(level: str) -> int:

@@ -60,7 +60,7 @@ from daemon.journal import (
     State,
 )
 from daemon.lock import AlreadyRunning, StateLock
-from daemon.logs import get_logger, masker
+from daemon.logs import get_logger, masker, set_level
 from daemon.metrics import Metrics
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
@@ -1360,6 +1360,8 @@ class Daemon:
             inboxes_changed=changed,
             profiles_changed=sorted(changed_profiles),
         )
+        if new.log_level != old.log_level:
+            set_level(new.log_level)  # after the line above, which says what changed
         self._pump()
 
     def _swap_client(self, new: Config) -> None:

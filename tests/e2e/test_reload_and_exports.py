@@ -108,6 +108,18 @@ class TestReload:
         sent = [record.params for record in harness.emulator.state.submissions]
         assert [params.get("confidenceThreshold") for params in sent] == [0.8, 0.8]
 
+    def test_a_changed_log_level_applies_at_once(self, harness: DaemonHarness) -> None:
+        harness.start()
+        edit_config(harness, lambda c: c.update(log_level="warning"))
+        reload(harness, "config_reloaded")
+        (harness.inbox / "quiet.wav").write_bytes(make_wav(0.2))
+        (harness.inbox / "loud.wav").write_bytes(b"not audio")
+        harness.wait_filed(2)
+        events = [e["event"] for e in harness.events()]
+        after = events[events.index("config_reloaded") + 1 :]
+        assert "file_failed" in after  # a warning still gets through
+        assert "file_seen" not in after and "file_filed" not in after
+
 
 class TestStopping:
     """SIGTERM during an upload stops within the bound and the file is sent after a restart."""
