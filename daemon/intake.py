@@ -154,7 +154,6 @@ class TrackedFile:
     mtime_ns: int
     last_change: float
     short_since: float | None = None
-    handle: Any = field(default=None, repr=False)
 
     def observe(self, size: int, mtime_ns: int, now: float) -> bool:
         """Note a stat; True if the file changed since the last one."""

@@ -247,12 +247,6 @@ class Journal:
         )
         return [_file_from_row(row) for row in rows]
 
-    def filed_failures(self) -> list[FileRecord]:
-        rows = self._db.execute(
-            "SELECT * FROM files WHERE state = 'filed' AND outcome = 'failed' ORDER BY id"
-        )
-        return [_file_from_row(row) for row in rows]
-
     # ------------------------------------------------------------------ conversations
 
     def conversation(self, inbox: str, key: str) -> ConversationRecord:

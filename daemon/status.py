@@ -12,10 +12,10 @@ import json
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from daemon.config import Config, ConfigError, load_config
@@ -36,6 +36,7 @@ COUNT_KEYS: tuple[str, ...] = (
     "filed_failed",
 )
 FAILURES_SHOWN = 10
+T = TypeVar("T")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -242,20 +243,29 @@ def _one_line(message: Any) -> str:
     return " ".join(str(message or "").split())
 
 
-def status_main(args: argparse.Namespace) -> int:
-    config = load_operator_config(args.config_path)
-    if config is None:
-        return EXIT_USAGE
+def read_journal(config: Config, read: Callable[[Journal | None], T]) -> tuple[T, bool] | None:
+    """``read`` applied to the journal (None if there is none yet), and whether there was one;
+    None after saying why the journal could not be read (the caller exits 1)."""
     try:
         journal = open_journal(config.state_dir)
         try:
-            report = gather_status(config, journal, time.time())
+            return read(journal), journal is not None
         finally:
             if journal is not None:
                 journal.close()
     except sqlite3.Error as exc:
         print(f"cannot read the journal in {config.state_dir}: {exc}", file=sys.stderr)
+        return None
+
+
+def status_main(args: argparse.Namespace) -> int:
+    config = load_operator_config(args.config_path)
+    if config is None:
+        return EXIT_USAGE
+    found = read_journal(config, lambda journal: gather_status(config, journal, time.time()))
+    if found is None:
         return EXIT_FAILURE
+    report, _ = found
     if args.json:
         print(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
     else:
@@ -303,18 +313,12 @@ def conversations_main(args: argparse.Namespace) -> int:
     config = load_operator_config(args.config_path)
     if config is None:
         return EXIT_USAGE
-    try:
-        journal = open_journal(config.state_dir)
-        try:
-            conversations = gather_conversations(journal)
-        finally:
-            if journal is not None:
-                journal.close()
-    except sqlite3.Error as exc:
-        print(f"cannot read the journal in {config.state_dir}: {exc}", file=sys.stderr)
+    found = read_journal(config, gather_conversations)
+    if found is None:
         return EXIT_FAILURE
+    conversations, journal_found = found
     if args.json:
         print(json.dumps({"conversations": conversations}, indent=2, ensure_ascii=False))
     else:
-        sys.stdout.write(render_conversations(conversations, journal is not None))
+        sys.stdout.write(render_conversations(conversations, journal_found))
     return EXIT_OK
