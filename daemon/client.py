@@ -36,6 +36,7 @@ from daemon.audio import inspect_file
 from daemon.config.model import SymblSettings
 from daemon.logs import get_logger, masker
 from daemon.params import encode_query
+from daemon.transport import AsyncioTransport
 
 __all__ = [
     "CONVERSATION_PARTS",
@@ -337,6 +338,12 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
+def _pool_limits(settings: SymblSettings) -> httpx.Limits:
+    """Uploads plus status checks and exports; all kept alive, so bursts reuse connections."""
+    connections = settings.max_concurrent_uploads + 16
+    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+
+
 class SymblClient:
     """An asynchronous client of the Symbl Async Audio API; use it as an async context manager."""
 
@@ -354,9 +361,8 @@ class SymblClient:
         masker.register([settings.app_secret])
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
-            transport=transport,
+            transport=transport or AsyncioTransport(_pool_limits(settings)),
             timeout=self._timeout(SMALL_CALL_TIMEOUT_SECONDS),
-            limits=httpx.Limits(max_connections=settings.max_concurrent_uploads + 16),
             follow_redirects=False,
         )
 

@@ -15,6 +15,7 @@ import httpx
 
 from daemon.emulator.state import EmulatorState, StatusChange, WebhookDelivery
 from daemon.logs import get_logger
+from daemon.transport import AsyncioTransport
 
 FINAL_STATUSES = ("completed", "failed")
 _IDLE_WAKE_SECONDS = 1.0
@@ -22,6 +23,9 @@ _FIRST_RETRY_SECONDS = 0.05
 _MAX_RETRY_SECONDS = 2.0
 # About ten minutes of retrying at the capped interval: "until answered 200", within reason.
 MAX_ATTEMPTS = 300
+# Updates for many jobs go out at once; a few kept-alive connections carry them without a new
+# TCP connection per update.
+_CONNECTIONS = 16
 
 log = get_logger(__name__)
 
@@ -43,7 +47,8 @@ class WebhookSender:
             loop.call_soon_threadsafe(wake.set)
 
         self.state.on_change = wake_up
-        async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+        transport = AsyncioTransport(httpx.Limits(max_connections=_CONNECTIONS))
+        async with httpx.AsyncClient(timeout=5.0, trust_env=False, transport=transport) as client:
             watcher = asyncio.create_task(self._watch(wake, client))
             try:
                 yield

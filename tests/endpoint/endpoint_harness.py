@@ -1,22 +1,20 @@
-"""Helpers for the endpoint tests: a config on loopback, a running daemon, waiting on conditions."""
+"""Helpers for the endpoint tests: a config on loopback, a running daemon."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from async_waiting import WAIT_SECONDS, wait_until
 
 from daemon.endpoint import Endpoint
 from daemon.service import Daemon
 
 LOOPBACK = "127.0.0.1"
-WAIT_SECONDS = 15.0
 
 
 def free_port() -> int:
@@ -25,22 +23,6 @@ def free_port() -> int:
         probe.bind((LOOPBACK, 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-async def wait_until(
-    predicate: Callable[[], bool | Awaitable[bool]], within: float = WAIT_SECONDS
-) -> None:
-    """Poll ``predicate`` (plain or async) until it holds; fail with a clear message if never."""
-    deadline = time.monotonic() + within
-    while True:
-        outcome = predicate()
-        if not isinstance(outcome, bool):
-            outcome = await outcome
-        if outcome:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(0.05)
 
 
 @dataclass
