@@ -11,11 +11,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import httpx
-
+from daemon.emulator.poster import JsonPoster, PostFailed
 from daemon.emulator.state import EmulatorState, StatusChange, WebhookDelivery
 from daemon.logs import get_logger
-from daemon.transport import AsyncioTransport
 
 FINAL_STATUSES = ("completed", "failed")
 _IDLE_WAKE_SECONDS = 1.0
@@ -26,6 +24,7 @@ MAX_ATTEMPTS = 300
 # Updates for many jobs go out at once; a few kept-alive connections carry them without a new
 # TCP connection per update.
 _CONNECTIONS = 16
+_POST_TIMEOUT_SECONDS = 5.0
 
 log = get_logger(__name__)
 
@@ -47,54 +46,54 @@ class WebhookSender:
             loop.call_soon_threadsafe(wake.set)
 
         self.state.on_change = wake_up
-        transport = AsyncioTransport(httpx.Limits(max_connections=_CONNECTIONS))
-        async with httpx.AsyncClient(timeout=5.0, trust_env=False, transport=transport) as client:
-            watcher = asyncio.create_task(self._watch(wake, client))
-            try:
-                yield
-            finally:
-                self.state.on_change = lambda: None
-                for task in (watcher, *self._tasks):
-                    task.cancel()
-                await asyncio.gather(watcher, *self._tasks, return_exceptions=True)
+        poster = JsonPoster(timeout=_POST_TIMEOUT_SECONDS, per_origin=_CONNECTIONS)
+        watcher = asyncio.create_task(self._watch(wake, poster))
+        try:
+            yield
+        finally:
+            self.state.on_change = lambda: None
+            for task in (watcher, *self._tasks):
+                task.cancel()
+            await asyncio.gather(watcher, *self._tasks, return_exceptions=True)
+            poster.close()
 
-    async def _watch(self, wake: asyncio.Event, client: httpx.AsyncClient) -> None:
+    async def _watch(self, wake: asyncio.Event, poster: JsonPoster) -> None:
         while True:
             wake.clear()
             for change in self.state.take_status_changes():
-                self._enqueue(change, client)
+                self._enqueue(change, poster)
             delay = self.state.next_change_in()
             timeout = _IDLE_WAKE_SECONDS if delay is None else min(delay, _IDLE_WAKE_SECONDS)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout)
 
-    def _enqueue(self, change: StatusChange, client: httpx.AsyncClient) -> None:
+    def _enqueue(self, change: StatusChange, poster: JsonPoster) -> None:
         queue = self._queues.get(change.job_id)
         if queue is None:
             queue = self._queues[change.job_id] = asyncio.Queue()
-            task = asyncio.create_task(self._deliver_in_order(change.job_id, queue, client))
+            task = asyncio.create_task(self._deliver_in_order(change.job_id, queue, poster))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         queue.put_nowait(change)
 
     async def _deliver_in_order(
-        self, job_id: str, queue: asyncio.Queue[StatusChange], client: httpx.AsyncClient
+        self, job_id: str, queue: asyncio.Queue[StatusChange], poster: JsonPoster
     ) -> None:
         try:
             while True:
                 change = await queue.get()
-                await self._deliver(change, client)
+                await self._deliver(change, poster)
                 if change.status in FINAL_STATUSES:
                     return
         finally:
             self._queues.pop(job_id, None)
 
-    async def _deliver(self, change: StatusChange, client: httpx.AsyncClient) -> None:
+    async def _deliver(self, change: StatusChange, poster: JsonPoster) -> None:
         # The docs say ``jobId``; their own sample receiver reads ``id``: send both.
         payload = {"jobId": change.job_id, "id": change.job_id, "status": change.status}
         delay = _FIRST_RETRY_SECONDS
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            if await _post(client, change.webhook_url, payload):
+            if await _post(poster, change.webhook_url, payload):
                 self.state.record_webhook(_delivery(change, attempt, answered=True))
                 return
             await asyncio.sleep(delay)
@@ -103,12 +102,11 @@ class WebhookSender:
         self.state.record_webhook(_delivery(change, MAX_ATTEMPTS, answered=False))
 
 
-async def _post(client: httpx.AsyncClient, url: str, payload: dict[str, str]) -> bool:
+async def _post(poster: JsonPoster, url: str, payload: dict[str, str]) -> bool:
     try:
-        response = await client.post(url, json=payload)
-    except (httpx.HTTPError, httpx.InvalidURL):
+        return await poster.post(url, payload) == 200
+    except PostFailed:
         return False
-    return response.status_code == 200
 
 
 def _delivery(change: StatusChange, attempts: int, *, answered: bool) -> WebhookDelivery:

@@ -2,78 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 import trustme
 from async_waiting import wait_until
+from raw_http import answer_forever, answer_once_then_close, never_answer, serving
 
 from daemon.transport import AsyncioTransport
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
-OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-
-
-class Server:
-    """A loopback HTTP/1.1 server whose behaviour per connection is the test's ``handler``."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.connections = 0
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            await self.handler(reader, writer)
-        finally:
-            writer.close()
-
-
-@asynccontextmanager
-async def serving(
-    handler: Handler, tls: ssl.SSLContext | None = None
-) -> AsyncIterator[tuple[Server, int]]:
-    server = Server(handler)
-    listener = await asyncio.start_server(server._serve, "127.0.0.1", 0, ssl=tls)
-    port = listener.sockets[0].getsockname()[1]
-    async with listener:
-        yield server, port
-
-
-async def read_request(reader: asyncio.StreamReader) -> bool:
-    """Read one request's head (the tests send no bodies); False at the end of the stream."""
-    head = await reader.readuntil(b"\r\n\r\n") if not reader.at_eof() else b""
-    return bool(head)
-
-
-async def answer_forever(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with_requests = True
-    while with_requests:
-        try:
-            with_requests = await read_request(reader)
-        except asyncio.IncompleteReadError:
-            return
-        writer.write(OK)
-        await writer.drain()
-
-
-async def answer_once_then_close(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    await read_request(reader)
-    # Keep-alive promised, then the server drops the idle connection (as servers do on timeout).
-    writer.write(OK)
-    await writer.drain()
-
-
-async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await read_request(reader)
-    await asyncio.Event().wait()
 
 
 def client(port: int, scheme: str = "http", **kwargs: object) -> httpx.AsyncClient:
