@@ -220,7 +220,7 @@ class _Handlers:
             return JSONResponse({"error": "expected JSON with jobId (or id) and status"}, 400)
         job_id, status = update
         # Only a final status is worth a look; scheduled and in_progress would cost a GET each.
-        known = self._daemon.wake_job(job_id) if status in FINAL_JOB_STATUSES else None
+        known = self._daemon.job_ended(job_id) if status in FINAL_JOB_STATUSES else None
         self._metrics.webhook_received(
             "progress" if known is None else "known" if known else "unknown"
         )

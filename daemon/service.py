@@ -128,6 +128,8 @@ class Daemon:
         self.uploading: dict[int, asyncio.Task[None]] = {}
         self.tracking: dict[int, asyncio.Task[None]] = {}
         self.job_wakeups: dict[str, asyncio.Event] = {}
+        # Jobs a webhook reported as ended, not yet confirmed by a GET: their slots are free.
+        self._ended_by_webhook: set[str] = set()
         self.stop_event = asyncio.Event()
         # Set once the startup scan is done (systemd's READY=1 goes out at the same moment).
         self.ready_event = asyncio.Event()
@@ -868,9 +870,12 @@ class Daemon:
             and self._auth_blocked is None
             and time.monotonic() >= self._pause_until
             and len(self.uploading) < symbl.max_concurrent_uploads
-            and len(self.uploading) + len(self.tracking)
-            < min(symbl.max_concurrent_jobs, self._job_cap)
+            and self._jobs_in_flight() < min(symbl.max_concurrent_jobs, self._job_cap)
         )
+
+    def _jobs_in_flight(self) -> int:
+        """Uploads plus jobs the account still counts as running."""
+        return len(self.uploading) + len(self.tracking) - len(self._ended_by_webhook)
 
     def _pump_now(self) -> None:
         self._pump_scheduled = False
@@ -1065,7 +1070,7 @@ class Daemon:
         pause ends early when one of our jobs finishes, since that frees a slot for certain.
         """
         now = time.monotonic()
-        in_flight = len(self.tracking) + len(self.uploading) - 1
+        in_flight = self._jobs_in_flight() - 1
         self._job_cap = max(1, in_flight)
         self._last_rate_limit = now
         if now < self._pause_until:
@@ -1119,12 +1124,20 @@ class Daemon:
         self.job_wakeups[record.job_id] = asyncio.Event()
         self.tracking[record.id] = self._spawn(self._follow(record))
 
-    def wake_job(self, job_id: str) -> bool:
-        """A webhook said this job changed: check it now instead of at the next poll."""
+    def job_ended(self, job_id: str) -> bool:
+        """A webhook said this job ended: check it now instead of at the next poll.
+
+        The account stops counting a job when it ends, so its slot goes to the next file at
+        once; the check that decides the file's outcome (and its export) runs alongside. Should
+        the check find the job still running, the slot is taken back.
+        """
         event = self.job_wakeups.get(job_id)
         if event is None:
             return False
         event.set()
+        if job_id not in self._ended_by_webhook:
+            self._ended_by_webhook.add(job_id)
+            self._slot_freed()
         return True
 
     async def _follow(self, record: FileRecord) -> None:
@@ -1143,7 +1156,10 @@ class Daemon:
                 status = await self._poll(record)
                 if status in ("completed", "failed", _FAILED_LOCALLY):
                     break
+                if status is not None:
+                    self._ended_by_webhook.discard(record.job_id)
         finally:
+            self._ended_by_webhook.discard(record.job_id)
             self.job_wakeups.pop(record.job_id, None)
             self.tracking.pop(record.id, None)
             self._slot_freed()

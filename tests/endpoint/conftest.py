@@ -41,6 +41,7 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
         poll_initial: float = 0.2,
         public_url: bool = False,
         webhook_secret: str | None = None,
+        max_jobs: int = 50,
     ) -> Running:
         for name in ("inbox", "done", "failed", "state"):
             (tmp_path / name).mkdir(exist_ok=True)
@@ -51,6 +52,7 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
             poll_initial=poll_initial,
             public_url=public_url,
             webhook_secret=webhook_secret,
+            max_jobs=max_jobs,
         )
         daemon = Daemon(load_config(path))
         task = asyncio.create_task(daemon.run())

@@ -63,6 +63,7 @@ def write_config(
     poll_initial: float = 0.2,
     public_url: bool = False,
     webhook_secret: str | None = None,
+    max_jobs: int = 50,
 ) -> Path:
     http = f"http:\n  listen: {LOOPBACK}:{port}\n"
     if public_url:
@@ -75,6 +76,7 @@ def write_config(
         f"  base_url: {base_url}\n"
         "  app_id: endpoint-test-app\n"
         "  app_secret: endpoint-test-app-secret\n"
+        f"  max_concurrent_jobs: {max_jobs}\n"
         f"state_dir: {root / 'state'}\n"
         "log_level: debug\n"
         "tracking:\n"

@@ -166,6 +166,28 @@ class TestWebhook:
         assert response.status_code == 200
         await running.wait_filed("call.wav", within=10)
 
+    async def test_a_final_webhook_frees_the_slot_before_the_check_answers(
+        self, emulator_factory: Callable[..., EmulatorServer], start_daemon: StartDaemon
+    ) -> None:
+        # One job at a time, and jobs that run far longer than the test.
+        emulator = emulator_factory(job_seconds=600)
+        running = await start_daemon(emulator, poll_initial=20.0, webhook_secret=SECRET, max_jobs=1)
+        drop_wavs(running, "first.wav", "second.wav")
+        await wait_until(
+            lambda: len(emulator.state.submissions) == 1 and bool(running.daemon.tracking)
+        )
+        (first_job,) = running.daemon.job_wakeups
+        # Symbl says the first job ended (here falsely): the second file goes at once...
+        response = await running.http.post(
+            f"{running.url}/webhook/{SECRET}", json={"jobId": first_job, "status": "completed"}
+        )
+        assert response.status_code == 200
+        await wait_until(lambda: len(emulator.state.submissions) == 2)
+        # ...and the check, which finds the first job still running, takes its slot back.
+        await wait_until(lambda: running.daemon._jobs_in_flight() == 2)
+        assert running.filed("first.wav") is None
+        assert emulator.state.job_status(first_job) == "scheduled"
+
     async def test_wrong_secret_is_an_ordinary_404(
         self, emulator: EmulatorServer, start_daemon: StartDaemon
     ) -> None:
