@@ -364,10 +364,13 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
-def _pool_limits(settings: SymblSettings) -> httpx.Limits:
-    """Uploads plus status checks and exports; all kept alive, so bursts reuse connections."""
-    connections = settings.max_concurrent_uploads + 16
-    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+def _connections(settings: SymblSettings) -> int:
+    """Uploads plus a few for status checks and exports, all kept alive for bursts to reuse.
+
+    Few on purpose: httpcore's pool does work quadratic in its connections whenever it hands
+    one out. Status checks take a millisecond or two, so four serve hundreds a second.
+    """
+    return settings.max_concurrent_uploads + 4
 
 
 class SymblClient:
@@ -383,11 +386,21 @@ class SymblClient:
         self._settings = settings
         self._retry = retry or RetryPolicy()
         self._tokens = _TokenCache(settings)
+        # Requests wait their turn here rather than in httpcore's pool, whose queue costs
+        # (queued requests x connections) on every hand-out: in a burst of 50 status checks
+        # that was a tenth of the daemon's event loop (cProfile, the batch benchmark).
+        self._turns = asyncio.Semaphore(_connections(settings))
         self.stats = ClientStats()
         masker.register([settings.app_secret])
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
-            transport=transport or AsyncioTransport(_pool_limits(settings)),
+            transport=transport
+            or AsyncioTransport(
+                httpx.Limits(
+                    max_connections=_connections(settings),
+                    max_keepalive_connections=_connections(settings),
+                )
+            ),
             timeout=self._timeout(SMALL_CALL_TIMEOUT_SECONDS),
             follow_redirects=False,
         )
@@ -579,7 +592,8 @@ class SymblClient:
             timeout=call.timeout,
         )
         self.stats.requests += 1
-        response = await self._http.send(request)
+        async with self._turns:
+            response = await self._http.send(request)
         self.stats.responses[response.status_code] += 1
         return response
 
