@@ -184,6 +184,7 @@ class Daemon:
     async def _run_locked(self) -> int:
         assert self._loop is not None
         self.journal = Journal.in_state_dir(self.config.state_dir)
+        self.journal.commit_per_turn(self._loop.call_soon)
         if self._client is None:
             self._client = SymblClient(self.config.symbl)
         self._install_signal_handlers()
@@ -1252,6 +1253,7 @@ class Daemon:
                 record.filed_path = choose_target(target_root, record.rel_path, companions)
                 record.outcome = outcome
             self.db.save(record)
+            self.db.commit()  # the plan is on disk before the filing thread acts on it
             await asyncio.get_running_loop().run_in_executor(
                 self._filing_pool,
                 file_away,
