@@ -77,6 +77,8 @@ _RETRY_CAP_SECONDS = 300.0
 _PAUSE_CAP_SECONDS = 60.0
 _CAP_PROBE_SECONDS = 30.0
 _ADMISSION_BATCH = 32
+# How long a finished job's filing waits for uploads to pause (see _wait_for_quiet_uploads).
+_FILING_YIELD_SECONDS = 2.0
 _MAINTENANCE_SECONDS = 5.0
 _FAILED_LOCALLY = "failed_locally"
 # These failures say nothing about the part's slot in its conversation: it stays open.
@@ -143,6 +145,8 @@ class Daemon:
         self._timers: set[asyncio.TimerHandle] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pump_scheduled = False
+        self._uploads_quiet = asyncio.Event()
+        self._uploads_quiet.set()
         self._rr: deque[str] = deque()
         self._retired_inboxes: dict[str, Inbox] = {}
         self._admissions: deque[tuple[InboxRuntime, TrackedFile, int, int]] = deque()
@@ -883,8 +887,24 @@ class Daemon:
         while self._can_start():
             record = self._next_ready()
             if record is None:
-                return
+                break
             self.uploading[record.id] = self._spawn(self._upload(record))
+        if self.uploading:
+            self._uploads_quiet.clear()
+        else:
+            self._uploads_quiet.set()
+
+    async def _wait_for_quiet_uploads(self) -> None:
+        """Let the uploads waiting for freed slots go first, for up to _FILING_YIELD_SECONDS.
+
+        When a round of jobs ends, their slots refill with uploads while the same loop files
+        the finished ones. Filing is not what the next upload waits for, yet it took its share
+        of every turn: in the batch benchmark, filing after the uploads instead shortened each
+        round by about 0.1 s. The cap keeps a steady stream of uploads from holding results
+        back for long.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._uploads_quiet.wait(), _FILING_YIELD_SECONDS)
 
     def _next_ready(self) -> FileRecord | None:
         """Oldest first within an inbox, round robin across inboxes."""
@@ -1154,6 +1174,8 @@ class Daemon:
                     await asyncio.wait_for(wakeup.wait(), timeout=delay)
                 wakeup.clear()
                 delay = min(delay * tracking.poll_backoff_factor, tracking.poll_max_seconds)
+                if record.job_id in self._ended_by_webhook:
+                    await self._wait_for_quiet_uploads()  # its slot is free already
                 status = await self._poll(record)
                 if status in ("completed", "failed", _FAILED_LOCALLY):
                     break
@@ -1198,6 +1220,7 @@ class Daemon:
             # the job is asked again.
             record.state = State.COMPLETED
             log.info("job_completed", file=record.rel_path, job_id=record.job_id)
+            await self._wait_for_quiet_uploads()
             await self._file(record)
         elif status == "failed":
             record.data["message"] = (
