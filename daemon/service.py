@@ -516,6 +516,16 @@ class Daemon:
                     runtime, tracked, size, mtime_ns = self._admissions.popleft()
                     self._admit_one(runtime, tracked, size, mtime_ns)
             await asyncio.sleep(0)
+            if self._enough_ready():
+                # The uploads have work queued: the rest is admitted in their pauses.
+                await self._wait_for_quiet_uploads()
+
+    def _enough_ready(self) -> bool:
+        """Whether the ready files would fill every free job slot and upload slot."""
+        symbl = self.config.symbl
+        free_jobs = min(symbl.max_concurrent_jobs, self._job_cap) - self._jobs_in_flight()
+        ready = sum(len(runtime.ready) for runtime in self.inboxes.values())
+        return ready >= max(free_jobs, symbl.max_concurrent_uploads)
 
     def _admit_one(
         self, runtime: InboxRuntime, tracked: TrackedFile, size: int, mtime_ns: int

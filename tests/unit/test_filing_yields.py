@@ -1,9 +1,11 @@
-"""Finished jobs are checked and filed when uploads pause, or after a bounded wait."""
+"""Work that uploads do not wait for (checks, filing, admission) yields to them, for a while."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -58,3 +60,16 @@ async def test_a_steady_stream_of_uploads_holds_filing_back_only_so_long(
     await asyncio.wait_for(daemon._wait_for_quiet_uploads(), 1.0)
     assert daemon.uploading, "it went ahead while the upload was still in flight"
     upload.cancel()
+
+
+@pytest.mark.parametrize(
+    ("ready", "in_flight", "enough"), [(3, 0, False), (50, 0, True), (4, 46, True), (3, 47, False)]
+)
+def test_admission_yields_once_the_ready_files_fill_the_free_slots(
+    daemon: Daemon, ready: int, in_flight: int, enough: bool
+) -> None:
+    # 50 jobs and 4 uploads at once (the defaults); in_flight jobs hold slots already.
+    runtime = SimpleNamespace(ready=deque(range(ready)))
+    daemon.inboxes = {"inbox": runtime}  # type: ignore[dict-item]
+    daemon.tracking = {index: None for index in range(in_flight)}  # type: ignore[misc]
+    assert daemon._enough_ready() is enough
