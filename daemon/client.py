@@ -389,18 +389,14 @@ class SymblClient:
         # Requests wait their turn here rather than in httpcore's pool, whose queue costs
         # (queued requests x connections) on every hand-out: in a burst of 50 status checks
         # that was a tenth of the daemon's event loop (cProfile, the batch benchmark).
-        self._turns = asyncio.Semaphore(_connections(settings))
+        connections = _connections(settings)
+        self._turns = asyncio.Semaphore(connections)
         self.stats = ClientStats()
         masker.register([settings.app_secret])
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
-            transport=transport
-            or AsyncioTransport(
-                httpx.Limits(
-                    max_connections=_connections(settings),
-                    max_keepalive_connections=_connections(settings),
-                )
-            ),
+            transport=transport or AsyncioTransport(limits),
             timeout=self._timeout(SMALL_CALL_TIMEOUT_SECONDS),
             follow_redirects=False,
         )

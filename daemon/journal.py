@@ -183,14 +183,14 @@ class Journal:
         if self._db.in_transaction:
             self._db.execute("COMMIT")
 
-    def _write(self, sql: str, parameters: Iterable[Any]) -> sqlite3.Cursor:
+    def _write(self, sql: str, parameters: tuple[Any, ...]) -> sqlite3.Cursor:
         if self._schedule is not None:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN")
             if not self._commit_scheduled:
                 self._commit_scheduled = True
                 self._schedule(self.commit)
-        return self._db.execute(sql, tuple(parameters))
+        return self._db.execute(sql, parameters)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

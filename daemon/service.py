@@ -915,6 +915,8 @@ class Daemon:
         from 1.24 to 1.15. The cap keeps a steady stream of uploads from holding results back
         for long.
         """
+        if self._uploads_quiet.is_set():
+            return  # the usual case, without wait_for's task
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._uploads_quiet.wait(), _FILING_YIELD_SECONDS)
 
