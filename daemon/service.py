@@ -65,6 +65,7 @@ from daemon.metrics import Metrics
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
 from daemon.records import error_record, result_record
+from daemon.stalls import StallBoard
 from daemon.watch import InboxWatcher, OverflowAlarm
 
 log = get_logger("symbl_inbox.daemon")
@@ -153,6 +154,8 @@ class Daemon:
         self._admissions: deque[tuple[InboxRuntime, TrackedFile, int, int]] = deque()
         self._admitter: asyncio.Task[None] | None = None
         self.metrics = Metrics()
+        # Conditions that stop work, for status, /healthz, the status page and hooks.
+        self.stalls = StallBoard()
         # Filing fsyncs several times per file; in its own threads it never queues ahead of
         # the file reads that uploads need from the default pool.
         self._filing_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="symbl-filing")
