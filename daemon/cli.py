@@ -31,6 +31,7 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     Command("run", "daemon.service", "watch the inboxes and process files until stopped"),
     Command("check-config", "daemon.config.command", "validate the configuration and print it"),
+    Command("config-schema", "daemon.config.jsonschema", "print the configuration's JSON Schema"),
     Command("emulator", "daemon.emulator.cli", "serve a local emulator of the Symbl async API"),
     Command("demo", "daemon.demo", "run the daemon on a demo inbox against the built-in emulator"),
     Command("status", "daemon.status", "show per-inbox counts, jobs in flight and failures"),

@@ -1,4 +1,5 @@
-"""The daemon's HTTP endpoint: ``/metrics``, ``/healthz`` and ``/webhook/<secret>``.
+"""The daemon's HTTP endpoint: ``/`` (the status page), ``/metrics``, ``/healthz`` and
+``/webhook/<secret>``.
 
 Uvicorn serves it inside the daemon's own event loop, so the handlers read the journal and the
 daemon's state on the thread that owns them (every handler is ``async`` for that reason:
@@ -16,6 +17,8 @@ import json
 import os
 import secrets
 import socket
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,13 +26,17 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from daemon.config.model import Config, HttpSettings
+from daemon.live import stall_json
 from daemon.logs import get_logger, masker
 from daemon.metrics import Metrics
+from daemon.records import iso
+from daemon.status import gather_status
+from daemon.statuspage import render_page
 
 if TYPE_CHECKING:
     from daemon.service import Daemon
@@ -180,6 +187,7 @@ def create_app(daemon: Daemon, secret: str) -> ASGIApp:
     handlers = _Handlers(daemon, _metrics_of(daemon))
     routes = Starlette(
         routes=[
+            Route("/", handlers.page, methods=["GET"]),
             Route("/metrics", handlers.metrics, methods=["GET"]),
             Route("/healthz", handlers.healthz, methods=["GET"]),
             Route("/webhook/{secret}", handlers.wrong_secret, methods=["POST"]),
@@ -255,6 +263,12 @@ class _Handlers:
         body, content_type = self._metrics.render()
         return Response(body, headers={"Content-Type": content_type})
 
+    async def page(self, request: Request) -> Response:
+        return HTMLResponse(
+            status_page(self._daemon),
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+        )
+
     async def healthz(self, request: Request) -> Response:
         healthy, report = health_report(self._daemon)
         return JSONResponse(report, status_code=200 if healthy else 503)
@@ -303,20 +317,36 @@ def parse_webhook(body: bytes | None) -> tuple[str, str] | None:
 
 
 def health_report(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
-    """Healthy unless starting, stopping, an inbox is unavailable or credentials are rejected."""
-    inboxes = {
-        # The folder is checked now as well: the daemon's own check runs every few seconds.
-        key: runtime.available and runtime.inbox.path.is_dir()
-        for key, runtime in daemon.inboxes.items()
-    }
+    """Healthy unless starting, stopping, an inbox is unavailable or a stall stops all work.
+
+    A 429 pause (``rate_limited``) is listed under ``stalls`` but is not unhealthy: an account
+    at its limit is working as hard as it may.
+    """
+    live = daemon.live_state()
+    inboxes = dict(live.inboxes)
     reasons = [f"inbox {key} is unavailable" for key, ok in inboxes.items() if not ok]
-    if daemon._auth_blocked:
-        reasons.append(f"credentials rejected: {daemon._auth_blocked}")
-    if not daemon.ready_event.is_set():
+    reasons += [f"{stall.kind.value}: {stall.message}" for stall in live.stops_all_work()]
+    if not live.started:
         reasons.append("starting: the startup scan is not done")
-    if daemon.stop_event.is_set():
+    if live.stopping:
         reasons.append("stopping")
-    report: dict[str, Any] = {"status": "unhealthy" if reasons else "ok", "inboxes": inboxes}
+    report: dict[str, Any] = {
+        "status": "unhealthy" if reasons else "ok",
+        "inboxes": inboxes,
+        "stalls": [stall_json(stall) for stall in live.stalls],
+    }
     if reasons:
         report["reasons"] = reasons
     return not reasons, report
+
+
+def status_page(daemon: Daemon) -> str:
+    """The page at ``/``: the report ``status`` prints, with the live part from the daemon."""
+    live = daemon.live_state()
+    now = time.time()
+    try:
+        report = gather_status(daemon.config, daemon.journal, now, live.as_json(), live.pid)
+    except sqlite3.Error as exc:  # a request racing the shutdown
+        log.debug("status_page_journal_unreadable", error=str(exc))
+        report = gather_status(daemon.config, None, now, live.as_json(), live.pid)
+    return render_page(report, socket.gethostname(), iso(now) or "")

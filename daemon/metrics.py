@@ -22,6 +22,7 @@ from daemon.logs import get_logger
 
 if TYPE_CHECKING:
     from daemon.client import ClientStats
+    from daemon.live import LiveState
     from daemon.service import Daemon
 
 PREFIX = "symbl_inbox_"
@@ -59,6 +60,14 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._hooks = Counter(
+            PREFIX + "hook_runs",
+            "Hook runs by hook (its place in the configuration), kind and outcome: ok, failed, "
+            "timeout, not_runnable, dropped (its queue was full).",
+            ("hook", "kind", "outcome"),
+            registry=self.registry,
+        )
+
     def bind(self, daemon: Daemon) -> None:
         """Read ``daemon``'s live state on every scrape (binding again replaces the daemon)."""
         self._live.daemon = daemon
@@ -68,6 +77,9 @@ class Metrics:
 
     def job_finished(self, inbox: str, status: str, seconds: float) -> None:
         self._job_seconds.labels(inbox, status).observe(max(0.0, seconds))
+
+    def hook_finished(self, hook: str, kind: str, outcome: str) -> None:
+        self._hooks.labels(hook, kind, outcome).inc()
 
     def webhook_received(self, outcome: str) -> None:
         self._webhooks.labels(outcome).inc()
@@ -88,6 +100,7 @@ class _LiveState:
             return
         yield from _journal_metrics(daemon)
         yield from _runtime_metrics(daemon)
+        yield from _live_metrics(daemon.live_state())
         # The client exists only once run() started; the daemon's own accessor asserts.
         client = daemon._client
         if client is not None:
@@ -138,6 +151,40 @@ def _runtime_metrics(daemon: Daemon) -> Iterator[Metric]:
         PREFIX + "rate_limit_pause_seconds",
         "Seconds left before submissions resume after a 429 (0 when not paused).",
         value=max(0.0, daemon._pause_until - time.monotonic()),
+    )
+
+
+def _live_metrics(state: LiveState) -> Iterator[Metric]:
+    """Stalls and upload progress, from the daemon's snapshot."""
+    stalls = GaugeMetricFamily(
+        PREFIX + "stall",
+        "1 for every stall in force, by kind (credentials_refused, rate_limited, "
+        "api_unreachable, state_full, inbox_unavailable) and subject (an inbox, or empty).",
+        labels=("kind", "subject"),
+    )
+    since = GaugeMetricFamily(
+        PREFIX + "stall_since_seconds",
+        "When each stall in force began (Unix time).",
+        labels=("kind", "subject"),
+    )
+    for stall in state.stalls:
+        labels = (stall.kind.value, stall.subject or "")
+        stalls.add_metric(labels, 1.0)
+        since.add_metric(labels, stall.since)
+    yield stalls
+    yield since
+    yield GaugeMetricFamily(
+        PREFIX + "stalls_stopping_work",
+        "Stalls in force that stop all work (/healthz answers 503 while this is above 0).",
+        value=len(state.stops_all_work()),
+    )
+    sent = sum(upload.sent for upload in state.uploads)
+    total = sum(upload.total for upload in state.uploads)
+    yield GaugeMetricFamily(
+        PREFIX + "upload_bytes_sent", "Bytes sent so far of the uploads in flight.", value=sent
+    )
+    yield GaugeMetricFamily(
+        PREFIX + "upload_bytes_total", "Total size of the uploads in flight.", value=total
     )
 
 

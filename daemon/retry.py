@@ -26,6 +26,7 @@ from daemon.config import Config, Inbox
 from daemon.filing import ERROR_SUFFIX, choose_target, move_file
 from daemon.intake import SIDECAR_SUFFIXES, Candidate, classify
 from daemon.journal import JOURNAL_NAME, Journal
+from daemon.reasons import FAILURE_REASONS
 from daemon.status import load_operator_config
 
 RETRIED_MARK = ".retried-"
@@ -128,6 +129,11 @@ def select(
         return list(dict.fromkeys(chosen))  # the same file named twice is retried once
     found = list(failed_files(config.inboxes))
     if reason is not None:
+        present = {failed.reason for failed in found}
+        if reason not in FAILURE_REASONS and reason not in present:
+            raise UsageProblem(
+                f"unknown reason {reason!r}; the reasons are: {', '.join(FAILURE_REASONS)}"
+            )
         found = [failed for failed in found if failed.reason == reason]
     return found
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
+import sqlite3
 import sys
 import time
 from collections import deque
@@ -34,9 +36,11 @@ from daemon.client import (
     TransientError,
 )
 from daemon.config.model import Config, Inbox, Profile
+from daemon.convkeys import folder_of, scoped_key
 from daemon.endpoint import Endpoint, resolve_webhook_secret, start_endpoint
 from daemon.exports import Exports, fetch_exports
-from daemon.filing import TRANSCRIPT_SUFFIX, choose_target, file_away
+from daemon.filing import TRANSCRIPT_SUFFIX, choose_target, file_away, record_suffix
+from daemon.hooks import Happening, HookEvent, HookRunner
 from daemon.intake import (
     Candidate,
     Directions,
@@ -53,19 +57,22 @@ from daemon.intake import (
 )
 from daemon.journal import (
     FINAL_STATES,
+    JOURNAL_NAME,
     ConversationRecord,
     FileRecord,
     Journal,
     Kind,
     State,
 )
+from daemon.live import LiveState, UploadMeters, remove_live, runtime_dir, write_live
 from daemon.lock import AlreadyRunning, StateLock
 from daemon.logs import get_logger, masker, set_level
 from daemon.metrics import Metrics
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
-from daemon.records import error_record, result_record
-from daemon.stalls import StallBoard
+from daemon.records import error_record, iso, result_record
+from daemon.stalls import Stall, StallBoard, StallKind
+from daemon.stallwatch import Reachability, StateSpace
 from daemon.watch import InboxWatcher, OverflowAlarm
 
 log = get_logger("symbl_inbox.daemon")
@@ -85,6 +92,13 @@ _MAINTENANCE_SECONDS = 5.0
 _FAILED_LOCALLY = "failed_locally"
 # These failures say nothing about the part's slot in its conversation: it stays open.
 _NOT_THE_PARTS_OWN_FAILURE = ("missing_part", "predecessor_rejected", "duplicate_part")
+_JOURNAL_DAMAGED = (
+    "the journal {path} cannot be read ({error}). Stop here and move it aside "
+    "(mv {path} {path}.damaged), then start again: files already in done/ and failed/ stay "
+    "there, and files still in the inboxes are sent again"
+)
+_LIVE_WRITE_SECONDS = 1.0
+_LIVE_REFRESH_SECONDS = 15.0
 
 
 @dataclass
@@ -156,6 +170,15 @@ class Daemon:
         self.metrics = Metrics()
         # Conditions that stop work, for status, /healthz, the status page and hooks.
         self.stalls = StallBoard()
+        self.stalls.subscribe(self._stall_changed)
+        self._reach = Reachability(
+            self.stalls, config.symbl.base_url, config.symbl.unreachable_after_seconds
+        )
+        self._space = StateSpace(config.state_dir)
+        self._state_room = asyncio.Event()  # cleared while the state folder is full
+        self._state_room.set()
+        self.uploads = UploadMeters()
+        self.hooks: HookRunner | None = None
         # Filing fsyncs several times per file; in its own threads it never queues ahead of
         # the file reads that uploads need from the default pool.
         self._filing_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="symbl-filing")
@@ -191,7 +214,13 @@ class Daemon:
 
     async def _run_locked(self) -> int:
         assert self._loop is not None
-        self.journal = Journal.in_state_dir(self.config.state_dir)
+        try:
+            self.journal = Journal.in_state_dir(self.config.state_dir)
+            self._recover_check()
+        except sqlite3.DatabaseError as exc:
+            path = self.config.state_dir / JOURNAL_NAME
+            log.error("journal_unreadable", message=_JOURNAL_DAMAGED.format(path=path, error=exc))
+            return 1
         self.journal.commit_per_turn(self._loop.call_soon)
         if self._client is None:
             self._client = SymblClient(self.config.symbl)
@@ -202,7 +231,9 @@ class Daemon:
             for warning in self.config.warnings:
                 log.warning("config_warning", message=warning)
             # Listening before anything is submitted, so no webhook finds the door shut.
-            await self._start_endpoint()
+            if not await self._start_endpoint(self.config, at_start=True):
+                return 1
+            self._start_hooks()
             self._recover()
             for inbox in self.config.inboxes:
                 self._add_inbox(inbox)
@@ -213,6 +244,7 @@ class Daemon:
             self._spawn(self._maintenance())
             self._spawn(self._reloader())
             self._spawn(self._authenticate())
+            self._spawn(self._live_writer())
             await self.stop_event.wait()
         finally:
             alarm.remove()
@@ -231,24 +263,54 @@ class Daemon:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             self._loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
 
-    async def _start_endpoint(self) -> None:
-        if self.config.http is None:
-            return
-        try:
-            self.endpoint = await start_endpoint(self, self.config.http)
-        except (OSError, RuntimeError, ValueError) as exc:
-            # The endpoint is a convenience: without it, polling still follows every job.
-            log.error("http_unavailable", listen=self.config.http.listen, error=str(exc))
-            self.endpoint = None
+    async def _start_endpoint(self, config: Config, *, at_start: bool = False) -> bool:
+        """Listen as ``config.http`` says; False (after saying why) when that cannot be done.
 
-    async def _restart_endpoint(self) -> None:
-        if self.endpoint is not None:
-            await self.endpoint.stop()
-            self.endpoint = None
-        await self._start_endpoint()
+        At start that stops the daemon: running without the webhooks, metrics and /healthz
+        that were asked for would mislead whoever relies on them.
+        """
+        if config.http is None:
+            return True
+        try:
+            self.endpoint = await start_endpoint(self, config.http)
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.error(
+                "http_unavailable",
+                listen=config.http.listen,
+                error=str(exc),
+                message=f"cannot listen on {config.http.listen} ({exc}): "
+                + (
+                    "not starting; free that address or change http.listen"
+                    if at_start
+                    else "keeping the endpoint as it was"
+                ),
+            )
+            return False
+        return True
+
+    async def _restart_endpoint(self, old: Config) -> None:
+        """Serve the new ``http`` settings; if they cannot be served, keep the old endpoint."""
+        same_address = (
+            old.http is not None
+            and self.config.http is not None
+            and (old.http.listen == self.config.http.listen)
+        )
+        previous = self.endpoint
+        if previous is not None and (same_address or self.config.http is None):
+            await previous.stop()  # the address is needed again (or not at all)
+            self.endpoint = previous = None
+        if await self._start_endpoint(self.config):
+            if previous is not None:
+                await previous.stop()
+            return
+        self.endpoint = previous
+        if previous is None:
+            await self._start_endpoint(old)
+        log.warning("http_kept", listen=old.http.listen if old.http else None)
 
     async def _shutdown(self) -> None:
         self.notifier.stopping()
+
         log.info("daemon_stopping", uploading=len(self.uploading), tracking=len(self.tracking))
         for runtime in self.inboxes.values():
             if runtime.watcher is not None:
@@ -267,6 +329,9 @@ class Daemon:
         for task in others:
             task.cancel()
         await asyncio.gather(*others, *self.tracking.values(), return_exceptions=True)
+        if self.hooks is not None:
+            await self.hooks.stop()
+        remove_live(runtime_dir(self.config.state_dir))
         if self.endpoint is not None:
             await self.endpoint.stop()
         if self._client is not None:
@@ -304,6 +369,141 @@ class Daemon:
 
         handle = self._loop.call_later(max(0.0, delay), fire)
         self._timers.add(handle)
+
+    # ================================================================ stalls, hooks, live state
+
+    def _recover_check(self) -> None:
+        """Read the journal once before anything else: a damaged one stops the start here."""
+        self.db.counts()
+
+    def _start_hooks(self) -> None:
+        self.hooks = HookRunner(
+            self.config, count=self.metrics.hook_finished, health=self._health_line
+        )
+        self.hooks.start()
+
+    def _restart_hooks(self, old: Config) -> None:
+        new = self.config
+        unchanged = old.hooks == new.hooks and all(
+            old.profiles.get(name) is not None and old.profiles[name].hooks == profile.hooks
+            for name, profile in new.profiles.items()
+        )
+        if unchanged or self.hooks is None:
+            return
+        self._spawn(self.hooks.stop())  # sends what it gathered, in the background
+        self._start_hooks()
+
+    def _stall_changed(self, stall: Stall, began: bool) -> None:
+        """Every stall begins and ends here: the log, systemd's status line and the hooks."""
+        if began:
+            log.error("stall_began", kind=stall.kind.value, subject=stall.subject,
+                      message=stall.message)  # fmt: skip
+        else:
+            log.info("stall_cleared", kind=stall.kind.value, subject=stall.subject,
+                     seconds=round(time.time() - stall.since, 1))  # fmt: skip
+        if self.hooks is not None:
+            event = HookEvent.STALLED if began else HookEvent.RECOVERED
+            self.hooks.emit(
+                Happening(
+                    event,
+                    time.time(),
+                    inbox=stall.subject,
+                    stall=stall.kind.value,
+                    message=stall.message,
+                    since=stall.since,
+                )
+            )
+        self.notifier.status(self.status_line())
+
+    def live_state(self) -> LiveState:
+        """What the endpoint, the status page and ``status`` (through live.json) show."""
+        return LiveState(
+            updated=time.time(),
+            pid=os.getpid(),
+            started=self.ready_event.is_set(),
+            stopping=self.stop_event.is_set(),
+            stalls=tuple(self.stalls.active()),
+            inboxes={
+                key: runtime.available and runtime.inbox.path.is_dir()
+                for key, runtime in self.inboxes.items()
+            },
+            uploads=self.uploads.snapshot(),
+        )
+
+    def _health_line(self) -> tuple[bool, str]:
+        """Whether work proceeds (for pings) and the status line."""
+        return not self.live_state().stops_all_work(), self.status_line()
+
+    async def _live_writer(self) -> None:
+        """Keep live.json current: when something changed, and every few seconds regardless."""
+        folder = runtime_dir(self.config.state_dir)
+        last: dict[str, Any] | None = None
+        written_at = 0.0
+        failing = False
+        while not self.stop_event.is_set():
+            state = self.live_state()
+            shown = {**state.as_json(), "updated": None}
+            for upload in shown["uploads"]:
+                upload.pop("ageSeconds", None)
+            if shown != last or time.monotonic() - written_at >= _LIVE_REFRESH_SECONDS:
+                error = write_live(folder, state)
+                if error is None:
+                    last, written_at, failing = shown, time.monotonic(), False
+                elif not failing:
+                    failing = True
+                    log.warning("live_state_unwritable", folder=str(folder), error=str(error))
+            await asyncio.sleep(_LIVE_WRITE_SECONDS)
+
+    def _api_answer(self, error: SymblError | None = None) -> None:
+        """What a request to Symbl tells about the stalls credentials_refused, api_unreachable."""
+        no_answer = isinstance(error, TransientError) and not isinstance(error, RateLimitedError)
+        if no_answer and error is not None and (error.status is None or error.status >= 500):
+            first = min((a.started_at for a in error.attempts), default=None)
+            self._reach.no_answer(error.message, first)
+            return
+        self._reach.answered()
+        if error is None or (isinstance(error, FinalError | RateLimitedError)
+                             and not isinstance(error, AuthenticationError)):  # fmt: skip
+            self.stalls.clear(StallKind.CREDENTIALS_REFUSED)
+
+    def _state_has_room(self, *, may_resume: bool = False) -> bool:
+        """Whether the journal can take writes; a full state folder pauses all work.
+
+        Only the maintenance tick (``may_resume``) ends the pause: resuming rescans the inboxes
+        for what arrived meanwhile, which must not happen inside another write.
+        """
+        if not self._space.full():
+            if may_resume and self.stalls.clear(StallKind.STATE_FULL) is not None:
+                self._state_room.set()
+                self.rescan_all()
+                self._pump()
+            return not self.stalls.has(StallKind.STATE_FULL)
+        if self.stalls.begin(StallKind.STATE_FULL, self._space.message()):
+            self._state_room.clear()
+        return False
+
+    def _hook_filed(self, record: FileRecord, target_root: Path, outcome: str) -> None:
+        if self.hooks is None or record.filed_path is None:
+            return
+        filed = target_root / record.filed_path
+        transcript = filed.with_name(filed.name + TRANSCRIPT_SUFFIX)
+        self.hooks.emit(
+            Happening(
+                HookEvent.DONE if outcome == "done" else HookEvent.FAILED,
+                time.time(),
+                inbox=record.inbox,
+                file=record.rel_path,
+                filed_as=str(filed),
+                record=str(filed.with_name(filed.name + record_suffix(outcome))),
+                transcript=str(transcript) if transcript.exists() else None,
+                profile=record.profile,
+                reason=record.reason,
+                message=record.data.get("message") if outcome == "failed" else None,
+                conversation_id=record.conversation_id,
+                job_id=record.job_id,
+            ),
+            record.profile,
+        )
 
     # ================================================================ recovery
 
@@ -346,6 +546,7 @@ class Daemon:
         if not inbox.path.is_dir():
             if runtime.available or runtime.next_rescan == 0.0:
                 log.error("inbox_unavailable", inbox=inbox.key, retry_seconds=_MAINTENANCE_SECONDS)
+            self._inbox_stalled(inbox, "is missing")
             runtime.available = False
             runtime.next_rescan = time.monotonic() + _MAINTENANCE_SECONDS
             return
@@ -356,13 +557,23 @@ class Daemon:
                 runtime.watcher.start()
             except OSError as exc:
                 log.error("inbox_watch_failed", inbox=inbox.key, error=str(exc))
+                self._inbox_stalled(inbox, f"cannot be watched ({exc.strerror or exc})")
                 runtime.watcher = None
                 runtime.next_rescan = time.monotonic() + _MAINTENANCE_SECONDS
                 return
         if not runtime.available:
             log.info("inbox_watching", inbox=inbox.key, mode=runtime.watcher.mode)
         runtime.available = True
+        self.stalls.clear(StallKind.INBOX_UNAVAILABLE, inbox.key)
         self.rescan(runtime)
+
+    def _inbox_stalled(self, inbox: Inbox, what: str) -> None:
+        self.stalls.begin(
+            StallKind.INBOX_UNAVAILABLE,
+            f"the inbox folder {inbox.path} {what}; files dropped there wait, and it is watched "
+            "again within seconds of coming back",
+            inbox.key,
+        )
 
     def rescan_all(self) -> None:
         for runtime in self.inboxes.values():
@@ -420,6 +631,8 @@ class Daemon:
         *,
         quiet: bool = False,
     ) -> None:
+        if not self._state_has_room():
+            return  # it stays in the inbox; the rescan when space is back finds it
         now = time.monotonic()
         tracked = runtime.tracked.get(rel)
         if tracked is not None:
@@ -731,6 +944,7 @@ class Daemon:
         key, part = self._conversation_of(record, directions, profile)
         if key is None:
             return None
+        key = self._scoped_key(record, key)
         conversation = self.db.conversation(record.inbox, key)
         if directions.conversation_id and not conversation.conversation_id:
             conversation.conversation_id = directions.conversation_id
@@ -744,6 +958,20 @@ class Daemon:
         self.db.save_conversation(conversation)
         self.db.save(record)
         return conversation
+
+    def _scoped_key(self, record: FileRecord, key: str) -> str:
+        """The key scoped to the file's folder (see ``daemon.convkeys``), unless a conversation
+        begun before keys were scoped continues under the bare key in this same folder."""
+        scoped = scoped_key(record.rel_path, key)
+        if scoped == key:
+            return key
+        fresh = self.db.conversation(record.inbox, scoped)
+        if fresh.last_part_assigned == 0 and fresh.conversation_id is None:
+            folder = folder_of(record.rel_path)
+            earlier = self.db.parts_of(record.inbox, key)
+            if earlier and all(folder_of(other.rel_path) == folder for other in earlier):
+                return key
+        return scoped
 
     def _is_duplicate_part(self, record: FileRecord) -> bool:
         assert record.conversation_key is not None
@@ -887,6 +1115,7 @@ class Daemon:
         return (
             not self.stop_event.is_set()
             and self._auth_blocked is None
+            and self._state_room.is_set()
             and time.monotonic() >= self._pause_until
             and len(self.uploading) < symbl.max_concurrent_uploads
             and self._jobs_in_flight() < min(symbl.max_concurrent_jobs, self._job_cap)
@@ -898,6 +1127,8 @@ class Daemon:
 
     def _pump_now(self) -> None:
         self._pump_scheduled = False
+        if time.monotonic() >= self._pause_until:
+            self.stalls.clear(StallKind.RATE_LIMITED)
         while self._can_start():
             record = self._next_ready()
             if record is None:
@@ -953,6 +1184,7 @@ class Daemon:
             self._requeue(record, 30.0)
         finally:
             self.uploading.pop(record.id, None)
+            self.uploads.end(record.id)
             self._pump()
 
     def _target_conversation(self, record: FileRecord) -> str | None:
@@ -992,6 +1224,9 @@ class Daemon:
                     params,
                     conversation_id=target,
                     content_type=record.data.get("content_type"),
+                    progress=self.uploads.begin(
+                        record.id, record.inbox, record.rel_path, record.size
+                    ),
                 )
         except SymblError as error:
             self._note_attempts(record, error.attempts)
@@ -1043,6 +1278,7 @@ class Daemon:
         record.stamp("submitted")
         self.db.save(record)
         self._pause_streak = 0
+        self._api_answer()
         quiet_for = time.monotonic() - self._last_rate_limit
         if quiet_for > _CAP_PROBE_SECONDS and self._job_cap < self.config.symbl.max_concurrent_jobs:
             self._job_cap += 1  # probe upwards again once 429s have stopped for a while
@@ -1071,6 +1307,7 @@ class Daemon:
 
     def _upload_failed(self, record: FileRecord, error: SymblError, *, appending: bool) -> None:
         attempts = int(record.data.get("attempts", 1))
+        self._api_answer(error)
         if isinstance(error, AuthenticationError):
             self._block_on_credentials(error)
             self._back_to_ready(record, 0.0, front=True)
@@ -1119,6 +1356,12 @@ class Daemon:
         log.warning(
             "submissions_paused", reason="rate_limited", seconds=pause, job_cap=self._job_cap
         )
+        self.stalls.begin(
+            StallKind.RATE_LIMITED,
+            f"Symbl's limit of concurrent jobs is reached (429): {self._job_cap} run at once; "
+            f"new submissions wait until one ends, at the latest until "
+            f"{iso(time.time() + pause)}",
+        )
         self._later(pause, self._pump)
 
     def _slot_freed(self) -> None:
@@ -1132,13 +1375,38 @@ class Daemon:
         self._requeue(record, delay, front=front)
 
     async def _authenticate(self) -> None:
-        """Fetch a token at start: bad credentials are reported before any file waits on them."""
-        try:
-            await self.client.authenticate()
-        except AuthenticationError as error:
-            self._block_on_credentials(error)
-        except SymblError as error:
-            log.warning("symbl_unreachable", error=error.message)
+        """Fetch a token at start: bad credentials are reported before any file waits on them.
+
+        Symbl unreachable is one warning, then quiet retries until it answers.
+        """
+        attempt = 0
+        while not self.stop_event.is_set():
+            attempt += 1
+            try:
+                await self.client.authenticate()
+            except AuthenticationError as error:
+                self._block_on_credentials(error)
+                return
+            except SymblError as error:
+                self._api_answer(error)
+                if not isinstance(error, TransientError):
+                    log.warning("symbl_refused_token", error=error.message)
+                    return
+                delay = _backoff(attempt, 5.0, _PAUSE_CAP_SECONDS)
+                (log.warning if attempt == 1 else log.debug)(
+                    "symbl_unreachable",
+                    error=error.message,
+                    message=f"no answer from Symbl; trying again every {_PAUSE_CAP_SECONDS:.0f} s "
+                    "at most, files wait in their inboxes",
+                    retry_seconds=delay,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), delay)
+                continue
+            self._api_answer()
+            if attempt > 1:
+                log.info("symbl_reachable", attempts=attempt)
+            return
 
     def _block_on_credentials(self, error: SymblError) -> None:
         if self._auth_blocked is None:
@@ -1147,6 +1415,11 @@ class Daemon:
                 message=f"{error.message}; submissions are paused until the credentials work",
             )
         self._auth_blocked = error.message
+        self.stalls.begin(
+            StallKind.CREDENTIALS_REFUSED,
+            f"Symbl refused the app's credentials ({error.message}); nothing is sent until they "
+            "work: check symbl.app_id and symbl.app_secret, then reload",
+        )
         self._later(60.0, self._unblock_credentials)
 
     def _unblock_credentials(self) -> None:
@@ -1193,6 +1466,7 @@ class Daemon:
                 delay = min(delay * tracking.poll_backoff_factor, tracking.poll_max_seconds)
                 if record.job_id in self._ended_by_webhook:
                     await self._wait_for_quiet_uploads()  # its slot is free already
+                await self._state_room.wait()  # its answer could not be committed
                 status = await self._poll(record)
                 if status in ("completed", "failed", _FAILED_LOCALLY):
                     break
@@ -1214,13 +1488,16 @@ class Daemon:
             return _FAILED_LOCALLY
         except TransientError as error:
             log.warning("job_poll_deferred", job_id=record.job_id, error=error.message)
+            self._api_answer(error)
             return None
         except AuthenticationError as error:
             self._block_on_credentials(error)
             return None
         except FinalError as error:
             log.warning("job_poll_refused", job_id=record.job_id, error=error.message)
+            self._api_answer(error)
             return None
+        self._api_answer()
         if status != record.data.get("job_status"):
             # Kept in memory only: the final state is committed with it, and after a crash the
             # job is simply asked again.
@@ -1269,6 +1546,7 @@ class Daemon:
 
     async def _file(self, record: FileRecord, attempt: int = 1) -> None:
         """Move the file and its record to done/ or failed/; on trouble, keep it and retry."""
+        await self._state_room.wait()
         runtime = self.inboxes.get(record.inbox)
         inbox = runtime.inbox if runtime else self._inbox_by_key(record.inbox)
         if inbox is None:
@@ -1323,6 +1601,7 @@ class Daemon:
         self.db.save(record)
         self.active.pop((record.inbox, record.rel_path), None)
         self.metrics.file_filed(record.inbox, outcome, record.reason)
+        self._hook_filed(record, target_root, outcome)
         log.info(
             "file_filed",
             inbox=record.inbox,
@@ -1393,13 +1672,14 @@ class Daemon:
             self._swap_client(new)
         if new.http != old.http:
             self._webhook_secret = None
-            self._spawn(self._restart_endpoint())
+            self._spawn(self._restart_endpoint(old))
         old_inboxes = {inbox.key: inbox for inbox in old.inboxes}
         new_inboxes = {inbox.key: inbox for inbox in new.inboxes}
         changed_profiles = {
             name for name, profile in new.profiles.items() if old.profiles.get(name) != profile
         }
         self.config = new
+        self._restart_hooks(old)
         removed = [key for key in old_inboxes if key not in new_inboxes]
         added = [key for key in new_inboxes if key not in old_inboxes]
         changed = [
@@ -1428,6 +1708,8 @@ class Daemon:
         self._client = SymblClient(new.symbl)
         self._auth_blocked = None
         self._job_cap = new.symbl.max_concurrent_jobs
+        self._reach.threshold = new.symbl.unreachable_after_seconds
+        self._spawn(self._authenticate())  # tells at once whether the new credentials work
         if old_client is not None:
             self._spawn(self._retire(old_client, list(self.uploading.values())))
 
@@ -1442,6 +1724,7 @@ class Daemon:
         runtime = self.inboxes.pop(inbox.key, None)
         if runtime is not None and runtime.watcher is not None:
             runtime.watcher.stop()
+        self.stalls.clear(StallKind.INBOX_UNAVAILABLE, inbox.key)
         with contextlib.suppress(ValueError):
             self._rr.remove(inbox.key)
         self._retired_inboxes[inbox.key] = inbox
@@ -1476,6 +1759,9 @@ class Daemon:
         while not self.stop_event.is_set():
             await asyncio.sleep(interval)
             now = time.monotonic()
+            if not self._state_has_room(may_resume=True):
+                self.notifier.watchdog()
+                continue
             for runtime in list(self.inboxes.values()):
                 try:
                     self._maintain(runtime, now)
@@ -1495,6 +1781,7 @@ class Daemon:
                     runtime.watcher.stop()
                     runtime.watcher = None
                 runtime.available = False
+                runtime.next_rescan = now  # watched again as soon as it is back, not at rescan
             if now >= runtime.next_rescan:
                 self._bring_up(runtime)
         elif now >= runtime.next_rescan:
@@ -1503,7 +1790,8 @@ class Daemon:
     def status_line(self) -> str:
         waiting = sum(len(runtime.tracked) for runtime in self.inboxes.values())
         ready = sum(len(runtime.ready) for runtime in self.inboxes.values())
-        paused = " (paused: credentials rejected)" if self._auth_blocked else ""
+        stalled = sorted({stall.kind.value for stall in self.stalls.active()})
+        paused = f" (stalled: {', '.join(stalled)})" if stalled else ""
         return (
             f"{waiting} settling, {ready} ready, {len(self.uploading)} uploading, "
             f"{len(self.tracking)} jobs running{paused}"

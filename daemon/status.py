@@ -12,14 +12,15 @@ import json
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from daemon.config import Config, ConfigError, load_config
 from daemon.journal import JOURNAL_NAME, FileRecord, Journal, State
+from daemon.live import age_of, printable, read_live, runtime_dir
 from daemon.lock import running_pid
 from daemon.records import iso
 
@@ -36,6 +37,8 @@ COUNT_KEYS: tuple[str, ...] = (
     "filed_failed",
 )
 FAILURES_SHOWN = 10
+# live.json is rewritten at least every 15 s while the daemon runs; older means it is stuck.
+LIVE_STALE_SECONDS = 60.0
 T = TypeVar("T")
 
 
@@ -105,6 +108,10 @@ class StatusReport:
     inboxes: list[dict[str, Any]]
     in_flight: list[dict[str, Any]]
     failures: list[dict[str, Any]]
+    stalls: list[dict[str, Any]] = field(default_factory=list)
+    uploads: list[dict[str, Any]] = field(default_factory=list)
+    live_note: str | None = None
+    """Why the live part (stalls, uploads) is missing or old, when it is."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -117,21 +124,51 @@ class StatusReport:
             "inboxes": self.inboxes,
             "in_flight": self.in_flight,
             "recent_failures": self.failures,
+            "stalls": self.stalls,
+            "uploads": self.uploads,
+            "live_note": self.live_note,
         }
 
 
-def gather_status(config: Config, journal: Journal | None, now: float) -> StatusReport:
+def gather_status(
+    config: Config,
+    journal: Journal | None,
+    now: float,
+    live: Mapping[str, Any] | None = None,
+    pid: int | None = None,
+) -> StatusReport:
+    """The report; ``live`` is the daemon's snapshot (``LiveState.as_json()``) where known."""
     counts = journal.counts() if journal else {}
     submitted = journal.in_states((State.SUBMITTED,)) if journal else []
     failures = journal.recent_failures(FAILURES_SHOWN) if journal else []
     return StatusReport(
         state_dir=config.state_dir,
         journal=journal.path if journal else None,
-        pid=running_pid(config.state_dir),
+        pid=pid if pid is not None else running_pid(config.state_dir),
         inboxes=_inbox_rows(config, counts),
         in_flight=[_in_flight(record, now) for record in submitted],
         failures=[_failure(record, _failed_folder(config, record.inbox)) for record in failures],
+        stalls=list(live.get("stalls", [])) if live else [],
+        uploads=list(live.get("uploads", [])) if live else [],
     )
+
+
+def live_of_running_daemon(
+    config: Config, pid: int | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The running daemon's live.json, and a note when it is missing or old."""
+    if pid is None:
+        return None, None
+    folder = runtime_dir(config.state_dir)
+    live = read_live(folder)
+    if live is None:
+        return None, f"no live state in {folder}: stalls and uploads are not known"
+    if pid > 0 and live.get("pid") != pid:
+        return None, f"the live state in {folder} is from another process (pid {live.get('pid')})"
+    age = age_of(live)
+    if age > LIVE_STALE_SECONDS:
+        return live, f"the live state was last written {int(age)} s ago: the daemon may be stuck"
+    return live, None
 
 
 def _inbox_rows(config: Config, counts: dict[tuple[str, str], int]) -> list[dict[str, Any]]:
@@ -194,6 +231,7 @@ def render_status(report: StatusReport) -> str:
         for row in report.inboxes
     ]
     parts.append(render_table(headers, rows))
+    parts.extend(_stall_lines(report))
     parts.append(f"Jobs in flight: {len(report.in_flight)}")
     if report.in_flight:
         job_rows = [
@@ -210,6 +248,29 @@ def render_status(report: StatusReport) -> str:
         if failure["filedAs"]:
             parts.append(f"      now {failure['filedAs']}")
     return "\n".join(parts) + "\n"
+
+
+def _stall_lines(report: StatusReport) -> list[str]:
+    lines = [f"Stalls: {len(report.stalls) or 'none'}"]
+    for stall in report.stalls:
+        lines.append(f"  {stall['kind']} since {stall['since']}: {_one_line(stall['message'])}")
+    if report.live_note:
+        lines.append(f"  ({report.live_note})")
+    if report.uploads:
+        lines.append(f"Uploading: {len(report.uploads)}")
+        for upload in report.uploads:
+            lines.append(
+                f"  {printable(upload['file'])}: {human_size(upload['bytesSent'])} of "
+                f"{human_size(upload['bytesTotal'])}, {_age(upload['ageSeconds'])}"
+            )
+    lines.append("")
+    return lines
+
+
+def human_size(count: int) -> str:
+    if count < 1024 * 1024:
+        return f"{count / 1024:.0f} KiB"
+    return f"{count / 1024 / 1024:.1f} MiB"
 
 
 def _daemon_line(report: StatusReport) -> str:
@@ -239,6 +300,9 @@ def _age(seconds: float | None) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
+human_age = _age
+
+
 def _one_line(message: Any) -> str:
     return " ".join(str(message or "").split())
 
@@ -262,10 +326,15 @@ def status_main(args: argparse.Namespace) -> int:
     config = load_operator_config(args.config_path)
     if config is None:
         return EXIT_USAGE
-    found = read_journal(config, lambda journal: gather_status(config, journal, time.time()))
+    pid = running_pid(config.state_dir)
+    live, note = live_of_running_daemon(config, pid)
+    found = read_journal(
+        config, lambda journal: gather_status(config, journal, time.time(), live, pid)
+    )
     if found is None:
         return EXIT_FAILURE
     report, _ = found
+    report = replace(report, live_note=note)
     if args.json:
         print(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
     else:

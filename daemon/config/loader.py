@@ -28,6 +28,7 @@ from daemon.config.folders import (
 )
 from daemon.config.model import (
     Config,
+    Hook,
     HttpSettings,
     Inbox,
     Profile,
@@ -35,7 +36,13 @@ from daemon.config.model import (
     TrackingSettings,
 )
 from daemon.config.profiles import Chain, inherited, resolve_chains, resolve_params, suggestion
-from daemon.config.schema import ConfigFile, InboxSection, validate_file, validate_section
+from daemon.config.schema import (
+    ConfigFile,
+    HookSection,
+    InboxSection,
+    validate_file,
+    validate_section,
+)
 from daemon.config.yamlsource import YamlDocument, load_yaml_document
 from daemon.logs import masker
 from daemon.params import ParamProblem
@@ -123,6 +130,7 @@ class _Loading:
         self.problems.extend(chain_problems + param_problems)
         self.problems.extend(self._unknown_inbox_profiles(raw.get("inboxes"), profiles))
         self.problems.extend(layout_problems(folders))
+        self.problems.extend(_notify_url_problems(model))
         if prepare_folders:
             self._prepare(folders, state_dir)
         if self.problems or model is None or app_secret is None:
@@ -139,6 +147,7 @@ class _Loading:
             tracking=TrackingSettings(**model.tracking.model_dump()),
             shutdown_timeout_seconds=float(model.shutdown_timeout_seconds),
             http=_http_settings(model, webhook_secret),
+            hooks=_hooks(model.hooks, "hooks"),
             warnings=tuple(str(problem) for problem in self._rendered(self.warnings)),
         )
 
@@ -262,6 +271,7 @@ def _symbl_settings(model: ConfigFile, app_secret: str) -> SymblSettings:
         max_concurrent_uploads=section.max_concurrent_uploads,
         connect_timeout_seconds=float(section.connect_timeout_seconds),
         token_refresh_margin_seconds=float(section.token_refresh_margin_seconds),
+        unreachable_after_seconds=float(section.unreachable_after_seconds),
     )
 
 
@@ -282,6 +292,10 @@ def _profiles(
     patterns = {name: section.continuation_pattern for name, section in sections.items()}
     waits = {name: section.continuation_wait_seconds for name, section in sections.items()}
     exports = {name: section.export for name, section in sections.items()}
+    hooks = {
+        name: _hooks(section.hooks, f"profiles.{name}.hooks") if section.hooks is not None else None
+        for name, section in sections.items()
+    }
     profiles: dict[str, Profile] = {}
     for name in sections:
         chain = chains[name]
@@ -295,8 +309,51 @@ def _profiles(
                 float(wait) if wait is not None else DEFAULT_CONTINUATION_WAIT_SECONDS
             ),
             export=tuple(inherited(chain, exports) or ()),
+            hooks=inherited(chain, hooks) or (),
         )
     return profiles
+
+
+def _hooks(sections: Sequence[HookSection], where: str) -> tuple[Hook, ...]:
+    return tuple(
+        Hook(
+            events=tuple(section.on or ()),
+            notify=tuple(section.notify or ()),
+            command=tuple(section.command or ()),
+            timeout_seconds=float(section.timeout_seconds),
+            ping=section.ping,
+            interval_seconds=float(section.interval_seconds),
+            retries=section.retries,
+            group_seconds=float(section.group_seconds),
+            where=f"{where}[{index}]",
+        )
+        for index, section in enumerate(sections)
+    )
+
+
+def _notify_url_problems(model: ConfigFile | None) -> list[ParamProblem]:
+    """Notification URLs Apprise does not understand (checked only when there are some)."""
+    if model is None:
+        return []
+    located: list[tuple[Location, str]] = []
+    lists: list[tuple[Location, list[HookSection]]] = [(("hooks",), model.hooks)] + [
+        (("profiles", name, "hooks"), section.hooks or [])
+        for name, section in model.profiles.items()
+    ]
+    for loc, hooks in lists:
+        for index, hook in enumerate(hooks):
+            for position, url in enumerate(hook.notify or ()):
+                located.append(((*loc, index, "notify", position), url))
+    if not located:
+        return []
+    from daemon.hooks import notify_url_problem  # imports Apprise, a third of a second
+
+    problems = []
+    for loc, url in located:
+        message = notify_url_problem(url)
+        if message is not None:
+            problems.append(ParamProblem(loc, message))
+    return problems
 
 
 def _inbox(section: InboxSection, folders: InboxFolders) -> Inbox:

@@ -38,6 +38,24 @@ class SymblSettings:
     connect_timeout_seconds: float = 10.0
     # Tokens are renewed this long before they expire, never after.
     token_refresh_margin_seconds: float = 300.0
+    # Without an answer from Symbl this long, the stall api_unreachable is reported.
+    unreachable_after_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One hook: a command, notification URLs or a dead-man's-switch ping (exactly one)."""
+
+    events: tuple[str, ...] = ()
+    notify: tuple[str, ...] = field(default=(), repr=False)  # URLs may carry passwords
+    command: tuple[str, ...] = ()
+    timeout_seconds: float = 60.0
+    ping: str | None = field(default=None, repr=False)
+    interval_seconds: float = 300.0
+    retries: int = 3
+    group_seconds: float = 60.0
+    where: str = "hooks[0]"
+    """Its place in the file (``hooks[1]``, ``profiles.sales.hooks[0]``), for logs and metrics."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,7 @@ class Profile:
     continuation_pattern: re.Pattern[str] | None = None
     continuation_wait_seconds: float = 86400.0
     export: tuple[str, ...] = ()
+    hooks: tuple[Hook, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,7 @@ class Config:
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     shutdown_timeout_seconds: float = 20.0
     http: HttpSettings | None = None
+    hooks: tuple[Hook, ...] = ()
     # Things that work but cost something (e.g. done/ on another filesystem), told at start.
     warnings: tuple[str, ...] = ()
 

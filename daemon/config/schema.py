@@ -93,6 +93,7 @@ def _export_kind(value: str) -> str:
 
 
 PositiveSeconds = Annotated[float, AfterValidator(_positive)]
+NonNegativeInt = Annotated[int, AfterValidator(_not_negative)]
 NonNegativeSeconds = Annotated[float, AfterValidator(_not_negative)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 ListenAddress = Annotated[str, AfterValidator(_listen_address)]
@@ -116,6 +117,7 @@ class SymblSection(_Section):
     max_concurrent_uploads: PositiveInt = 4
     connect_timeout_seconds: PositiveSeconds = 10.0
     token_refresh_margin_seconds: NonNegativeSeconds = 300.0
+    unreachable_after_seconds: PositiveSeconds = 120.0
 
 
 class TrackingSection(_Section):
@@ -141,6 +143,40 @@ class HttpSection(_Section):
     webhook_secret_file: NonBlank | None = None
 
 
+HookEvent = Literal["done", "failed", "stalled", "recovered"]
+
+
+class HookSection(_Section):
+    """``hooks[]`` and ``profiles.<name>.hooks[]``: a command, notification URLs or a ping."""
+
+    on: list[HookEvent] | None = None
+    notify: list[NonBlank] | None = None
+    command: list[NonBlank] | None = None
+    timeout_seconds: PositiveSeconds = 60.0
+    ping: HttpUrl | None = None
+    interval_seconds: PositiveSeconds = 300.0
+    retries: NonNegativeInt = 3
+    group_seconds: NonNegativeSeconds = 60.0
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> HookSection:
+        given = [key for key in ("notify", "command", "ping") if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise at_key(
+                given[1] if len(given) > 1 else "notify",
+                "a hook has exactly one of notify, command or ping",
+            )
+        if self.ping is not None and self.on is not None:
+            raise at_key("on", "a ping hook reports at its interval; it takes no on:")
+        if self.ping is None and not self.on:
+            raise at_key("on", "needs the events to act on: done, failed, stalled, recovered")
+        if self.command is not None and not self.command:
+            raise at_key("command", "needs the program to run, as a list: [program, arg...]")
+        if self.notify is not None and not self.notify:
+            raise at_key("notify", "needs at least one notification URL")
+        return self
+
+
 class ProfileSection(_Section):
     """``profiles.<name>``: Symbl parameters and file handling for one team; ``None`` inherits."""
 
@@ -149,6 +185,7 @@ class ProfileSection(_Section):
     continuation_pattern: ContinuationPattern | None = None
     continuation_wait_seconds: PositiveSeconds | None = None
     export: list[ExportKind] | None = None
+    hooks: list[HookSection] | None = None
 
 
 class InboxSection(_Section):
@@ -178,6 +215,7 @@ class ConfigFile(_Section):
     tracking: TrackingSection = Field(default_factory=TrackingSection)
     shutdown_timeout_seconds: PositiveSeconds = 20.0
     http: HttpSection | None = None
+    hooks: list[HookSection] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------- error translation

@@ -103,7 +103,11 @@ class TestHealth:
         running = await start_daemon(emulator)
         response = await healthz(running)
         assert response.status_code == 200
-        assert response.json() == {"status": "ok", "inboxes": {str(running.inbox): True}}
+        assert response.json() == {
+            "status": "ok",
+            "inboxes": {str(running.inbox): True},
+            "stalls": [],
+        }
 
     async def test_removed_inbox_is_503(
         self, emulator: EmulatorServer, start_daemon: StartDaemon
@@ -127,8 +131,10 @@ class TestHealth:
             return (await healthz(running)).status_code == 503
 
         await wait_until(unhealthy)
-        reasons = (await healthz(running)).json()["reasons"]
-        assert len(reasons) == 1 and reasons[0].startswith("credentials rejected: ")
+        body = (await healthz(running)).json()
+        reasons = body["reasons"]
+        assert len(reasons) == 1 and reasons[0].startswith("credentials_refused: ")
+        assert [stall["kind"] for stall in body["stalls"]] == ["credentials_refused"]
         text = await scrape(running)
         assert sample(text, "symbl_inbox_credentials_rejected") == 1
         assert sample(text, "symbl_inbox_api_responses_total", code="401") >= 1
