@@ -256,7 +256,7 @@ class _Channel:
             self.queue.put_nowait(happening)
         except asyncio.QueueFull:
             self.count(self.hook.where, self.kind, "dropped")
-            log.warning("hook_event_dropped", hook=self.hook.where, event=happening.event.value)
+            log.warning("hook_event_dropped", hook=self.hook.where, on=happening.event.value)
 
     def ended(self, outcome: str, **facts: Any) -> None:
         self.count(self.hook.where, self.kind, outcome)
@@ -335,7 +335,7 @@ class HookRunner:
             outcome, facts = await _run_once(argv, env, hook.timeout_seconds)
             last = attempt > hook.retries or outcome == "not_runnable" or self._stopping
             if outcome == "ok" or last:
-                channel.ended(outcome, event=happening.event.value, attempt=attempt, **facts)
+                channel.ended(outcome, on=happening.event.value, attempt=attempt, **facts)
                 return
             log.warning("hook_retrying", hook=hook.where, attempt=attempt, outcome=outcome, **facts)
             await asyncio.sleep(retry_delay(attempt))

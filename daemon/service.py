@@ -394,7 +394,13 @@ class Daemon:
         self._start_hooks()
 
     def _stall_changed(self, stall: Stall, began: bool) -> None:
-        """Every stall begins and ends here: the log, systemd's status line and the hooks."""
+        """Every stall begins and ends here: the log, systemd's status line and the hooks.
+
+        A 429 pause is shown but neither logged again nor sent to hooks: an account at its
+        limit is busy, not stuck (``submissions_paused`` already says it).
+        """
+        if stall.kind is StallKind.RATE_LIMITED:
+            return
         if began:
             log.error("stall_began", kind=stall.kind.value, subject=stall.subject,
                       message=stall.message)  # fmt: skip

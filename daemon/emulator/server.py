@@ -56,10 +56,11 @@ class EmulatorServer:
         host, port = self._socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> None:
+    def start(self, port: int = 0) -> None:
+        """Serve on ``port`` (0: a free one); a stopped emulator can start again on its old port."""
         if self._thread is not None:
             raise RuntimeError("the emulator is already running")
-        self._socket = _listening_socket(self._host)
+        self._socket = _listening_socket(self._host, port)
         self._server = uvicorn.Server(uvicorn_config(self.state))
         self._thread = threading.Thread(
             target=self._server.run,
@@ -106,13 +107,13 @@ class EmulatorServer:
         self.stop()
 
 
-def _listening_socket(host: str) -> socket.socket:
+def _listening_socket(host: str, port: int = 0) -> socket.socket:
     # An explicit IPPROTO_TCP lets asyncio set TCP_NODELAY on accepted connections; without it
     # every small answer waits ~40 ms for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, 0))
+    sock.bind((host, port))
     sock.listen(512)
     return sock
 
