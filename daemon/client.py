@@ -482,7 +482,12 @@ class SymblClient:
     async def authenticate(self) -> None:
         """Get a token now, so that the first upload does not wait for one (nor for the
         connection and the lazy imports of the first request)."""
-        await self._tokens.get(self._generate_token)
+        try:
+            await self._tokens.get(self._generate_token)
+        except httpx.TransportError as exc:
+            # No answer at all: the caller hears TransientError, as from every other call.
+            self.stats.transport_errors += 1
+            raise TransientError(f"POST /oauth2/token:generate: {_describe(exc)}") from exc
 
     async def job_status(self, job_id: str) -> str:
         """The job's status: ``scheduled``, ``in_progress``, ``completed`` or ``failed``."""

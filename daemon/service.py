@@ -1398,7 +1398,7 @@ class Daemon:
                 if not isinstance(error, TransientError):
                     log.warning("symbl_refused_token", error=error.message)
                     return
-                delay = _backoff(attempt, 5.0, _PAUSE_CAP_SECONDS)
+                delay = _backoff(attempt, 2.0, _PAUSE_CAP_SECONDS)
                 (log.warning if attempt == 1 else log.debug)(
                     "symbl_unreachable",
                     error=error.message,
