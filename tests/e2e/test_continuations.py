@@ -249,3 +249,29 @@ class TestBrokenConversations:
         ).json()["messages"]
         assert len(messages) == 2
         assert "m-1.wav" in messages[0]["text"]
+
+
+class TestKeysScopedToTheirFolder:
+    """In a recursive inbox, two teams' ``standup`` in their own folders are two conversations."""
+
+    def test_same_key_in_two_folders(self, harness_factory: Callable[..., DaemonHarness]) -> None:
+        harness = harness_factory(inbox_options={"recursive": True})
+        harness.start()
+        shas = {}
+        for team in ("team-a", "team-b"):
+            (harness.inbox / team).mkdir()
+            for part in (1, 2):
+                name = f"{team}/standup-{part}.wav"
+                shas[name] = drop_part(harness, name, "standup", part, 0.1 * part + len(team) / 100)
+            harness.wait_filed(len(shas))
+        results = harness.results()
+        ids = {}
+        for team in ("team-a", "team-b"):
+            first = results[f"{team}/standup-1.wav"]["conversation"]
+            second = results[f"{team}/standup-2.wav"]["conversation"]
+            assert first["key"] == second["key"] == f"{team}/standup"
+            assert first["conversationId"] == second["conversationId"]
+            ids[team] = first["conversationId"]
+        assert ids["team-a"] != ids["team-b"]
+        methods = [record.method for record in harness.emulator.state.submissions]
+        assert sorted(methods) == ["POST", "POST", "PUT", "PUT"]
