@@ -17,7 +17,7 @@ import yaml
 from daemon.cli import EXIT_OK, EXIT_USAGE
 from daemon.config.errors import ConfigError
 from daemon.config.loader import load_config
-from daemon.config.model import Config, Inbox, Profile
+from daemon.config.model import Config, Hook, Inbox, Profile
 from daemon.logs import MASK, masker
 
 
@@ -70,7 +70,27 @@ def effective_config(config: Config) -> dict[str, Any]:
         effective["http"] = http
     effective["profiles"] = {name: _profile(p) for name, p in config.profiles.items()}
     effective["inboxes"] = [_inbox(inbox) for inbox in config.inboxes]
+    effective["hooks"] = [_hook(hook) for hook in config.hooks]
     return effective
+
+
+def _hook(hook: Hook) -> dict[str, Any]:
+    """A hook with its URLs cut to the scheme: they carry passwords and tokens."""
+    shown: dict[str, Any] = {"where": hook.where}
+    if hook.notify:
+        shown |= {"on": list(hook.events), "notify": [_scheme_only(u) for u in hook.notify]}
+        shown["group_seconds"] = hook.group_seconds
+    elif hook.command:
+        shown |= {"on": list(hook.events), "command": list(hook.command)}
+        shown["timeout_seconds"] = hook.timeout_seconds
+    elif hook.ping:
+        shown |= {"ping": _scheme_only(hook.ping), "interval_seconds": hook.interval_seconds}
+    shown["retries"] = hook.retries
+    return shown
+
+
+def _scheme_only(url: str) -> str:
+    return url.split("://", 1)[0] + "://" + MASK
 
 
 def _profile(profile: Profile) -> dict[str, Any]:
@@ -80,6 +100,7 @@ def _profile(profile: Profile) -> dict[str, Any]:
         "continuation_pattern": pattern.pattern if pattern is not None else None,
         "continuation_wait_seconds": profile.continuation_wait_seconds,
         "export": list(profile.export),
+        "hooks": [_hook(hook) for hook in profile.hooks],
     }
 
 

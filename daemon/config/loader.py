@@ -315,6 +315,9 @@ def _profiles(
 
 
 def _hooks(sections: Sequence[HookSection], where: str) -> tuple[Hook, ...]:
+    # Notification and ping URLs carry passwords and tokens: never logged, printed or sent.
+    masker.register(url for section in sections for url in section.notify or ())
+    masker.register(section.ping for section in sections if section.ping)
     return tuple(
         Hook(
             events=tuple(section.on or ()),

@@ -27,7 +27,11 @@ def example(tmp_path: Path) -> Config:
     (credentials / "symbl-webhook-secret").write_text("example-hook-secret", encoding="utf-8")
     path = tmp_path / "config.yaml"
     path.write_text(text, encoding="utf-8")
-    environ = {"SYMBL_APP_ID": "example-app-id", "CREDENTIALS_DIRECTORY": str(credentials)}
+    environ = {
+        "SYMBL_APP_ID": "example-app-id",
+        "CREDENTIALS_DIRECTORY": str(credentials),
+        "SMTP_PASSWORD": "example-smtp-password",
+    }
     return load_config(path, environ=environ)
 
 
@@ -40,6 +44,13 @@ class TestExampleConfiguration:
         assert example.symbl.app_secret == "example-app-secret"
         assert example.http is not None
         assert example.http.webhook_secret == "example-hook-secret"
+
+    def test_hooks(self, example: Config) -> None:
+        mail, command, ping = example.hooks
+        assert mail.events == ("failed", "stalled", "recovered") and mail.group_seconds == 300
+        assert "example-smtp-password" in mail.notify[0]
+        assert command.command[0] == "/usr/local/bin/copy-transcript"
+        assert ping.ping is not None and ping.interval_seconds == 240
 
     def test_three_teams(self, example: Config) -> None:
         assert [inbox.profile for inbox in example.inboxes] == [

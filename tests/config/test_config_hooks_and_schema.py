@@ -128,3 +128,19 @@ class TestJsonSchema:
         bad = yaml.safe_load(VALID + "hooks:\n  - on: [done]\n    commmand: [/bin/true]\n")
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, json.loads(SCHEMA_FILE.read_text()))
+
+
+class TestCheckConfigShowsHooks:
+    """check-config lists the hooks without the passwords and tokens in their URLs."""
+
+    def test_urls_are_masked(self, write_config: WriteConfig, check_config: CheckConfig) -> None:
+        path = write_config(
+            VALID + "hooks:\n"
+            "  - on: [failed]\n"
+            '    notify: ["mailtos://ops:pa55-w0rd-x@mail.example.com?to=a@example.com"]\n'
+            "  - ping: https://hc.example.com/ping/5ecret-uuid-1234\n"
+        )
+        outcome = check_config(path)
+        assert outcome.code == 0, outcome.errors
+        assert "pa55-w0rd-x" not in outcome.out and "5ecret-uuid-1234" not in outcome.out
+        assert "mailtos://***" in outcome.out and "https://***" in outcome.out
