@@ -10,12 +10,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-import yaml
 from config_harness import VALID, Outcome
 
 from daemon.config import load_config
 from daemon.config.jsonschema import SCHEMA_FILE, build_schema, readme_descriptions
 from daemon.config.schema import schema_keys
+from daemon.config.yamlsource import load_yaml_document
 
 ROOT = Path(__file__).resolve().parents[2]
 WriteConfig = Callable[[str], Path]
@@ -122,10 +122,15 @@ class TestJsonSchema:
         first = example.splitlines()[0]
         assert first == "# yaml-language-server: $schema=daemon/config/config.schema.json"
         assert (ROOT / first.split("$schema=")[1]).resolve() == SCHEMA_FILE
-        jsonschema.validate(yaml.safe_load(example), json.loads(SCHEMA_FILE.read_text()))
+        # The project's own YAML reading: PyYAML's safe_load would make the key `on` a boolean
+        # (YAML 1.1); editors read YAML 1.2, where it is the string it looks like.
+        data = load_yaml_document(example, "config.example.yaml").data
+        jsonschema.validate(data, json.loads(SCHEMA_FILE.read_text()))
 
     def test_schema_rejects_what_the_loader_rejects(self) -> None:
-        bad = yaml.safe_load(VALID + "hooks:\n  - on: [done]\n    commmand: [/bin/true]\n")
+        bad = load_yaml_document(
+            VALID + "hooks:\n  - on: [done]\n    commmand: [/bin/true]\n", "config.yaml"
+        ).data
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, json.loads(SCHEMA_FILE.read_text()))
 
