@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import json
@@ -127,3 +128,61 @@ class HttpReceiver:
             yield request.path.encode()
             yield json.dumps(request.headers).encode()
             yield request.body
+
+
+class SlowRelay:
+    """A TCP relay on loopback that passes at most ``rate`` bytes a second towards ``target``.
+
+    Uploads through it take long enough to be seen half done.
+    """
+
+    def __init__(self, target_port: int, rate: int) -> None:
+        self.target_port = target_port
+        self.rate = rate
+        self._listener = socket.create_server((LOOPBACK, 0))
+        self.port = self._listener.getsockname()[1]
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def _accept(self) -> None:
+        self._listener.settimeout(0.2)
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            upstream = socket.create_connection((LOOPBACK, self.target_port))
+            for source, sink, limit in ((client, upstream, self.rate), (upstream, client, 0)):
+                threading.Thread(target=self._pump, args=(source, sink, limit), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, limit: int) -> None:
+        chunk = max(1024, limit // 20) if limit else 65536
+        try:
+            while not self._closed.is_set():
+                data = source.recv(chunk)
+                if not data:
+                    break
+                sink.sendall(data)
+                if limit:
+                    self._closed.wait(len(data) / limit)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> SlowRelay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed.set()
+        self._listener.close()
+        self._thread.join(5)

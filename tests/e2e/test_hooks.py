@@ -206,6 +206,33 @@ class TestCommands:
         assert {e["exit_status"] for e in finished} == {0}
         no_secret_in([path.read_bytes() for path in out.iterdir()])
 
+    def test_a_profile_hook_runs_in_addition_to_the_global_one(
+        self, harness_factory: Callable[..., DaemonHarness], tmp_path: Path
+    ) -> None:
+        script = tmp_path / "recorder.py"
+        script.write_text(RECORDER)
+        folders = {name: tmp_path / name for name in ("global", "team", "other")}
+        for folder in folders.values():
+            folder.mkdir()
+
+        def hook(name: str) -> dict[str, object]:
+            return {"on": ["done"], "command": [sys.executable, str(script), str(folders[name])]}
+
+        listen = f"127.0.0.1:{free_port()}"
+        harness = harness_factory(
+            profile={"params": {"languageCode": "en-US"}, "hooks": [hook("team")]},
+            extra_profiles={"other": {"hooks": [hook("other")]}},
+            extra={"hooks": [hook("global")], "http": {"listen": listen}},
+        )
+        harness.start()
+        (harness.inbox / "a.wav").write_bytes(make_wav(0.3))
+        harness.wait_filed(1)
+        wait_until(
+            lambda: all(any(folders[n].iterdir()) for n in ("global", "team")), 20, "both hooks"
+        )
+        harness.stop()
+        assert not any(folders["other"].iterdir())  # another profile's hook is not ours
+
     def test_a_hanging_hook_is_cut_off_with_its_children(
         self, harness_factory: Callable[..., DaemonHarness], tmp_path: Path
     ) -> None:

@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 import pytest
 from e2e_harness import DaemonHarness, wait_until
-from receivers import free_port
+from receivers import HttpReceiver, SlowRelay, free_port
 
 from daemon.emulator import EmulatorServer
-from daemon.samples import make_wav
+from daemon.samples import make_wav, write_large_wav
 
 RECORDER = textwrap.dedent(
     """
@@ -115,7 +115,7 @@ class Watched:
 def watched(
     harness_factory: Callable[..., DaemonHarness], tmp_path: Path
 ) -> Callable[..., Watched]:
-    def make(**options: Any) -> Watched:
+    def make(ping: str | None = None, **options: Any) -> Watched:
         runtime, runs = tmp_path / "run", tmp_path / "hook-runs"
         runtime.mkdir(exist_ok=True)
         runs.mkdir(exist_ok=True)
@@ -131,6 +131,8 @@ def watched(
                 }
             ],
         }
+        if ping is not None:
+            extra["hooks"].append({"ping": ping, "interval_seconds": 300})
         harness = harness_factory(extra=extra, **options)
         return Watched(harness, runtime, runs, listen, extra)
 
@@ -150,8 +152,16 @@ class TestCredentialsRefused:
         self, emulator_factory: Callable[..., EmulatorServer], watched: Callable[..., Watched]
     ) -> None:
         server = emulator_factory(app_id="test-app", app_secret="the-right-secret-123")
-        setup = watched(emulator=server)
-        setup.start()
+        with HttpReceiver() as pings:
+            setup = watched(emulator=server, ping=f"{pings.base}/ping/x")
+            setup.start()
+            self.wrong_secret(setup)
+            # The dead-man's switch said so: /fail during the stall, success after it.
+            fails = pings.on("/ping/x/fail")
+            assert fails and b"credentials_refused" in fails[0].body
+            assert pings.on("/ping/x"), "a success ping after the recovery"
+
+    def wrong_secret(self, setup: Watched) -> None:
         (setup.harness.inbox / "a.wav").write_bytes(make_wav(0.3))
         wait_until(lambda: setup.shows("credentials_refused"), 30, "the stall in every view")
         text = setup.status_text()
@@ -265,3 +275,35 @@ class TestStateFull:
         wait_until(setup.clear, 20, "the stall to clear everywhere")
         assert list(setup.harness.results()) == ["a.wav"]
         recovered_once(setup, "state_full")
+
+
+class TestUploadProgress:
+    """An upload in flight shows bytes sent of total in status and on the page."""
+
+    def test_half_done_upload(
+        self, emulator: EmulatorServer, watched: Callable[..., Watched], tmp_path: Path
+    ) -> None:
+        port = int(emulator.base_url.rsplit(":", 1)[1])
+        size = 12 * 1024 * 1024
+        with SlowRelay(port, rate=2 * 1024 * 1024) as relay:
+            setup = watched(emulator=emulator, symbl_options={"base_url": relay.base_url})
+            setup.start()
+            staged = tmp_path / "big.wav"
+            write_large_wav(staged, size)
+            staged.rename(setup.harness.inbox / "big.wav")
+
+            def half_done() -> dict[str, Any] | None:
+                uploads = setup.status()["uploads"]
+                if uploads and 0 < uploads[0]["bytesSent"] < uploads[0]["bytesTotal"]:
+                    return dict(uploads[0])
+                return None
+
+            wait_until(lambda: half_done() is not None, 30, "a partly sent upload")
+            upload = half_done() or {}
+            assert upload["file"] == "big.wav" and upload["bytesTotal"] == size
+            assert "Uploading: 1" in setup.status_text()
+            page = setup.get("/").text
+            assert 'id="uploads"' in page and f'<progress max="{size}"' in page
+            setup.harness.wait_filed(1, timeout=60)
+            wait_until(lambda: setup.status()["uploads"] == [], 10, "no upload left")
+            assert list(setup.harness.results()) == ["big.wav"]
