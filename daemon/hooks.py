@@ -289,6 +289,11 @@ class HookRunner:
             work = {"command": self._commands, "notify": self._notifications, "ping": self._pings}
             channel.task = loop.create_task(work[channel.kind](channel))
 
+    def listens(self, event: HookEvent, profile: str | None = None) -> bool:
+        """Whether any hook acts on ``event`` (so the caller can skip gathering its facts)."""
+        channels = self._global + (self._profiles.get(profile, []) if profile else [])
+        return any(event.value in channel.hook.events for channel in channels)
+
     def emit(self, happening: Happening, profile: str | None = None) -> None:
         """Offer ``happening`` to every hook that acts on it (global ones, then the profile's)."""
         if happening.event in (HookEvent.STALLED, HookEvent.RECOVERED):

@@ -489,13 +489,16 @@ class Daemon:
         return False
 
     def _hook_filed(self, record: FileRecord, target_root: Path, outcome: str) -> None:
+        event = HookEvent.DONE if outcome == "done" else HookEvent.FAILED
         if self.hooks is None or record.filed_path is None:
+            return
+        if not self.hooks.listens(event, record.profile):
             return
         filed = target_root / record.filed_path
         transcript = filed.with_name(filed.name + TRANSCRIPT_SUFFIX)
         self.hooks.emit(
             Happening(
-                HookEvent.DONE if outcome == "done" else HookEvent.FAILED,
+                event,
                 time.time(),
                 inbox=record.inbox,
                 file=record.rel_path,
