@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 import httpx
 from e2e_harness import DaemonHarness, sha256_of, wait_until
 
 from daemon.emulator import EmulatorServer
+from daemon.journal import JOURNAL_NAME
 from daemon.samples import make_wav
 
 PATTERN = r"^(?P<conversation>rec-\d+)-part(?P<part>\d+)\.wav$"
@@ -275,3 +277,32 @@ class TestKeysScopedToTheirFolder:
         assert ids["team-a"] != ids["team-b"]
         methods = [record.method for record in harness.emulator.state.submissions]
         assert sorted(methods) == ["POST", "POST", "PUT", "PUT"]
+
+    def test_a_conversation_begun_under_the_bare_key_goes_on(
+        self, harness_factory: Callable[..., DaemonHarness]
+    ) -> None:
+        """A journal from before keys were scoped: its sub-folder conversation continues."""
+        harness = harness_factory(inbox_options={"recursive": True})
+        harness.start()
+        (harness.inbox / "team-a").mkdir()
+        drop_part(harness, "team-a/standup-1.wav", "standup", 1, 0.11)
+        harness.wait_filed(1)
+        harness.stop()
+        # What an older version wrote: the bare key for the sub-folder's part 1.
+        with sqlite3.connect(harness.state_dir / JOURNAL_NAME) as db:
+            db.execute("UPDATE files SET conversation_key = 'standup'")
+            db.execute("UPDATE conversations SET key = 'standup'")
+        first_id = harness.results()["team-a/standup-1.wav"]["conversation"]["conversationId"]
+        harness.start()
+        drop_part(harness, "team-a/standup-2.wav", "standup", 2, 0.21)
+        (harness.inbox / "team-b").mkdir()
+        drop_part(harness, "team-b/standup-1.wav", "standup", 1, 0.31)
+        harness.wait_filed(3)
+        results = harness.results()
+        assert results["team-a/standup-2.wav"]["conversation"] == {
+            "key": "standup",
+            "part": 2,
+            "conversationId": first_id,
+        }
+        team_b = results["team-b/standup-1.wav"]["conversation"]
+        assert team_b["key"] == "team-b/standup" and team_b["conversationId"] != first_id
