@@ -1426,8 +1426,8 @@ class Daemon:
         self._auth_blocked = error.message
         self.stalls.begin(
             StallKind.CREDENTIALS_REFUSED,
-            f"Symbl refused the app's credentials ({error.message}); nothing is sent until they "
-            "work: check symbl.app_id and symbl.app_secret, then reload",
+            f"{error.message}. Nothing is sent until they work: fix them, then reload "
+            "(systemctl reload symbl-inbox)",
         )
         self._later(60.0, self._unblock_credentials)
 

@@ -235,18 +235,18 @@ def render_status(report: StatusReport) -> str:
     parts.append(f"Jobs in flight: {len(report.in_flight)}")
     if report.in_flight:
         job_rows = [
-            [job["file"], job["jobId"], job["jobStatus"] or "-", _age(job["ageSeconds"])]
+            [printable(job["file"]), job["jobId"], job["jobStatus"] or "-", _age(job["ageSeconds"])]
             for job in report.in_flight
         ]
         parts.append(render_table(["file", "jobId", "status", "age"], job_rows))
     parts.append(f"\nLatest failures: {len(report.failures)}")
     for failure in report.failures:
         parts.append(
-            f"  {failure['failedAt'] or '-'}  {failure['inbox']}/{failure['file']}: "
+            f"  {failure['failedAt'] or '-'}  {failure['inbox']}/{printable(failure['file'])}: "
             f"{failure['reason']}: {_one_line(failure['message'])}"
         )
         if failure["filedAs"]:
-            parts.append(f"      now {failure['filedAs']}")
+            parts.append(f"      now {printable(failure['filedAs'])}")
     return "\n".join(parts) + "\n"
 
 

@@ -45,8 +45,7 @@ def render_page(report: StatusReport, host: str, now_iso: str) -> str:
     """The whole page for ``report``."""
     body = [
         f"<h1>symbl-inbox on {_e(host)}</h1>",
-        f'<p class="muted">As of {_e(now_iso)} UTC; this page refreshes every '
-        f"{REFRESH_SECONDS} s.</p>",
+        f'<p class="muted">As of {_e(now_iso)}; this page refreshes every {REFRESH_SECONDS} s.</p>',
         *_stalls(report.stalls),
         "<h2>Inboxes</h2>",
         *_inboxes(report.inboxes),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -140,3 +142,22 @@ class TestStatusPage:
 
 def _submitted(harness: DaemonHarness) -> str:
     return "in_flight" if harness.event_count("file_submitted") >= 2 else ""
+
+
+class TestStatusText:
+    """``status`` shows a hostile name as escapes: it cannot forge a line or steer a terminal."""
+
+    def test_control_characters_in_a_failed_name(
+        self, harness_factory: Callable[..., DaemonHarness]
+    ) -> None:
+        harness = harness_factory()
+        harness.start()
+        (harness.inbox / "evil\x1b[2J\nFAKE: all good.wav").write_bytes(b"not audio " * 10)
+        harness.wait_filed(1)
+        shown = subprocess.run(
+            [sys.executable, "-m", "daemon", "--config", str(harness.config_path), "status"],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout  # fmt: skip
+        assert "evil\\x1b[2J\\x0aFAKE: all good.wav: not_audio" in shown
+        assert "\x1b" not in shown
+        assert not any(line.startswith("FAKE") for line in shown.splitlines())
