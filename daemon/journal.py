@@ -157,6 +157,9 @@ class Journal:
         self._db.row_factory = sqlite3.Row
         self._schedule: Callable[[Callable[[], None]], object] | None = None
         self._commit_scheduled = False
+        # Told, instead of an exception, when the commit at the end of a turn finds the disk
+        # full (see ``try_commit``).
+        self.on_full: Callable[[sqlite3.Error], None] | None = None
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, *, readonly: bool = False) -> Journal:
@@ -183,13 +186,32 @@ class Journal:
         if self._db.in_transaction:
             self._db.execute("COMMIT")
 
+    def try_commit(self) -> bool:
+        """``commit``, but a full disk goes to ``on_full`` instead of raising: False then.
+
+        SQLite rolls the transaction back when a COMMIT finds the disk full: what the turn
+        wrote is not kept. Rows written again later (every save writes the whole row) are
+        whole again; a file whose first row was lost is still followed by the running daemon.
+        """
+        try:
+            self.commit()
+        except sqlite3.OperationalError as exc:
+            if self.on_full is None or exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+                raise
+            self.on_full(exc)
+            return False
+        return True
+
+    def _commit_turn(self) -> None:
+        self.try_commit()
+
     def _write(self, sql: str, parameters: tuple[Any, ...]) -> sqlite3.Cursor:
         if self._schedule is not None:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN")
             if not self._commit_scheduled:
                 self._commit_scheduled = True
-                self._schedule(self.commit)
+                self._schedule(self._commit_turn)
         return self._db.execute(sql, parameters)
 
     @contextmanager

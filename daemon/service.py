@@ -222,6 +222,7 @@ class Daemon:
             log.error("journal_unreadable", message=_JOURNAL_DAMAGED.format(path=path, error=exc))
             return 1
         self.journal.commit_per_turn(self._loop.call_soon)
+        self.journal.on_full = self._journal_full
         if self._client is None:
             self._client = SymblClient(self.config.symbl)
         self._install_signal_handlers()
@@ -487,6 +488,17 @@ class Daemon:
         if self.stalls.begin(StallKind.STATE_FULL, self._space.message()):
             self._state_room.clear()
         return False
+
+    def _journal_full(self, error: sqlite3.Error) -> None:
+        """A commit found the disk full despite the margin (``StateSpace``): pause at once."""
+        log.error(
+            "journal_commit_failed",
+            error=str(error),
+            message="the state folder is full: the journal did not keep the last moment's "
+            "changes; work pauses until there is room",
+        )
+        if self.stalls.begin(StallKind.STATE_FULL, self._space.message()):
+            self._state_room.clear()
 
     def _hook_filed(self, record: FileRecord, target_root: Path, outcome: str) -> None:
         event = HookEvent.DONE if outcome == "done" else HookEvent.FAILED
