@@ -289,17 +289,22 @@ class HookRunner:
             work = {"command": self._commands, "notify": self._notifications, "ping": self._pings}
             channel.task = loop.create_task(work[channel.kind](channel))
 
+    def _for(self, event: HookEvent, profile: str | None) -> list[_Channel]:
+        """A file's events go to the global hooks and its profile's; a stall concerns every
+        team, so it goes to every hook that listens for it."""
+        if event in (HookEvent.STALLED, HookEvent.RECOVERED):
+            return self._channels()
+        return self._global + (self._profiles.get(profile, []) if profile else [])
+
     def listens(self, event: HookEvent, profile: str | None = None) -> bool:
         """Whether any hook acts on ``event`` (so the caller can skip gathering its facts)."""
-        channels = self._global + (self._profiles.get(profile, []) if profile else [])
-        return any(event.value in channel.hook.events for channel in channels)
+        return any(event.value in channel.hook.events for channel in self._for(event, profile))
 
     def emit(self, happening: Happening, profile: str | None = None) -> None:
         """Offer ``happening`` to every hook that acts on it (global ones, then the profile's)."""
         if happening.event in (HookEvent.STALLED, HookEvent.RECOVERED):
             self._pings_wakeup.set()
-        channels = self._global + (self._profiles.get(profile, []) if profile else [])
-        for channel in channels:
+        for channel in self._for(happening.event, profile):
             if happening.event.value in channel.hook.events:
                 channel.offer(happening)
 
@@ -309,7 +314,7 @@ class HookRunner:
         self._pings_wakeup.set()
         tasks = [ch.task for ch in self._channels() if ch.task is not None]
         for channel in self._channels():
-            # A sentinel-free wake-up: the workers see _stopping once their queue is empty.
+            # Wakes a worker waiting on an empty queue; it ends once its queue is drained.
             with contextlib.suppress(asyncio.QueueFull):
                 channel.queue.put_nowait(_WAKE)
         if tasks:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from daemon.config.model import Config, Hook, Profile, SymblSettings
 from daemon.hooks import (
     FIRST_NAMES,
     Burst,
     Happening,
     HookEvent,
+    HookRunner,
     command_argv,
     command_environment,
     compose,
@@ -125,3 +129,35 @@ class TestRetries:
 
     def test_delays(self) -> None:
         assert [retry_delay(n) for n in (1, 2, 3, 4, 10)] == [2.0, 4.0, 8.0, 16.0, 60.0]
+
+
+class TestRouting:
+    """A file's events reach global hooks and its profile's; a stall reaches every listener."""
+
+    def runner(self) -> HookRunner:
+        def hook(where: str, *events: str) -> Hook:
+            return Hook(events=events, command=("/bin/true",), where=where)
+
+        config = Config(
+            source=Path("config.yaml"),
+            symbl=SymblSettings("http://api", "app", "secret-value"),
+            state_dir=Path("/state"),
+            profiles={
+                "a": Profile("a", {}, hooks=(hook("a", "stalled", "failed"),)),
+                "b": Profile("b", {}, hooks=(hook("b", "failed"),)),
+            },
+            inboxes=(),
+            hooks=(hook("global", "done"),),
+        )
+        return HookRunner(config, count=lambda *_: None, health=lambda: (True, ""))
+
+    def test_files(self) -> None:
+        runner = self.runner()
+        assert runner.listens(HookEvent.DONE, "a") and runner.listens(HookEvent.DONE, None)
+        assert runner.listens(HookEvent.FAILED, "b")
+        assert not runner.listens(HookEvent.FAILED, None)
+
+    def test_stalls(self) -> None:
+        runner = self.runner()
+        assert runner.listens(HookEvent.STALLED)  # profile a's hook
+        assert not runner.listens(HookEvent.RECOVERED)
