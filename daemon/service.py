@@ -34,6 +34,7 @@ from daemon.client import (
     TransientError,
 )
 from daemon.config.model import Config, Inbox, Profile
+from daemon.convert import clear_work_folder, note_produced, produced_for_upload
 from daemon.endpoint import Endpoint, resolve_webhook_secret, start_endpoint
 from daemon.exports import Exports, fetch_exports
 from daemon.filing import TRANSCRIPT_SUFFIX, choose_target, file_away
@@ -64,16 +65,13 @@ from daemon.logs import get_logger, masker, set_level
 from daemon.metrics import Metrics
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
+from daemon.recordings import convert_installed, plan_upload, planned
 from daemon.records import error_record, result_record
 from daemon.stalls import StallBoard
 from daemon.watch import InboxWatcher, OverflowAlarm
 
 log = get_logger("symbl_inbox.daemon")
 
-_STEREO_MESSAGE = (
-    "the WAV has {channels} channels; Symbl expects mono audio unless the profile (or the "
-    "sidecar) sets enableSeparateRecognitionPerChannel: true"
-)
 _RETRY_CAP_SECONDS = 300.0
 _PAUSE_CAP_SECONDS = 60.0
 _CAP_PROBE_SECONDS = 30.0
@@ -148,6 +146,7 @@ class Daemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pump_scheduled = False
         self._uploads_quiet = asyncio.Event()
+        self._can_convert = convert_installed()
         self._uploads_quiet.set()
         self._rr: deque[str] = deque()
         self._retired_inboxes: dict[str, Inbox] = {}
@@ -193,6 +192,7 @@ class Daemon:
         assert self._loop is not None
         self.journal = Journal.in_state_dir(self.config.state_dir)
         self.journal.commit_per_turn(self._loop.call_soon)
+        clear_work_folder(self.config.state_dir)  # half-made mixes of a run that stopped
         if self._client is None:
             self._client = SymblClient(self.config.symbl)
         self._install_signal_handlers()
@@ -593,9 +593,7 @@ class Daemon:
             return
         try:
             if inspected is not None:
-                self._check_audio(inspected, directions)
-                assert isinstance(inspected, AudioInfo)
-                record.data["content_type"] = inspected.format.content_type
+                self._check_audio(inspected, directions, record, profile)
         except FileNotFoundError:
             self._vanished(runtime, record.id)
             return
@@ -661,24 +659,31 @@ class Daemon:
         self._check_later(runtime, tracked, max(settle, 0.2))
         return True
 
-    @staticmethod
-    def _check_audio(inspected: AudioInfo | AudioProblem | OSError, directions: Directions) -> None:
+    def _check_audio(
+        self,
+        inspected: AudioInfo | AudioProblem | OSError,
+        directions: Directions,
+        record: FileRecord,
+        profile: Profile,
+    ) -> None:
+        """Decide what goes up (``daemon.recordings``) and note it in the record."""
         params = dict(directions.params)
         if isinstance(inspected, FileNotFoundError):
             raise inspected
-        if isinstance(inspected, AudioProblem):
-            raise _Rejection(inspected.reason, inspected.message, params)
         if isinstance(inspected, OSError):
             message = f"cannot read the file: {inspected.strerror}"
             raise _Rejection("unreadable_file", message, params)
-        info = inspected
-        per_channel = directions.params.get("enableSeparateRecognitionPerChannel") is True
-        if info.format.value == "wav" and info.channels > 1 and not per_channel:
-            raise _Rejection(
-                "stereo_audio",
-                _STEREO_MESSAGE.format(channels=info.channels),
-                dict(directions.params),
+        try:
+            plan = plan_upload(
+                inspected,
+                name=record.rel_path,
+                profile=profile,
+                params=params,
+                can_convert=self._can_convert,
             )
+        except AudioProblem as problem:
+            raise _Rejection(problem.reason, problem.message, params) from None
+        record.data.update(planned(plan, inspected, record.size, params))
 
     async def _ready_unless_duplicate(self, runtime: InboxRuntime, record: FileRecord) -> None:
         """``on_duplicate: skip``: hash the file off the loop (it may be gigabytes), then send
@@ -986,6 +991,14 @@ class Daemon:
                 submission = await self.client.submit_url(
                     str(record.data["url"]), params, conversation_id=target
                 )
+            elif record.data.get("send", {}).get("action", "as_is") != "as_is":
+                action = record.data["send"]["action"]
+                state_dir, stem = self.config.state_dir, str(record.id)
+                async with produced_for_upload(action, path, state_dir, stem) as produced:
+                    note_produced(record.data, produced)
+                    submission = await self.client.submit_file(
+                        produced.path, params, conversation_id=target, content_type="audio/wav"
+                    )
             else:
                 submission = await self.client.submit_file(
                     path,

@@ -80,6 +80,8 @@ def _profile(profile: Profile) -> dict[str, Any]:
         "continuation_pattern": pattern.pattern if pattern is not None else None,
         "continuation_wait_seconds": profile.continuation_wait_seconds,
         "export": list(profile.export),
+        "stereo": profile.stereo,
+        "convert": profile.convert,
     }
 
 

@@ -34,7 +34,14 @@ from daemon.config.model import (
     SymblSettings,
     TrackingSettings,
 )
-from daemon.config.profiles import Chain, inherited, resolve_chains, resolve_params, suggestion
+from daemon.config.profiles import (
+    Chain,
+    inherited,
+    resolve_chains,
+    resolve_params,
+    stereo_policy,
+    suggestion,
+)
 from daemon.config.schema import ConfigFile, InboxSection, validate_file, validate_section
 from daemon.config.yamlsource import YamlDocument, load_yaml_document
 from daemon.logs import masker
@@ -282,6 +289,8 @@ def _profiles(
     patterns = {name: section.continuation_pattern for name, section in sections.items()}
     waits = {name: section.continuation_wait_seconds for name, section in sections.items()}
     exports = {name: section.export for name, section in sections.items()}
+    stereos = {name: section.stereo for name, section in sections.items()}
+    converts = {name: section.convert for name, section in sections.items()}
     profiles: dict[str, Profile] = {}
     for name in sections:
         chain = chains[name]
@@ -295,6 +304,8 @@ def _profiles(
                 float(wait) if wait is not None else DEFAULT_CONTINUATION_WAIT_SECONDS
             ),
             export=tuple(inherited(chain, exports) or ()),
+            stereo=stereo_policy(inherited(chain, stereos), params[name]),
+            convert=bool(inherited(chain, converts)),
         )
     return profiles
 
