@@ -230,8 +230,8 @@ def _wav_info(
     if declared is not None and declared > available:
         raise AudioProblem(
             "truncated_audio",
-            f"the WAV data chunk promises {declared} bytes but only {available} follow the header"
-            f" (the file has {size}, the header promises {data_offset + declared})",
+            f"the WAV header promises {data_offset + declared} bytes but the file has {size}: "
+            f"its data chunk stops {declared - available} bytes short",
         )
     data_size = available if declared is None else declared
     expected = None if declared is None else data_offset + declared + (declared & 1)
@@ -404,7 +404,9 @@ def _inspect_mp3(stream: BinaryIO, size: int) -> AudioInfo:
     start = _id3v2_end(stream, size)
     end = _trailing_tags(stream, size, start)
     if end <= start:
-        raise AudioProblem("not_audio", "the MP3 file holds tags but no audio frames")
+        raise AudioProblem(
+            "truncated_audio", "the MP3 file ends after its ID3 tag, before any audio frame"
+        )
     try:
         info = MPEGInfo(_Window(stream, end), offset=start)
     except HeaderNotFoundError:
