@@ -397,10 +397,39 @@ class _Window:
         return data
 
 
+# Containers whose bytes can pass for a couple of MPEG frames: never MP3, whatever follows.
+_OTHER_CONTAINERS = (
+    b"fLaC", b"OggS", b"FORM", b"caff", b"#!AMR", b"\x1aE\xdf\xa3", b".snd",
+    b"wvpk", b"MAC ", b"ADIF", b"\x30\x26\xb2\x75", b"%PDF", b"PK\x03\x04",
+)  # fmt: skip
+
+
+def _frames_chain(stream: BinaryIO, offset: int, end: int, wanted: int = 6) -> bool:
+    """Whether ``wanted`` frames of one MPEG version, layer and rate follow each other from
+    ``offset`` (or as many as there is room for): what a doubtful sync must show."""
+    first: bytes | None = None
+    for count in range(wanted):
+        header = _read_at(stream, offset, 4)
+        frame = _mpeg_frame(header, 0)
+        if frame is None:
+            return count >= 2 and end - offset < 4
+        shape = bytes((header[1] & 0xFE, header[2] & 0x0C))
+        if first is not None and shape != first:
+            return False
+        first = shape
+        offset += frame.length
+        if offset >= end:
+            return count >= 1
+    return True
+
+
 def _inspect_mp3(stream: BinaryIO, size: int) -> AudioInfo:
     from mutagen import MutagenError
     from mutagen.mp3 import HeaderNotFoundError, MPEGInfo
 
+    magic = _read_at(stream, 0, 12)
+    if magic.startswith(_OTHER_CONTAINERS) or magic[4:8] == b"ftyp":
+        raise not_audio()  # MP4/M4A/3GP/MOV start with an ftyp box
     start = _id3v2_end(stream, size)
     end = _trailing_tags(stream, size, start)
     if end <= start:
@@ -420,6 +449,8 @@ def _inspect_mp3(stream: BinaryIO, size: int) -> AudioInfo:
         if isinstance(cause, OSError):
             raise cause from None
         raise not_audio() from None
+    if info.sketchy and not _frames_chain(stream, int(info.frame_offset), end):
+        raise not_audio()
     duration = float(info.length) if info.length and info.length > 0 else None
     return AudioInfo(
         AudioFormat.MP3,
