@@ -137,6 +137,14 @@ def _rounded(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 3)
 
 
+def as_dropped(inspected: AudioInfo | AudioProblem, size: int) -> dict[str, Any]:
+    """What the record says of a file refused for what it is (its channels, its length)."""
+    if isinstance(inspected, AudioProblem):
+        return {}
+    dropped = describe(inspected, size)
+    return {"audio": {"dropped": dropped}, "duration_seconds": dropped["duration_seconds"]}
+
+
 def planned(
     plan: Plan, inspected: AudioInfo | AudioProblem, size: int, params: Mapping[str, Any]
 ) -> dict[str, Any]:

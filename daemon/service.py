@@ -65,7 +65,7 @@ from daemon.logs import get_logger, masker, set_level
 from daemon.metrics import Metrics
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
-from daemon.recordings import convert_installed, plan_upload, planned
+from daemon.recordings import as_dropped, convert_installed, plan_upload, planned
 from daemon.records import error_record, result_record
 from daemon.stalls import StallBoard
 from daemon.watch import InboxWatcher, OverflowAlarm
@@ -682,6 +682,7 @@ class Daemon:
                 can_convert=self._can_convert,
             )
         except AudioProblem as problem:
+            record.data.update(as_dropped(inspected, record.size))
             raise _Rejection(problem.reason, problem.message, params) from None
         record.data.update(planned(plan, inspected, record.size, params))
 
