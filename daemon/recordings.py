@@ -13,7 +13,6 @@ A pure decision from what the inspector found, the file's name and its profile's
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -26,11 +25,6 @@ from daemon.intake import OTHER_AUDIO_SUFFIXES
 Action = Literal["as_is", "downmix", "convert"]
 PER_CHANNEL = "enableSeparateRecognitionPerChannel"
 EXTRA_HINT = "the optional 'convert' extra (pip install 'symbl-inbox[convert]')"
-
-
-def convert_installed() -> bool:
-    """Whether the ``convert`` extra (PyAV, with FFmpeg in its wheels) can be imported."""
-    return importlib.util.find_spec("av") is not None
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from daemon.client import (
     TransientError,
 )
 from daemon.config.model import Config, Inbox, Profile
+from daemon.config.profiles import convert_extra_installed
 from daemon.convert import clear_work_folder, note_produced, produced_for_upload
 from daemon.endpoint import Endpoint, resolve_webhook_secret, start_endpoint
 from daemon.exports import Exports, fetch_exports
@@ -65,7 +66,7 @@ from daemon.logs import get_logger, masker, set_level
 from daemon.metrics import Metrics
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
-from daemon.recordings import as_dropped, convert_installed, plan_upload, planned
+from daemon.recordings import as_dropped, plan_upload, planned
 from daemon.records import error_record, result_record
 from daemon.stalls import StallBoard
 from daemon.watch import InboxWatcher, OverflowAlarm
@@ -146,7 +147,7 @@ class Daemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pump_scheduled = False
         self._uploads_quiet = asyncio.Event()
-        self._can_convert = convert_installed()
+        self._can_convert = convert_extra_installed()
         self._uploads_quiet.set()
         self._rr: deque[str] = deque()
         self._retired_inboxes: dict[str, Inbox] = {}

@@ -36,6 +36,8 @@ from daemon.config.model import (
 )
 from daemon.config.profiles import (
     Chain,
+    convert_extra_installed,
+    extras_warnings,
     inherited,
     resolve_chains,
     resolve_params,
@@ -128,6 +130,7 @@ class _Loading:
         folders = self._inbox_folders(raw.get("inboxes"))
         state_dir = self._state_dir(raw.get("state_dir"))
         self.problems.extend(chain_problems + param_problems)
+        self.warnings.extend(extras_warnings(profiles, convert_extra_installed()))
         self.problems.extend(self._unknown_inbox_profiles(raw.get("inboxes"), profiles))
         self.problems.extend(layout_problems(folders))
         if prepare_folders:

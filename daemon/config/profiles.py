@@ -8,6 +8,7 @@ ancestor is fine on its own and only the combination in the child is wrong.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -128,6 +129,36 @@ def _with_stereo(
             )
         ]
     return []
+
+
+def convert_extra_installed() -> bool:
+    """Whether the ``convert`` extra (PyAV, with FFmpeg in its wheels) can be imported."""
+    return importlib.util.find_spec("av") is not None
+
+
+_EXTRA = "the optional 'convert' extra (pip install 'symbl-inbox[convert]'), which is not installed"
+
+
+def extras_warnings(profiles: Mapping[str, Any], installed: bool) -> list[ParamProblem]:
+    """What profiles ask for that the installed extras cannot do, said where they ask it."""
+    if installed:
+        return []
+    found: list[ParamProblem] = []
+    for name, raw in profiles.items():
+        if _own(raw, "convert") is True:
+            message = (
+                f"convert: true needs {_EXTRA}; files in other formats will go to failed/ "
+                "as unsupported_format"
+            )
+            found.append(ParamProblem(("profiles", name, "convert"), message))
+        if _own(raw, "stereo") == "downmix":
+            message = (
+                "stereo: downmix mixes PCM, float, µ-law and A-law WAVs down as they are, but "
+                f"MP3 and other coded audio need {_EXTRA}; such stereo files will go to "
+                "failed/ as stereo_audio"
+            )
+            found.append(ParamProblem(("profiles", name, "stereo"), message))
+    return found
 
 
 def _own(raw: Any, key: str) -> Any:
