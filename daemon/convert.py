@@ -17,17 +17,22 @@ import contextlib
 import os
 import struct
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from daemon.audio import AudioFormat, AudioInfo, AudioProblem, inspect_stream
+from daemon.logs import get_logger
 from daemon.recordings import EXTRA_HINT, can_mix_natively, describe
 
+log = get_logger("symbl_inbox.convert")
+
 WORK_FOLDER = "convert"
-# Frames per block of a native downmix: 64 Ki frames of up to 8 channels of 64-bit floats is
-# 4 MiB read, and a few arrays of that size alive at once.
+# Bytes read per block of a native downmix (a few arrays of about that size live at once), and
+# samples per block of a conversion.
+_BLOCK_BYTES = 1024 * 1024
 _BLOCK_FRAMES = 64 * 1024
 _RIFF_LIMIT = 0xFFFFFFFF - 64
 
@@ -137,7 +142,8 @@ def _mixer(info: AudioInfo) -> tuple[Callable[[bytes], bytes], int, int]:
 
         def integers(block: bytes) -> bytes:
             samples = np.frombuffer(block, dtype).reshape(-1, channels)
-            mixed: bytes = (average(samples, np.int64) // channels).astype(dtype).tobytes()
+            wide = np.int64 if width == 4 else np.int32  # room for the sum of the channels
+            mixed: bytes = (average(samples, wide) // channels).astype(dtype).tobytes()
             return mixed
 
         return integers, width * 8, 1
@@ -147,7 +153,7 @@ def _mixer(info: AudioInfo) -> tuple[Callable[[bytes], bytes], int, int]:
             raw = np.frombuffer(block, np.uint8).reshape(-1, channels, 3).astype(np.int32)
             samples = raw[:, :, 0] | (raw[:, :, 1] << 8) | (raw[:, :, 2] << 16)
             samples = (samples << 8) >> 8  # sign-extend the 24-bit values
-            mixed = average(samples, np.int64) // channels
+            mixed = average(samples, np.int32) // channels
             out = np.empty((len(mixed), 3), np.uint8)
             out[:, 0], out[:, 1], out[:, 2] = (
                 mixed & 0xFF,
@@ -176,7 +182,7 @@ def downmix_wav(
         while left:
             if stop is not None and stop.is_set():
                 raise Stopped
-            count = min(left, _BLOCK_FRAMES)
+            count = min(left, max(1, _BLOCK_BYTES // info.block_align))
             block = source.read(count * info.block_align)
             if len(block) < count * info.block_align:
                 raise AudioProblem("truncated_audio", "the WAV got shorter while it was mixed down")
@@ -238,31 +244,22 @@ def _container_seconds(container: Any, stream: Any) -> float | None:
 def _decode_to_wav(
     container: Any, stream: Any, rate: int, target: Path, stop: threading.Event | None
 ) -> int:
-    """Decode, average the channels and write 16-bit PCM, a block of ~128 Ki samples at a time.
+    """Decode, average the channels and write 16-bit PCM, ~128 Ki samples at a time.
 
-    Decoders of compressed audio (AAC, MP3, Opus, Vorbis) give planar float frames: those are
-    mixed with numpy straight from the frame's planes, which costs a few microseconds a frame.
-    Other frames (integer samples, or a rate that changed mid-stream) go through FFmpeg's
-    resampler to planar float first. Converting a one-hour AAC file this way takes about as
-    long as ``ffmpeg -i X.m4a -ac 1 X.wav`` (see the README's benchmarks).
+    Decoded frames (about a thousand samples each) gather in FFmpeg's audio FIFO, and each
+    block read from it is mixed with numpy: the per-frame work stays in C. Decoders of
+    compressed audio (AAC, MP3, Opus, Vorbis) give planar float frames; other frames (integer
+    samples, or a rate that changed mid-stream) go through FFmpeg's resampler first. Converting
+    a one-hour AAC file takes about as long as ``ffmpeg -i X.m4a -ac 1 X.wav`` (README,
+    Benchmarks).
     """
     import av
-    import numpy as np
 
-    block = np.empty(_BLOCK_FRAMES * 2, np.float32)
-    filled = samples = 0
-    channels = 1
+    samples = 0
     to_float: Any = None
-    copy, add, from_buffer, f32 = np.copyto, np.add, np.frombuffer, np.float32
+    fifo = av.AudioFifo()
     with open(target, "wb") as out:
         out.write(_wav_header(0, 1, rate, 16, 1))
-
-        def flush() -> None:
-            mixed = block[:filled]
-            np.rint(mixed * (32767.0 / channels), out=mixed)
-            np.clip(mixed, -32768.0, 32767.0, out=mixed)
-            out.write(mixed.astype("<i2").tobytes())
-
         try:
             for decoded in container.decode(stream):
                 if stop is not None and stop.is_set():
@@ -273,22 +270,19 @@ def _decode_to_wav(
                         to_float = av.AudioResampler(format="fltp", rate=rate)
                     frames = tuple(to_float.resample(decoded))
                 for frame in frames:
-                    # The sum of the channels; the block is divided by their number when written.
-                    count, planes = int(frame.samples), frame.planes
-                    if filled + count > len(block) or len(planes) != channels:
-                        if filled:
-                            flush()
-                        filled, channels = 0, len(planes)
-                    mixed = block[filled : filled + count]
-                    copy(mixed, from_buffer(planes[0], f32, count))
-                    for plane in planes[1:]:
-                        add(mixed, from_buffer(plane, f32, count), out=mixed)
-                    filled += count
-                    samples += count
+                    frame.pts = None  # the FIFO would insist that timestamps follow each other
+                    try:
+                        fifo.write(frame)
+                    except ValueError:  # the channel layout changed: a new FIFO for the rest
+                        samples += _write_mixed(out, fifo.read())
+                        fifo = av.AudioFifo()
+                        fifo.write(frame)
+                    if fifo.samples >= _BLOCK_FRAMES * 2:
+                        samples += _write_mixed(out, fifo.read(_BLOCK_FRAMES * 2))
         except av.FFmpegError as exc:
             raise AudioProblem("conversion_failed", f"FFmpeg could not decode it: {exc}") from None
-        if filled:
-            flush()
+        if fifo.samples:
+            samples += _write_mixed(out, fifo.read())
         if not samples:
             raise AudioProblem("not_audio", "the audio stream holds no samples")
         if samples * 2 + 36 > _RIFF_LIMIT:
@@ -296,6 +290,23 @@ def _decode_to_wav(
         out.seek(0)
         out.write(_wav_header(samples * 2, 1, rate, 16, 1))
     return samples
+
+
+def _write_mixed(out: BinaryIO, block: Any) -> int:
+    """The mean of a planar float frame's channels, written as 16-bit PCM; its sample count."""
+    import numpy as np
+
+    if block is None:
+        return 0
+    count, planes = int(block.samples), block.planes
+    channels = [np.frombuffer(plane, np.float32, count) for plane in planes]
+    mixed = channels[0] + channels[1] if len(channels) > 1 else channels[0].copy()
+    for channel in channels[2:]:
+        mixed += channel
+    mixed *= np.float32(32767.0 / len(channels))
+    np.clip(mixed, -32768.0, 32767.0, out=mixed)
+    out.write(mixed.astype("<i2").data)  # the array's own buffer: no copy into bytes
+    return count
 
 
 # ---------------------------------------------------------------- the upload's side
@@ -349,11 +360,12 @@ def clear_work_folder(state_dir: Path) -> None:
 
 @contextlib.asynccontextmanager
 async def produced_for_upload(
-    action: str, path: Path, state_dir: Path, stem: str
+    action: str, path: Path, state_dir: Path, stem: str, label: str
 ) -> AsyncIterator[Produced]:
     """Make the file to upload in a worker thread; remove it when the upload is over.
 
     A cancelled upload (the daemon stopping) tells the worker to stop at its next block.
+    ``label`` names the file in the log line that says what was made and how long it took.
     """
     folder = work_folder(state_dir)
     stop = threading.Event()
@@ -364,11 +376,20 @@ async def produced_for_upload(
             size = os.fstat(source.fileno()).st_size
             return produce(action, source, size, folder / f"{stem}.wav", stop)
 
+    started = time.monotonic()
     try:
         produced = await asyncio.to_thread(make)
     except asyncio.CancelledError:
         stop.set()
         raise
+    log.info(
+        "audio_prepared",
+        file=label,
+        action=action,
+        seconds=round(time.monotonic() - started, 3),
+        bytes_in=produced.dropped.get("bytes"),
+        bytes_out=produced.size,
+    )
     try:
         yield produced
     finally:

@@ -996,7 +996,8 @@ class Daemon:
             elif record.data.get("send", {}).get("action", "as_is") != "as_is":
                 action = record.data["send"]["action"]
                 state_dir, stem = self.config.state_dir, str(record.id)
-                async with produced_for_upload(action, path, state_dir, stem) as produced:
+                made = produced_for_upload(action, path, state_dir, stem, record.rel_path)
+                async with made as produced:
                     note_produced(record.data, produced)
                     submission = await self.client.submit_file(
                         produced.path, params, conversation_id=target, content_type="audio/wav"
