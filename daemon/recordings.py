@@ -115,6 +115,15 @@ def params_to_send(plan: Plan, params: Mapping[str, Any]) -> dict[str, Any]:
     return sent
 
 
+def params_as_planned(send: Mapping[str, Any] | None, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params_to_send`` for a plan kept in the journal (``Plan.as_data``), e.g. when a reload
+    gives a file that was already planned its profile's new parameters."""
+    if send is None:
+        return dict(params)
+    plan = Plan(send["action"], per_channel=bool(send.get("per_channel")))
+    return params_to_send(plan, params)
+
+
 def describe(info: AudioInfo, size: int) -> dict[str, Any]:
     """What the record says about a recording: the same keys for the dropped and the sent."""
     return {

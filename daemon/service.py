@@ -66,7 +66,7 @@ from daemon.logs import get_logger, masker, set_level
 from daemon.metrics import Metrics
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
-from daemon.recordings import as_dropped, plan_upload, planned
+from daemon.recordings import as_dropped, params_as_planned, plan_upload, planned
 from daemon.records import error_record, result_record
 from daemon.stalls import StallBoard
 from daemon.watch import InboxWatcher, OverflowAlarm
@@ -1479,7 +1479,7 @@ class Daemon:
                 message = "; ".join(f"params.{dotted(p.loc)}: {p.message}" for p in problems)
                 self._fail(record, "bad_parameters", f"after the reload: {message}")
                 continue
-            record.data["params"] = params
+            record.data["params"] = params_as_planned(record.data.get("send"), params)
             self.db.save(record)
 
     # ================================================================ housekeeping

@@ -8,7 +8,7 @@ import pytest
 
 from daemon.audio import AudioFormat, AudioInfo, AudioProblem
 from daemon.config.model import Profile, StereoPolicy
-from daemon.recordings import Plan, params_to_send, plan_upload, planned
+from daemon.recordings import Plan, params_as_planned, params_to_send, plan_upload, planned
 
 MONO_WAV = AudioInfo(AudioFormat.WAV, 1, 16000, 2.0, codec="pcm", block_align=2, data_size=64000)
 STEREO_WAV = AudioInfo(AudioFormat.WAV, 2, 16000, 2.0, codec="pcm", block_align=4)
@@ -113,3 +113,11 @@ class TestRecorded:
             "per_channel": False,
         }
         assert data["audio"]["dropped"]["bytes"] == 64044
+
+    def test_a_reload_keeps_mono_files_without_per_channel(self) -> None:
+        params = {**PER_CHANNEL, "channelMetadata": [{"channel": 1}], "languageCode": "fr-FR"}
+        mono = plan(MONO_WAV, stereo="per_channel", params=PER_CHANNEL).as_data()
+        stereo = plan(STEREO_WAV, stereo="per_channel", params=PER_CHANNEL).as_data()
+        assert params_as_planned(mono, params) == {"languageCode": "fr-FR"}
+        assert params_as_planned(stereo, params) == params
+        assert params_as_planned(None, params) == params
