@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import struct
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from daemon.audio import AudioFormat, AudioInfo, AudioProblem, inspect_stream
+from daemon.client import Submission
 from daemon.logs import get_logger
 from daemon.recordings import EXTRA_HINT, can_mix_natively, describe
 
@@ -48,6 +50,8 @@ class Produced:
     # What was dropped (for conversions: as PyAV saw it) and what is sent.
     dropped: dict[str, Any]
     sent: dict[str, Any]
+    # The dropped file's sha256 (the record's ``sha256`` is always the original's).
+    source_sha256: str
 
 
 # ---------------------------------------------------------------- WAV writing
@@ -169,13 +173,24 @@ def _mixer(info: AudioInfo) -> tuple[Callable[[bytes], bytes], int, int]:
 
 
 def downmix_wav(
-    source: BinaryIO, info: AudioInfo, target: Path, stop: threading.Event | None = None
+    source: BinaryIO,
+    info: AudioInfo,
+    target: Path,
+    stop: threading.Event | None = None,
+    digest: Any = None,
 ) -> AudioInfo:
-    """Average the channels of a PCM, float, µ-law or A-law WAV into a mono WAV at ``target``."""
+    """Average the channels of a PCM, float, µ-law or A-law WAV into a mono WAV at ``target``.
+
+    With ``digest`` (a hashlib object), the whole source is hashed on the way: its header, the
+    samples as they are mixed, and whatever follows them.
+    """
     mix, bits, tag = _mixer(info)
     frames = info.data_size // info.block_align
     out_size = frames * bits // 8
-    source.seek(info.data_offset)
+    source.seek(0)
+    header = source.read(info.data_offset)
+    if digest is not None:
+        digest.update(header)
     with open(target, "wb") as out:
         out.write(_wav_header(out_size, 1, info.sample_rate, bits, tag))
         left = frames
@@ -186,8 +201,12 @@ def downmix_wav(
             block = source.read(count * info.block_align)
             if len(block) < count * info.block_align:
                 raise AudioProblem("truncated_audio", "the WAV got shorter while it was mixed down")
+            if digest is not None:
+                digest.update(block)
             out.write(mix(block))
             left -= count
+    if digest is not None:
+        _hash_rest(source, digest)
     duration = frames / info.sample_rate
     return AudioInfo(
         AudioFormat.WAV, 1, info.sample_rate, duration, codec="pcm" if tag == 1 else "float"
@@ -312,11 +331,21 @@ def _write_mixed(out: BinaryIO, block: Any) -> int:
 # ---------------------------------------------------------------- the upload's side
 
 
+def _hash_rest(source: BinaryIO, digest: Any) -> None:
+    for chunk in iter(lambda: source.read(_BLOCK_BYTES), b""):
+        digest.update(chunk)
+
+
 def produce(
     action: str, source: BinaryIO, size: int, target: Path, stop: threading.Event | None = None
 ) -> Produced:
-    """Carry out a plan's ``downmix`` or ``convert`` from ``source`` into ``target``."""
+    """Carry out a plan's ``downmix`` or ``convert`` from ``source`` into ``target``.
+
+    The source's sha256 comes along (``Produced.source_sha256``): a native downmix hashes what
+    it reads anyway; a decoded source (compressed, so small beside its WAV) is read once more.
+    """
     dropped: dict[str, Any]
+    digest = hashlib.sha256()
     try:
         if action == "downmix":
             info = inspect_stream(source, size)
@@ -326,12 +355,15 @@ def produce(
                 source.seek(0)
                 made = transcode(source, target, stop)[1]
             else:
-                made = downmix_wav(source, info, target, stop)
+                made = downmix_wav(source, info, target, stop, digest)
         else:
             source.seek(0)
             decoded = True
             dropped, made = transcode(source, target, stop)
             dropped["bytes"] = size
+        if decoded:
+            source.seek(0)
+            _hash_rest(source, digest)
         made_size = target.stat().st_size
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -342,7 +374,7 @@ def produce(
         "downmixed": int(dropped.get("channels") or 1) > 1,
         "per_channel": False,
     }
-    return Produced(target, made_size, dropped, sent)
+    return Produced(target, made_size, dropped, sent, digest.hexdigest())
 
 
 def work_folder(state_dir: Path) -> Path:
@@ -401,3 +433,10 @@ def note_produced(data: dict[str, Any], produced: Produced) -> None:
     """Put what was made, and what the source turned out to be, into a file's journal data."""
     data["audio"] = {"dropped": produced.dropped, "sent": produced.sent}
     data["duration_seconds"] = produced.dropped.get("duration_seconds")
+
+
+def original_submission(submission: Submission, produced: Produced) -> Submission:
+    """The API's answer about a produced file, with the sha256 of the file that was dropped
+    (the produced file's goes into ``audio.sent.sha256``)."""
+    produced.sent["sha256"] = submission.sha256
+    return replace(submission, sha256=produced.source_sha256)

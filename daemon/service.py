@@ -35,7 +35,12 @@ from daemon.client import (
 )
 from daemon.config.model import Config, Inbox, Profile
 from daemon.config.profiles import convert_extra_installed
-from daemon.convert import clear_work_folder, note_produced, produced_for_upload
+from daemon.convert import (
+    clear_work_folder,
+    note_produced,
+    original_submission,
+    produced_for_upload,
+)
 from daemon.endpoint import Endpoint, resolve_webhook_secret, start_endpoint
 from daemon.exports import Exports, fetch_exports
 from daemon.filing import TRANSCRIPT_SUFFIX, choose_target, file_away
@@ -147,8 +152,8 @@ class Daemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pump_scheduled = False
         self._uploads_quiet = asyncio.Event()
-        self._can_convert = convert_extra_installed()
         self._uploads_quiet.set()
+        self._can_convert = convert_extra_installed()
         self._rr: deque[str] = deque()
         self._retired_inboxes: dict[str, Inbox] = {}
         self._admissions: deque[tuple[InboxRuntime, TrackedFile, int, int]] = deque()
@@ -1002,6 +1007,7 @@ class Daemon:
                     submission = await self.client.submit_file(
                         produced.path, params, conversation_id=target, content_type="audio/wav"
                     )
+                    submission = original_submission(submission, produced)
             else:
                 submission = await self.client.submit_file(
                     path,

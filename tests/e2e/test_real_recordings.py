@@ -162,6 +162,8 @@ class TestStereoPolicy:
             assert sent["converted"] is (name in ("stereo-adpcm.wav", "stereo.mp3"))
             assert results[name]["audio"]["dropped"]["channels"] == 2
             assert results[name]["duration_seconds"] == pytest.approx(2.0, abs=0.1)
+            assert sent["sha256"] == got[name].sha256  # what went up
+            assert results[name]["sha256"] == sha256_of(recordings[name].data)  # what was dropped
             assert (harness.done / name).read_bytes() == recordings[name].data
         assert got["pcm-u8.wav"].sha256 == sha256_of(recordings["pcm-u8.wav"].data)
         assert work_folder_is_empty(harness)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -59,6 +60,7 @@ class TestNativeDownmix:
         with open(source, "rb") as handle:
             made = produce("downmix", handle, source.stat().st_size, tmp_path / "out.wav")
         assert made.sent["channels"] == 1 and made.sent["downmixed"]
+        assert made.source_sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
         assert not made.sent["converted"]
         ours, reference = samples(made.path, dtype), samples(tmp_path / "ref.wav", dtype)
         assert len(ours) == len(reference) == 24000
@@ -94,6 +96,7 @@ class TestPyAV:
         assert info.duration_seconds == pytest.approx(3.0, abs=0.1)
         assert made.dropped["channels"] == 2
         assert made.sent["converted"] and made.sent["bytes"] == made.path.stat().st_size
+        assert made.source_sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
 
     def test_a_broken_file_is_not_audio_and_leaves_nothing(self, tmp_path: Path) -> None:
         source = tmp_path / "broken.m4a"
