@@ -368,7 +368,7 @@ class KeptBody:
     refuses what it cannot read.
     """
 
-    def __init__(self, head: bytes, tail: bytes, size: int) -> None:
+    def __init__(self, head: bytearray, tail: bytearray, size: int) -> None:
         self._head, self._tail, self._size = head, tail, size
         self._tail_start = size - len(tail)
         self._position = 0
@@ -386,7 +386,7 @@ class KeptBody:
         end = self._size if count < 0 else min(self._size, start + count)
         data = b""
         if start < len(self._head):
-            data = self._head[start : min(end, len(self._head))]
+            data = bytes(self._head[start : min(end, len(self._head))])
             start += len(data)
         if start < end:
             if start < self._tail_start:
@@ -394,7 +394,7 @@ class KeptBody:
                     "not_audio",
                     f"no audio the API can read in the first {len(self._head)} bytes of the body",
                 )
-            data += self._tail[start - self._tail_start : end - self._tail_start]
+            data += bytes(self._tail[start - self._tail_start : end - self._tail_start])
         self._position += len(data)
         return data
 
@@ -413,8 +413,8 @@ async def _stream_body(request: Request) -> tuple[str, int, KeptBody]:
         tail += chunk
         if len(tail) > 2 * BODY_TAIL_BYTES:
             del tail[: len(tail) - BODY_TAIL_BYTES]
-    kept_tail = bytes(tail[-BODY_TAIL_BYTES:])
-    return digest.hexdigest(), size, KeptBody(bytes(head), kept_tail, size)
+    del tail[: max(0, len(tail) - BODY_TAIL_BYTES)]
+    return digest.hexdigest(), size, KeptBody(head, tail, size)
 
 
 async def _drain(request: Request) -> None:
