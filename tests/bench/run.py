@@ -55,7 +55,7 @@ QUICK = Sizes(
 # The measurements by name, in the order they run; ``--only`` picks some of them.
 MEASUREMENTS = (
     "batch", "ours_3_files", "pickup_inotify", "pickup_poll", "backlog", "idle", "rss",
-    "throughput", "sdk", "downmix", "convert",
+    "throughput", "sdk", "downmix", "convert", "backlog_mp3",
 )  # fmt: skip
 
 
@@ -87,6 +87,8 @@ GOALS = (
     Goal("backlog_10k_rss_mib", 150),
     Goal("idle_cpu_percent_100_inboxes", 0.5),
     Goal("upload_throughput_ratio_vs_curl", 0.7, at_most=False),
+    Goal("backlog_10k_mp3_seconds", 3),
+    Goal("backlog_10k_mp3_rss_mib", 150),
     Goal("downmix_2gib_rss_mib", 80),
     Goal("downmix_2gib_ratio_vs_sox", 0.5, at_most=False),
     Goal("convert_1h_m4a_ratio_vs_ffmpeg", 0.8, at_most=False),
@@ -159,6 +161,7 @@ def run_all(sizes: Sizes, only: frozenset[str] = frozenset(MEASUREMENTS)) -> Run
         measure("pickup_inotify", lambda: pickup_latency("inotify"))
         measure("pickup_poll", lambda: pickup_latency("poll", poll_interval=1.0))
         measure("backlog", lambda: backlog(sizes.backlog_files))
+        measure("backlog_mp3", lambda: backlog(sizes.backlog_files, audio="mp3"))
         measure("idle", lambda: idle_cpu(sizes.idle_inboxes, sizes.idle_seconds))
         measure("rss", lambda: upload_rss(sizes.rss_bytes))
         measure("throughput", lambda: upload_throughput(sizes.throughput_bytes))
@@ -188,6 +191,8 @@ def headline(run: Run) -> dict[str, float | None]:
         "backlog_10k_rss_mib": _get(d, "backlog", "rss_mib"),
         "idle_cpu_percent_100_inboxes": _get(d, "idle", "percent"),
         "upload_throughput_ratio_vs_curl": _get(d, "throughput", "ratio"),
+        "backlog_10k_mp3_seconds": _get(d, "backlog_mp3", "seconds"),
+        "backlog_10k_mp3_rss_mib": _get(d, "backlog_mp3", "rss_mib"),
         "downmix_2gib_rss_mib": _get(d, "downmix", "ours_rss_mib"),
         "downmix_2gib_ratio_vs_sox": _get(d, "downmix", "ratio_vs_sox"),
         "convert_1h_m4a_ratio_vs_ffmpeg": _get(d, "convert", "ratio_vs_ffmpeg"),
@@ -243,6 +248,13 @@ def _notes(run: Run) -> dict[str, str]:
             f"ours {t['ours_mib_per_s']:.0f} MiB/s, curl {t['curl_mib_per_s']:.0f} MiB/s, "
             f"{t['file_mib']:.0f} MiB file, curl {t['curl_sent_with']}"
         )
+    if "backlog_mp3" in d:
+        k = d["backlog_mp3"]
+        notes["backlog_10k_mp3_seconds"] = (
+            f"{k['files']} lame MP3s (mutagen); journaled {k['journaled_seconds']:.2f} s, "
+            f"first upload {k['first_upload_seconds']:.2f} s"
+        )
+        notes["backlog_10k_mp3_rss_mib"] = f"VmHWM, {k['files']} MP3s"
     if "downmix" in d:
         m = d["downmix"]
         notes["downmix_2gib_rss_mib"] = f"whole daemon, {m['file_mib']:.0f} MiB stereo PCM WAV"
