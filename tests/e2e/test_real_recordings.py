@@ -212,3 +212,23 @@ class TestOtherFormats:
         assert got["call.flac"].params["languageCode"] == "en-US"
         assert (harness.done / "call.m4a.yaml").exists()
         assert work_folder_is_empty(harness)
+
+
+class TestLeftovers:
+    """A mix half-made when the daemon stopped is removed at the next start."""
+
+    def test_stale_work_files_are_removed_at_start(
+        self,
+        harness_factory: Callable[..., DaemonHarness],
+        recordings: dict[str, Recording],
+    ) -> None:
+        harness = harness_factory(profile={"stereo": "downmix"})
+        stale = harness.state_dir / "convert" / "17.wav"
+        stale.parent.mkdir(parents=True)
+        stale.write_bytes(b"RIFF half of a mix")
+        harness.start()
+        assert not stale.exists()
+        drop(harness, recordings, "stereo-pcm.wav")
+        harness.wait_filed(1)
+        assert harness.results()["stereo-pcm.wav"]["audio"]["sent"]["channels"] == 1
+        assert work_folder_is_empty(harness)
