@@ -19,9 +19,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
-# Enough of a file to tell WAV from MP3 (``sniff_format``) in most cases.
-HEAD_BYTES = 64 * 1024
-
 # "Length not known yet" values that writers leave in a WAV's data chunk when they stream it (to
 # a pipe, or while recording): 0 by libsndfile (until it closes the file) and by many recorders,
 # 0xFFFFFFFF by FFmpeg's wav muxer, 0x7FFFF000 by sox and espeak-ng, 0x7FFF0000 by GStreamer's
@@ -96,15 +93,6 @@ def not_audio() -> AudioProblem:
     return AudioProblem(
         "not_audio", "the content is neither WAV nor MP3 (the API accepts only these two)"
     )
-
-
-def sniff_format(head: bytes) -> AudioFormat | None:
-    """WAV, MP3 or neither, judged by the first bytes alone (a bare frame or an ID3 tag)."""
-    if len(head) >= 12 and head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE":
-        return AudioFormat.WAV
-    if head.startswith(b"ID3") or _mpeg_frame(head, 0) is not None:
-        return AudioFormat.MP3
-    return None
 
 
 def inspect_stream(stream: BinaryIO, size: int) -> AudioInfo:

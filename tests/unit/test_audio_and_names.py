@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.audio import AudioFormat, AudioProblem, inspect_bytes, sniff_format
+from daemon.audio import AudioFormat, AudioProblem, inspect_bytes
 from daemon.exports import render_transcript
 from daemon.filing import choose_target, file_away, move_file
 from daemon.intake import Candidate, InboxFilter, classify, continuation_from_name
@@ -36,7 +36,7 @@ class TestSniffing:
     def test_bare_mpeg_frames_are_mp3(self) -> None:
         frames = make_mp3(0.5)
         tag_end = 10 + int.from_bytes(frames[6:10], "big")
-        assert sniff_format(frames[tag_end:]) is AudioFormat.MP3
+        assert inspect_bytes(frames[tag_end:]).format is AudioFormat.MP3
 
     @pytest.mark.parametrize(
         ("data", "reason"),
