@@ -358,16 +358,16 @@ def _trailing_tags(stream: BinaryIO, size: int, start: int) -> int:
     return end
 
 
-class _Window:
-    """A read-only view of ``[0, end)`` of a stream, for mutagen: trailing tags are not audio."""
+class RangeView:
+    """A read-only, seekable view of ``size`` bytes (``seek``, ``tell``, ``read``: what the
+    inspector and mutagen use); a subclass says in ``_range`` what the bytes are."""
 
-    def __init__(self, stream: BinaryIO, end: int) -> None:
-        self._stream = stream
-        self._end = end
+    def __init__(self, size: int) -> None:
+        self._size = size
         self._position = 0
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        base = (0, self._position, self._end)[whence]
+        base = (0, self._position, self._size)[whence]
         self._position = max(0, base + offset)
         return self._position
 
@@ -375,14 +375,27 @@ class _Window:
         return self._position
 
     def read(self, count: int = -1) -> bytes:
-        left = max(0, self._end - self._position)
-        count = left if count < 0 else min(count, left)
-        if count == 0:
+        start = self._position
+        end = self._size if count < 0 else min(self._size, start + count)
+        if start >= end:
             return b""
-        self._stream.seek(self._position)
-        data = self._stream.read(count)
+        data = self._range(start, end)
         self._position += len(data)
         return data
+
+    def _range(self, start: int, end: int) -> bytes:
+        raise NotImplementedError
+
+
+class _Window(RangeView):
+    """``[0, end)`` of a stream, for mutagen: the tags at the end are not audio."""
+
+    def __init__(self, stream: BinaryIO, end: int) -> None:
+        super().__init__(end)
+        self._stream = stream
+
+    def _range(self, start: int, end: int) -> bytes:
+        return _read_at(self._stream, start, end - start)
 
 
 # Containers whose bytes can pass for a couple of MPEG frames: never MP3, whatever follows.

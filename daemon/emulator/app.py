@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from daemon.audio import AudioFormat, AudioProblem, inspect_stream
+from daemon.audio import AudioFormat, AudioProblem, RangeView, inspect_stream
 from daemon.emulator.content import ConversationResults
 from daemon.emulator.faults import (
     EXCHANGE_KEY,
@@ -360,7 +360,7 @@ BODY_HEAD_BYTES = 16 * 1024 * 1024
 BODY_TAIL_BYTES = 1024 * 1024
 
 
-class KeptBody:
+class KeptBody(RangeView):
     """A seekable, read-only view of the head and tail kept of a streamed body.
 
     The inspector reads through it as through the file; a read in the part that was not kept
@@ -369,21 +369,11 @@ class KeptBody:
     """
 
     def __init__(self, head: bytearray, tail: bytearray, size: int) -> None:
-        self._head, self._tail, self._size = head, tail, size
+        super().__init__(size)
+        self._head, self._tail = head, tail
         self._tail_start = size - len(tail)
-        self._position = 0
 
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = (0, self._position, self._size)[whence]
-        self._position = max(0, base + offset)
-        return self._position
-
-    def tell(self) -> int:
-        return self._position
-
-    def read(self, count: int = -1) -> bytes:
-        start = self._position
-        end = self._size if count < 0 else min(self._size, start + count)
+    def _range(self, start: int, end: int) -> bytes:
         data = b""
         if start < len(self._head):
             data = bytes(self._head[start : min(end, len(self._head))])
@@ -395,7 +385,6 @@ class KeptBody:
                     f"no audio the API can read in the first {len(self._head)} bytes of the body",
                 )
             data += bytes(self._tail[start - self._tail_start : end - self._tail_start])
-        self._position += len(data)
         return data
 
 
