@@ -109,6 +109,25 @@ def _tagged_mp3s(frames: bytes) -> dict[str, bytes]:
     }
 
 
+def _vbri_instead_of_xing(vbr: bytes) -> bytes:
+    """A lame VBR file whose first frame says VBRI (as Fraunhofer encoders write) instead of
+    Xing: the same frame count, so only a reader of VBRI gets the duration right."""
+    assert vbr[21:25] == b"Xing"  # mono MPEG-1: 4 header bytes, 17 of side information
+    flags, frames, size = struct.unpack_from(">III", vbr, 25)
+    assert flags & 3 == 3
+    first = _mpeg1_frame_length(vbr[:4])
+    vbri = b"VBRI" + struct.pack(">HHHIIHHHH", 1, 0, 75, size, frames, 0, 1, 2, 0)
+    frame = vbr[:4] + bytes(32) + vbri
+    return frame + bytes(first - len(frame)) + vbr[first:]
+
+
+def _mpeg1_frame_length(header: bytes) -> int:
+    bitrates = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+    rates = (44100, 48000, 32000)
+    bitrate, rate = bitrates[header[2] >> 4], rates[(header[2] >> 2) & 3]
+    return 144 * bitrate * 1000 // rate + ((header[2] >> 1) & 1)
+
+
 def build_recordings(folder: Path) -> dict[str, Recording]:
     """Every WAV and MP3 variant, by file name; none needs more than a second or two to make."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -174,6 +193,8 @@ def build_recordings(folder: Path) -> dict[str, Recording]:
     sox_wav = (folder / "src.wav").read_bytes()
     for name, data in _spliced_wavs(sox_wav).items():
         recordings[name] = Recording(name, data, "wav", 1, 16000, 2.0, 0.01)
+    vbri = _vbri_instead_of_xing(made["lame-vbr.mp3"])
+    recordings["vbri.mp3"] = Recording("vbri.mp3", vbri, "mp3", 1, 44100, 2.0)
     lame_frames = made["lame-cbr.mp3"]
     for name, data in _tagged_mp3s(lame_frames).items():
         recordings[name] = Recording(name, data, "mp3", 1, 44100, 2.0)
@@ -238,5 +259,5 @@ MONO_VARIANTS = (
     *(name for name, spec in _EXPECTED.items() if spec[0] in ("wav", "mp3") and spec[1] == 1),
     "odd-chunk-padded.wav", "odd-chunk-unpadded.wav", "many-chunks.wav", "chunks-after-data.wav",
     "id3v22.mp3", "id3v24-footer.mp3", "id3-unsync.mp3", "junk-before-frames.mp3", "no-tag.mp3",
-    "ape-tag.mp3",
+    "ape-tag.mp3", "vbri.mp3",
 )  # fmt: skip
