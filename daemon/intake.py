@@ -21,11 +21,21 @@ from daemon.params import ParamProblem, dotted, merge_params, unknown_key_messag
 SIDECAR_SUFFIXES = (".yaml", ".yml")
 URL_DROP_SUFFIXES = (".url.yaml", ".url.yml")
 AUDIO_SUFFIXES = (".wav", ".mp3")
+# Audio and video containers the API does not take: filed as ``unsupported_format``, or
+# converted when the profile says ``convert: true`` (see ``daemon.recordings``).
+OTHER_AUDIO_SUFFIXES = (
+    ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma", ".amr", ".aif", ".aiff", ".aifc",
+    ".caf", ".webm", ".weba", ".mp4", ".m4b", ".mov", ".3gp", ".3g2", ".mka", ".mkv", ".wv",
+    ".ape", ".ac3", ".mp2", ".au", ".snd", ".w64", ".gsm", ".spx", ".dss", ".voc",
+)  # fmt: skip
 # Names that writers, editors and desktops leave behind while they work, or beside everything.
 _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
 _IGNORED_SUFFIXES = (".part", ".tmp", "~", ".swp", ".crdownload", ".partial")
 SIDECAR_KEYS = ("conversation", "part", "conversationId", "params")
 URL_DROP_KEYS = ("url", *SIDECAR_KEYS)
+
+
+_ANY_AUDIO = AUDIO_SUFFIXES + OTHER_AUDIO_SUFFIXES
 
 
 class Candidate(StrEnum):
@@ -41,9 +51,9 @@ def classify(name: str) -> Candidate | None:
         return None
     if lowered.endswith(URL_DROP_SUFFIXES):
         return Candidate.URL_DROP
-    if lowered.endswith(SIDECAR_SUFFIXES) and lowered.rsplit(".", 1)[0].endswith(AUDIO_SUFFIXES):
+    if lowered.endswith(SIDECAR_SUFFIXES) and lowered.rsplit(".", 1)[0].endswith(_ANY_AUDIO):
         return Candidate.SIDECAR
-    if lowered.endswith(AUDIO_SUFFIXES):
+    if lowered.endswith(_ANY_AUDIO):
         return Candidate.AUDIO
     return None
 

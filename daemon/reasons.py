@@ -11,6 +11,8 @@ FAILURE_REASONS: tuple[str, ...] = (
     "not_audio",
     "truncated_audio",
     "stereo_audio",
+    "unsupported_format",
+    "conversion_failed",
     "unreadable_file",
     "bad_sidecar",
     "bad_url_drop",

@@ -38,6 +38,9 @@ def _common(record: FileRecord) -> dict[str, Any]:
         "sha256": record.sha256,
         "size": record.size,
         "attempts": [_attempt(entry) for entry in data.get("attempt_log", [])],
+        # The recording: its real length, and what was dropped beside what was sent.
+        "duration_seconds": data.get("duration_seconds"),
+        "audio": data.get("audio"),
         "timestamps": {stage: iso(when) for stage, when in record.times.items()},
     }
     if record.kind.value == "url":

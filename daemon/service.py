@@ -36,6 +36,13 @@ from daemon.client import (
     TransientError,
 )
 from daemon.config.model import Config, Inbox, Profile
+from daemon.config.profiles import convert_extra_installed
+from daemon.convert import (
+    clear_work_folder,
+    note_produced,
+    original_submission,
+    produced_for_upload,
+)
 from daemon.convkeys import folder_of, scoped_key
 from daemon.endpoint import Endpoint, resolve_webhook_secret, start_endpoint
 from daemon.exports import Exports, fetch_exports
@@ -70,6 +77,7 @@ from daemon.logs import get_logger, masker, set_level
 from daemon.metrics import Metrics
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
+from daemon.recordings import as_dropped, params_as_planned, plan_upload, planned
 from daemon.records import error_record, iso, result_record
 from daemon.stalls import Stall, StallBoard, StallKind
 from daemon.stallwatch import Reachability, StateSpace
@@ -77,10 +85,6 @@ from daemon.watch import InboxWatcher, OverflowAlarm
 
 log = get_logger("symbl_inbox.daemon")
 
-_STEREO_MESSAGE = (
-    "the WAV has {channels} channels; Symbl expects mono audio unless the profile (or the "
-    "sidecar) sets enableSeparateRecognitionPerChannel: true"
-)
 _RETRY_CAP_SECONDS = 300.0
 _PAUSE_CAP_SECONDS = 60.0
 _CAP_PROBE_SECONDS = 30.0
@@ -163,6 +167,7 @@ class Daemon:
         self._pump_scheduled = False
         self._uploads_quiet = asyncio.Event()
         self._uploads_quiet.set()
+        self._can_convert = convert_extra_installed()
         self._rr: deque[str] = deque()
         self._retired_inboxes: dict[str, Inbox] = {}
         self._admissions: deque[tuple[InboxRuntime, TrackedFile, int, int]] = deque()
@@ -223,6 +228,7 @@ class Daemon:
             return 1
         self.journal.commit_per_turn(self._loop.call_soon)
         self.journal.on_full = self._journal_full
+        clear_work_folder(self.config.state_dir)  # half-made mixes of a run that stopped
         if self._client is None:
             self._client = SymblClient(self.config.symbl)
         self._install_signal_handlers()
@@ -827,9 +833,7 @@ class Daemon:
             return
         try:
             if inspected is not None:
-                self._check_audio(inspected, directions)
-                assert isinstance(inspected, AudioInfo)
-                record.data["content_type"] = inspected.format.content_type
+                self._check_audio(inspected, directions, record, profile)
         except FileNotFoundError:
             self._vanished(runtime, record.id)
             return
@@ -895,24 +899,32 @@ class Daemon:
         self._check_later(runtime, tracked, max(settle, 0.2))
         return True
 
-    @staticmethod
-    def _check_audio(inspected: AudioInfo | AudioProblem | OSError, directions: Directions) -> None:
+    def _check_audio(
+        self,
+        inspected: AudioInfo | AudioProblem | OSError,
+        directions: Directions,
+        record: FileRecord,
+        profile: Profile,
+    ) -> None:
+        """Decide what goes up (``daemon.recordings``) and note it in the record."""
         params = dict(directions.params)
         if isinstance(inspected, FileNotFoundError):
             raise inspected
-        if isinstance(inspected, AudioProblem):
-            raise _Rejection(inspected.reason, inspected.message, params)
         if isinstance(inspected, OSError):
             message = f"cannot read the file: {inspected.strerror}"
             raise _Rejection("unreadable_file", message, params)
-        info = inspected
-        per_channel = directions.params.get("enableSeparateRecognitionPerChannel") is True
-        if info.format.value == "wav" and info.channels > 1 and not per_channel:
-            raise _Rejection(
-                "stereo_audio",
-                _STEREO_MESSAGE.format(channels=info.channels),
-                dict(directions.params),
+        try:
+            plan = plan_upload(
+                inspected,
+                name=record.rel_path,
+                profile=profile,
+                params=params,
+                can_convert=self._can_convert,
             )
+        except AudioProblem as problem:
+            record.data.update(as_dropped(inspected, record.size))
+            raise _Rejection(problem.reason, problem.message, params) from None
+        record.data.update(planned(plan, inspected, record.size, params))
 
     async def _ready_unless_duplicate(self, runtime: InboxRuntime, record: FileRecord) -> None:
         """``on_duplicate: skip``: hash the file off the loop (it may be gigabytes), then send
@@ -1239,6 +1251,16 @@ class Daemon:
                 submission = await self.client.submit_url(
                     str(record.data["url"]), params, conversation_id=target
                 )
+            elif record.data.get("send", {}).get("action", "as_is") != "as_is":
+                action = record.data["send"]["action"]
+                state_dir, stem = self.config.state_dir, str(record.id)
+                made = produced_for_upload(action, path, state_dir, stem, record.rel_path)
+                async with made as produced:
+                    note_produced(record.data, produced)
+                    submission = await self.client.submit_file(
+                        produced.path, params, conversation_id=target, content_type="audio/wav"
+                    )
+                    submission = original_submission(submission, produced)
             else:
                 submission = await self.client.submit_file(
                     path,
@@ -1767,7 +1789,7 @@ class Daemon:
                 message = "; ".join(f"params.{dotted(p.loc)}: {p.message}" for p in problems)
                 self._fail(record, "bad_parameters", f"after the reload: {message}")
                 continue
-            record.data["params"] = params
+            record.data["params"] = params_as_planned(record.data.get("send"), params)
             self.db.save(record)
 
     # ================================================================ housekeeping

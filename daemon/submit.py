@@ -90,9 +90,9 @@ def check_file(path: Path, params: Mapping[str, Any]) -> None:
     except OSError as exc:
         raise Refusal(f"{path}: cannot read the file: {exc.strerror}", EXIT_FAILURE) from exc
     per_channel = params.get("enableSeparateRecognitionPerChannel") is True
-    if info.format.value == "wav" and info.channels > 1 and not per_channel:
+    if info.channels > 1 and not per_channel:
         raise Refusal(
-            f"{path}: stereo_audio: the WAV has {info.channels} channels; Symbl expects mono "
+            f"{path}: stereo_audio: the file has {info.channels} channels; Symbl expects mono "
             "audio unless the profile sets enableSeparateRecognitionPerChannel: true",
             EXIT_FAILURE,
         )

@@ -101,6 +101,8 @@ def _profile(profile: Profile) -> dict[str, Any]:
         "continuation_wait_seconds": profile.continuation_wait_seconds,
         "export": list(profile.export),
         "hooks": [_hook(hook) for hook in profile.hooks],
+        "stereo": profile.stereo,
+        "convert": profile.convert,
     }
 
 

@@ -35,7 +35,16 @@ from daemon.config.model import (
     SymblSettings,
     TrackingSettings,
 )
-from daemon.config.profiles import Chain, inherited, resolve_chains, resolve_params, suggestion
+from daemon.config.profiles import (
+    Chain,
+    convert_extra_installed,
+    extras_warnings,
+    inherited,
+    resolve_chains,
+    resolve_params,
+    stereo_policy,
+    suggestion,
+)
 from daemon.config.schema import (
     ConfigFile,
     HookSection,
@@ -128,6 +137,7 @@ class _Loading:
         folders = self._inbox_folders(raw.get("inboxes"))
         state_dir = self._state_dir(raw.get("state_dir"))
         self.problems.extend(chain_problems + param_problems)
+        self.warnings.extend(extras_warnings(profiles, convert_extra_installed()))
         self.problems.extend(self._unknown_inbox_profiles(raw.get("inboxes"), profiles))
         self.problems.extend(layout_problems(folders))
         self.problems.extend(_notify_url_problems(model))
@@ -296,6 +306,8 @@ def _profiles(
         name: _hooks(section.hooks, f"profiles.{name}.hooks") if section.hooks is not None else None
         for name, section in sections.items()
     }
+    stereos = {name: section.stereo for name, section in sections.items()}
+    converts = {name: section.convert for name, section in sections.items()}
     profiles: dict[str, Profile] = {}
     for name in sections:
         chain = chains[name]
@@ -310,6 +322,8 @@ def _profiles(
             ),
             export=tuple(inherited(chain, exports) or ()),
             hooks=inherited(chain, hooks) or (),
+            stereo=stereo_policy(inherited(chain, stereos), params[name]),
+            convert=bool(inherited(chain, converts)),
         )
     return profiles
 

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 WatchMode = Literal["auto", "inotify", "poll"]
 DuplicatePolicy = Literal["upload", "skip"]
+# What happens to audio with more than one channel (see daemon.recordings).
+StereoPolicy = Literal["reject", "per_channel", "downmix"]
 EXPORT_KINDS: tuple[str, ...] = (
     "transcript",
     "messages",
@@ -67,6 +69,9 @@ class Profile:
     continuation_wait_seconds: float = 86400.0
     export: tuple[str, ...] = ()
     hooks: tuple[Hook, ...] = ()
+    stereo: StereoPolicy = "reject"
+    # Transcode audio in other formats (.m4a, .flac, ...) into a mono WAV and send that.
+    convert: bool = False
 
 
 @dataclass(frozen=True)

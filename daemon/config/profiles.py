@@ -8,14 +8,17 @@ ancestor is fine on its own and only the combination in the child is wrong.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from daemon.config.model import StereoPolicy
 from daemon.params import ParamProblem, merge_params, validate_params
 
 Location = tuple[str | int, ...]
 # Parent first: ("default", "sales", "sales-emea").
 Chain = tuple[str, ...]
+_PER_CHANNEL = "enableSeparateRecognitionPerChannel"
 
 
 def suggestion(word: str, choices: Iterable[str]) -> str:
@@ -88,16 +91,78 @@ def resolve_params(
     """Merged, validated parameters per profile, and every problem placed where it was written."""
     resolved: dict[str, dict[str, Any]] = {}
     found: dict[str, list[ParamProblem]] = {}
+    problems: list[ParamProblem] = []
     for name, chain in chains.items():
         merged = merge_params(*(_own_params(profiles[member]) for member in chain))
+        problems.extend(_with_stereo(name, chain, profiles, merged))
         resolved[name], found[name] = validate_params(merged)
-    problems: list[ParamProblem] = []
     for name, chain in chains.items():
         for problem in found[name]:
             located = _locate(problem, name, chain, profiles, found)
             if located not in problems:
                 problems.append(located)
     return resolved, problems
+
+
+def stereo_policy(given: StereoPolicy | None, params: Mapping[str, Any]) -> StereoPolicy:
+    """A profile's ``stereo`` policy; when no profile in its chain sets one, ``reject`` (see the
+    README), unless its parameters ask for per-channel recognition, as configurations did before."""
+    if given is not None:
+        return given
+    return "per_channel" if params.get(_PER_CHANNEL) is True else "reject"
+
+
+def _with_stereo(
+    name: str, chain: Chain, profiles: Mapping[str, Any], merged: dict[str, Any]
+) -> list[ParamProblem]:
+    """``stereo: per_channel`` turns per-channel recognition on in the parameters (the daemon
+    leaves it out for mono files); ``reject`` and ``downmix`` cannot go with it."""
+    stereo = inherited(chain, {member: _own(profiles[member], "stereo") for member in chain})
+    if stereo == "per_channel":
+        merged.setdefault(_PER_CHANNEL, True)
+    elif stereo in ("reject", "downmix") and merged.get(_PER_CHANNEL) is True:
+        return [
+            ParamProblem(
+                ("profiles", name, "stereo"),
+                f"{stereo} contradicts params.{_PER_CHANNEL}: true; "
+                "use stereo: per_channel to send stereo files with a transcript per channel",
+            )
+        ]
+    return []
+
+
+def convert_extra_installed() -> bool:
+    """Whether the ``convert`` extra (PyAV, with FFmpeg in its wheels) can be imported."""
+    return importlib.util.find_spec("av") is not None
+
+
+_EXTRA = "the optional 'convert' extra (pip install 'symbl-inbox[convert]'), which is not installed"
+
+
+def extras_warnings(profiles: Mapping[str, Any], installed: bool) -> list[ParamProblem]:
+    """What profiles ask for that the installed extras cannot do, said where they ask it."""
+    if installed:
+        return []
+    found: list[ParamProblem] = []
+    for name, raw in profiles.items():
+        if _own(raw, "convert") is True:
+            message = (
+                f"convert: true needs {_EXTRA}; files in other formats will go to failed/ "
+                "as unsupported_format"
+            )
+            found.append(ParamProblem(("profiles", name, "convert"), message))
+        if _own(raw, "stereo") == "downmix":
+            message = (
+                "stereo: downmix mixes PCM, float, µ-law and A-law WAVs down as they are, but "
+                f"MP3 and other coded audio need {_EXTRA}; such stereo files will go to "
+                "failed/ as stereo_audio"
+            )
+            found.append(ParamProblem(("profiles", name, "stereo"), message))
+    return found
+
+
+def _own(raw: Any, key: str) -> Any:
+    return raw.get(key) if isinstance(raw, Mapping) else None
 
 
 def _locate(

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from daemon.config.model import EXPORT_KINDS, DuplicatePolicy, WatchMode
+from daemon.config.model import EXPORT_KINDS, DuplicatePolicy, StereoPolicy, WatchMode
 from daemon.params import NonBlank, ParamProblem, PositiveInt, unknown_key_message
 
 DEFAULT_BASE_URL = "https://api.symbl.ai"
@@ -186,6 +186,8 @@ class ProfileSection(_Section):
     continuation_wait_seconds: PositiveSeconds | None = None
     export: list[ExportKind] | None = None
     hooks: list[HookSection] | None = None
+    stereo: StereoPolicy | None = None
+    convert: bool | None = None
 
 
 class InboxSection(_Section):

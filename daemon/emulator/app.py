@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal, cast
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from daemon.audio import HEAD_BYTES, AudioFormat, AudioProblem, inspect_bytes
+from daemon.audio import AudioFormat, AudioProblem, RangeView, inspect_stream
 from daemon.emulator.content import ConversationResults
 from daemon.emulator.faults import (
     EXCHANGE_KEY,
@@ -160,10 +160,10 @@ class EmulatorApi:
         params = _validated(decoded)
         conversation_id = self._existing_conversation(request)
         declared = _content_length(request)
-        sha256, size, head = await _stream_body(request)
+        sha256, size, body = await _stream_body(request)
         if size != declared:
             raise ApiError(400, f"Content-Length says {declared} bytes but the body has {size}")
-        seconds, channels = _check_audio(head, size, params, content_type)
+        seconds, channels = _check_audio(body, size, params, content_type)
         label = params.get("name") or f"an audio file with sha256 {sha256[:12]}"
         part = AudioPart(label, seconds, channels, params)
         return Submission("file", auth, conversation_id, params, decoded, part, sha256, size)
@@ -354,17 +354,56 @@ def _whole_numbers(decoded: dict[str, Any]) -> dict[str, Any]:
     return decoded
 
 
-async def _stream_body(request: Request) -> tuple[str, int, bytes]:
-    """Hash and count the body as it arrives, keeping only its head for sniffing."""
+# What the emulator keeps of a body for the inspector: tags and chunks before the audio of up to
+# 16 MiB (a large cover picture), and the last MiB (ID3v1, APE and Lyrics3 tags).
+BODY_HEAD_BYTES = 16 * 1024 * 1024
+BODY_TAIL_BYTES = 1024 * 1024
+
+
+class KeptBody(RangeView):
+    """A seekable, read-only view of the head and tail kept of a streamed body.
+
+    The inspector reads through it as through the file; a read in the part that was not kept
+    means the file's headers are larger than the emulator looks at, and is refused as Symbl
+    refuses what it cannot read.
+    """
+
+    def __init__(self, head: bytearray, tail: bytearray, size: int) -> None:
+        super().__init__(size)
+        self._head, self._tail = head, tail
+        self._tail_start = size - len(tail)
+
+    def _range(self, start: int, end: int) -> bytes:
+        data = b""
+        if start < len(self._head):
+            data = bytes(self._head[start : min(end, len(self._head))])
+            start += len(data)
+        if start < end:
+            if start < self._tail_start:
+                raise AudioProblem(
+                    "not_audio",
+                    f"no audio the API can read in the first {len(self._head)} bytes of the body",
+                )
+            data += bytes(self._tail[start - self._tail_start : end - self._tail_start])
+        return data
+
+
+async def _stream_body(request: Request) -> tuple[str, int, KeptBody]:
+    """Hash and count the body as it arrives, keeping its head and tail for the inspector."""
     digest = hashlib.sha256()
     head = bytearray()
+    tail = bytearray()
     size = 0
     async for chunk in request.stream():
         digest.update(chunk)
         size += len(chunk)
-        if len(head) < HEAD_BYTES:
-            head += chunk[: HEAD_BYTES - len(head)]
-    return digest.hexdigest(), size, bytes(head)
+        if len(head) < BODY_HEAD_BYTES:
+            head += chunk[: BODY_HEAD_BYTES - len(head)]
+        tail += chunk
+        if len(tail) > 2 * BODY_TAIL_BYTES:
+            del tail[: len(tail) - BODY_TAIL_BYTES]
+    del tail[: max(0, len(tail) - BODY_TAIL_BYTES)]
+    return digest.hexdigest(), size, KeptBody(head, tail, size)
 
 
 async def _drain(request: Request) -> None:
@@ -376,11 +415,12 @@ async def _drain(request: Request) -> None:
 
 
 def _check_audio(
-    head: bytes, size: int, params: dict[str, Any], declared: AudioFormat | None
+    body: KeptBody, size: int, params: dict[str, Any], declared: AudioFormat | None
 ) -> tuple[float, int]:
     """Duration and channel count, or a 400 for what the API refuses."""
     try:
-        info = inspect_bytes(head, size)
+        # KeptBody has the seek/read/tell the inspector uses; it is no file of the os.
+        info = inspect_stream(cast(BinaryIO, body), size)
     except AudioProblem as problem:
         raise ApiError(400, f"Unsupported or invalid audio: {problem.message}") from None
     if declared is not None and declared is not info.format:
@@ -388,7 +428,7 @@ def _check_audio(
             400, f"Content-Type says {declared.value} but the body is {info.format.value}"
         )
     per_channel = params.get("enableSeparateRecognitionPerChannel", False)
-    if info.format is AudioFormat.WAV and info.channels > 1 and not per_channel:
+    if info.channels > 1 and not per_channel:
         raise ApiError(
             400,
             f"the audio has {info.channels} channels: send mono audio, or set "

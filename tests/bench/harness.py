@@ -132,6 +132,8 @@ class DaemonOptions:
     poll_backoff_factor: float = 1.5
     # Port of the webhook endpoint, or None to follow jobs by polling alone.
     http_port: int | None = None
+    # More settings of the benchmark's profile (e.g. ``stereo: downmix``).
+    profile: dict[str, Any] = field(default_factory=dict)
 
 
 def config_text(
@@ -152,7 +154,7 @@ def config_text(
             "poll_max_seconds": opts.poll_max_seconds,
             "poll_backoff_factor": opts.poll_backoff_factor,
         },
-        "profiles": {"bench": {"params": {"languageCode": "en-US"}}},
+        "profiles": {"bench": {"params": {"languageCode": "en-US"}, **opts.profile}},
         "inboxes": [inbox.as_yaml() for inbox in inboxes],
     }
     if opts.http_port is not None:

@@ -1,6 +1,6 @@
 """symbl-inbox benchmarks: against the account's limit and against what users would use instead.
 
-    .venv/bin/python tests/bench/run.py [--out results.json] [--quick]
+    .venv/bin/python tests/bench/run.py [--out results.json] [--quick] [--only NAME,...]
 
 Starts everything it needs over loopback (the emulator as a process, the daemon as a process, the
 official SDK and curl as subprocesses), prints a table and writes the results as JSON. ``--quick``
@@ -18,6 +18,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from client_rss import REPO, free_port
 from comparisons import SdkComparison, upload_rss, upload_throughput
 from harness import MIB, DaemonOptions, InboxSpec, config_text
+from recordings import convert, downmix
 from scenarios import backlog, batch_ratio, idle_cpu, pickup_latency
 
 GIB = 1024 * MIB
@@ -37,12 +39,24 @@ class Sizes:
     backlog_files: int
     idle_seconds: float
     idle_inboxes: int = 100
+    downmix_bytes: int = 2 * 1024 * MIB
+    convert_seconds: int = 3600
 
 
 FULL = Sizes(rss_bytes=2 * GIB, throughput_bytes=GIB, backlog_files=10_000, idle_seconds=30.0)
 QUICK = Sizes(
-    rss_bytes=256 * MIB, throughput_bytes=256 * MIB, backlog_files=2_000, idle_seconds=10.0
+    rss_bytes=256 * MIB,
+    throughput_bytes=256 * MIB,
+    backlog_files=2_000,
+    idle_seconds=10.0,
+    downmix_bytes=256 * MIB,
+    convert_seconds=600,
 )
+# The measurements by name, in the order they run; ``--only`` picks some of them.
+MEASUREMENTS = (
+    "batch", "ours_3_files", "pickup_inotify", "pickup_poll", "backlog", "idle", "rss",
+    "throughput", "sdk", "downmix", "convert", "backlog_mp3",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,11 @@ GOALS = (
     Goal("backlog_10k_rss_mib", 150),
     Goal("idle_cpu_percent_100_inboxes", 0.5),
     Goal("upload_throughput_ratio_vs_curl", 0.7, at_most=False),
+    Goal("backlog_10k_mp3_seconds", 3),
+    Goal("backlog_10k_mp3_rss_mib", 150),
+    Goal("downmix_2gib_rss_mib", 80),
+    Goal("downmix_2gib_ratio_vs_sox", 0.5, at_most=False),
+    Goal("convert_1h_m4a_ratio_vs_ffmpeg", 0.8, at_most=False),
 )
 
 
@@ -125,20 +144,31 @@ class Run:
         return result
 
 
-def run_all(sizes: Sizes) -> Run:
+def run_all(sizes: Sizes, only: frozenset[str] = frozenset(MEASUREMENTS)) -> Run:
     run = Run()
-    port = webhook_port()
+
+    def measure(name: str, action: Callable[[], dict[str, Any]]) -> None:
+        if name in only:
+            run.measure(name, action)
+
+    port = webhook_port() if "batch" in only else None
     # Before the SDK's process starts: its imports alone take seconds of CPU on a shared core.
-    run.measure("batch", lambda: batch_ratio(port))
-    with SdkComparison() as sdk:
-        run.measure("ours_3_files", sdk.measure_ours)
-        run.measure("pickup_inotify", lambda: pickup_latency("inotify"))
-        run.measure("pickup_poll", lambda: pickup_latency("poll", poll_interval=1.0))
-        run.measure("backlog", lambda: backlog(sizes.backlog_files))
-        run.measure("idle", lambda: idle_cpu(sizes.idle_inboxes, sizes.idle_seconds))
-        run.measure("rss", lambda: upload_rss(sizes.rss_bytes))
-        run.measure("throughput", lambda: upload_throughput(sizes.throughput_bytes))
-        run.measure("sdk", sdk.result)
+    measure("batch", lambda: batch_ratio(port))
+    with ExitStack() as stack:
+        sdk = stack.enter_context(SdkComparison()) if {"ours_3_files", "sdk"} & only else None
+        if sdk is not None:
+            measure("ours_3_files", sdk.measure_ours)
+        measure("pickup_inotify", lambda: pickup_latency("inotify"))
+        measure("pickup_poll", lambda: pickup_latency("poll", poll_interval=1.0))
+        measure("backlog", lambda: backlog(sizes.backlog_files))
+        measure("backlog_mp3", lambda: backlog(sizes.backlog_files, audio="mp3"))
+        measure("idle", lambda: idle_cpu(sizes.idle_inboxes, sizes.idle_seconds))
+        measure("rss", lambda: upload_rss(sizes.rss_bytes))
+        measure("throughput", lambda: upload_throughput(sizes.throughput_bytes))
+        measure("downmix", lambda: downmix(sizes.downmix_bytes))
+        measure("convert", lambda: convert(sizes.convert_seconds))
+        if sdk is not None:
+            measure("sdk", sdk.result)
     return run
 
 
@@ -161,6 +191,11 @@ def headline(run: Run) -> dict[str, float | None]:
         "backlog_10k_rss_mib": _get(d, "backlog", "rss_mib"),
         "idle_cpu_percent_100_inboxes": _get(d, "idle", "percent"),
         "upload_throughput_ratio_vs_curl": _get(d, "throughput", "ratio"),
+        "backlog_10k_mp3_seconds": _get(d, "backlog_mp3", "seconds"),
+        "backlog_10k_mp3_rss_mib": _get(d, "backlog_mp3", "rss_mib"),
+        "downmix_2gib_rss_mib": _get(d, "downmix", "ours_rss_mib"),
+        "downmix_2gib_ratio_vs_sox": _get(d, "downmix", "ratio_vs_sox"),
+        "convert_1h_m4a_ratio_vs_ffmpeg": _get(d, "convert", "ratio_vs_ffmpeg"),
     }
 
 
@@ -213,6 +248,26 @@ def _notes(run: Run) -> dict[str, str]:
             f"ours {t['ours_mib_per_s']:.0f} MiB/s, curl {t['curl_mib_per_s']:.0f} MiB/s, "
             f"{t['file_mib']:.0f} MiB file, curl {t['curl_sent_with']}"
         )
+    if "backlog_mp3" in d:
+        k = d["backlog_mp3"]
+        notes["backlog_10k_mp3_seconds"] = (
+            f"{k['files']} lame MP3s (mutagen); journaled {k['journaled_seconds']:.2f} s, "
+            f"first upload {k['first_upload_seconds']:.2f} s"
+        )
+        notes["backlog_10k_mp3_rss_mib"] = f"VmHWM, {k['files']} MP3s"
+    if "downmix" in d:
+        m = d["downmix"]
+        notes["downmix_2gib_rss_mib"] = f"whole daemon, {m['file_mib']:.0f} MiB stereo PCM WAV"
+        notes["downmix_2gib_ratio_vs_sox"] = (
+            f"ours {m['ours_mib_per_s']:.0f} MiB/s, sox {m['sox_mib_per_s']:.0f} MiB/s, "
+            f"ffmpeg {m['ffmpeg_mib_per_s']:.0f} MiB/s ({m['ratio_vs_ffmpeg']:.2f}x)"
+        )
+    if "convert" in d:
+        c = d["convert"]
+        notes["convert_1h_m4a_ratio_vs_ffmpeg"] = (
+            f"{c['audio_seconds'] / 60:.0f} min stereo AAC: ours {c['ours_seconds']:.2f} s, "
+            f"ffmpeg {c['ffmpeg_seconds']:.2f} s; RSS {c['ours_rss_mib']:.0f} MiB"
+        )
     return notes
 
 
@@ -240,10 +295,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, help="write the results as JSON to this file")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, about 3 minutes")
+    parser.add_argument(
+        "--only",
+        type=lambda text: frozenset(text.split(",")),
+        default=frozenset(MEASUREMENTS),
+        help=f"comma-separated measurements to run, of: {', '.join(MEASUREMENTS)}",
+    )
     args = parser.parse_args(argv)
+    unknown = sorted(args.only - set(MEASUREMENTS))
+    if unknown:
+        parser.error(f"unknown measurements: {', '.join(unknown)}")
     sizes = QUICK if args.quick else FULL
     started = time.monotonic()
-    run = run_all(sizes)
+    run = run_all(sizes, args.only)
     values = headline(run)
     if args.quick:
         print(

@@ -8,6 +8,7 @@ before it returns, also when it fails.
 from __future__ import annotations
 
 import math
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -151,15 +152,19 @@ def _write_one_by_one(inbox: Path, count: int) -> dict[str, float]:
     return closed
 
 
-def backlog(files: int) -> dict[str, Any]:
-    """``files`` WAVs already in the inbox at start: all journaled and the first upload begun."""
+def backlog(files: int, audio: str = "wav") -> dict[str, Any]:
+    """``files`` WAVs (or MP3s from lame) already in the inbox at start: all journaled and the
+    first upload begun."""
     with (
         tempfile.TemporaryDirectory(prefix="bench-backlog-") as folder,
         emulator(JOB_SECONDS, JOB_LIMIT) as base_url,
     ):
         workdir = Path(folder)
         inbox = InboxSpec(workdir / "inbox", settle_seconds=SETTLE_SECONDS)
-        write_wavs(inbox.path, files, seconds=0.1)
+        if audio == "mp3":
+            write_mp3s(inbox.path, files)
+        else:
+            write_wavs(inbox.path, files, seconds=0.1)
         with running_daemon(workdir / "daemon", base_url, [inbox], wait_ready=False) as daemon:
             started = daemon.started_at
             journaled_at = wait_until(
@@ -173,6 +178,7 @@ def backlog(files: int) -> dict[str, Any]:
             hwm = daemon.vm_hwm_mib()
     return {
         "files": files,
+        "audio": audio,
         "seconds": max(journaled_at, first_upload_at) - started,
         "journaled_seconds": journaled_at - started,
         "first_upload_seconds": first_upload_at - started,
@@ -180,6 +186,18 @@ def backlog(files: int) -> dict[str, Any]:
         "rss_mib_at_goal": hwm_at_goal,
         "rss_mib": hwm,
     }
+
+
+def write_mp3s(folder: Path, count: int) -> None:
+    """``count`` copies of a 1 s mono MP3 that lame made (with its Xing/Info header)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder.parent / "tone.wav"
+    source.write_bytes(make_wav(1.0, sample_rate=16000))
+    encoded = folder.parent / "tone.mp3"
+    subprocess.run(["lame", "--quiet", "-b", "32", str(source), str(encoded)], check=True)
+    audio = encoded.read_bytes()
+    for index in range(1, count + 1):
+        (folder / f"f{index:05d}.mp3").write_bytes(audio)
 
 
 def idle_cpu(inboxes: int, window: float) -> dict[str, Any]:

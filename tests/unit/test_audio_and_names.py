@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.audio import AudioFormat, AudioProblem, declared_wav_size, inspect_bytes, sniff_format
+from daemon.audio import AudioFormat, AudioProblem, inspect_bytes
 from daemon.exports import render_transcript
 from daemon.filing import choose_target, file_away, move_file
 from daemon.intake import Candidate, InboxFilter, classify, continuation_from_name
@@ -25,7 +25,7 @@ class TestSniffing:
         info = inspect_bytes(data, len(data))
         assert (info.format, info.channels, info.sample_rate) == (AudioFormat.WAV, 2, 16000)
         assert info.duration_seconds == pytest.approx(0.5)
-        assert declared_wav_size(data) == len(data)
+        assert info.expected_size == len(data)
 
     def test_mp3_with_id3_tag_is_read(self) -> None:
         data = make_mp3(1.0)
@@ -36,7 +36,7 @@ class TestSniffing:
     def test_bare_mpeg_frames_are_mp3(self) -> None:
         frames = make_mp3(0.5)
         tag_end = 10 + int.from_bytes(frames[6:10], "big")
-        assert sniff_format(frames[tag_end:]) is AudioFormat.MP3
+        assert inspect_bytes(frames[tag_end:]).format is AudioFormat.MP3
 
     @pytest.mark.parametrize(
         ("data", "reason"),
@@ -56,7 +56,10 @@ class TestSniffing:
     def test_a_streaming_wav_header_promises_nothing(self) -> None:
         header = bytearray(wav_header(0))
         header[4:8] = b"\xff\xff\xff\xff"
-        assert declared_wav_size(bytes(header)) is None
+        header[40:44] = b"\xff\xff\xff\xff"
+        info = inspect_bytes(bytes(header) + b"\x00" * 800)
+        assert (info.expected_size, info.streamed) == (None, True)
+        assert info.duration_seconds == pytest.approx(0.05)
 
 
 class TestNames:
@@ -80,7 +83,11 @@ class TestNames:
             ("Thumbs.db", None),
             ("desktop.ini", None),
             ("notes.yaml", None),
-            ("call.flac", None),
+            ("call.flac", Candidate.AUDIO),
+            ("call.M4A", Candidate.AUDIO),
+            ("call.m4a.yaml", Candidate.SIDECAR),
+            ("notes.txt", None),
+            ("report.pdf", None),
         ],
     )
     def test_classify(self, name: str, kind: Candidate | None) -> None:

@@ -1,0 +1,442 @@
+"""Make the mono WAV that goes up instead of a dropped file: a downmix or a conversion.
+
+Everything streams in bounded memory from an open binary stream of the dropped file into a file
+of our own in ``<state_dir>/convert/`` (never into an inbox), which is removed after the upload.
+
+- PCM (8 to 32 bit), float, µ-law and A-law WAVs are mixed down with numpy, block by block: the
+  channels are averaged (µ-law and A-law are expanded to 16-bit PCM first).
+- Everything else (MP3, ADPCM or GSM WAVs, ``.m4a``, ``.flac``...) is decoded with PyAV, the
+  ``convert`` extra, which brings FFmpeg in its wheels; its resampler mixes the channels down and
+  the result is written as 16-bit PCM at the source's sample rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import struct
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from daemon.audio import AudioFormat, AudioInfo, AudioProblem, inspect_stream
+from daemon.client import Submission
+from daemon.logs import get_logger
+from daemon.recordings import EXTRA_HINT, can_mix_natively, describe
+
+log = get_logger("symbl_inbox.convert")
+
+WORK_FOLDER = "convert"
+# Bytes read per block of a native downmix (a few arrays of about that size live at once), and
+# samples per block of a conversion.
+_BLOCK_BYTES = 1024 * 1024
+_BLOCK_FRAMES = 64 * 1024
+_RIFF_LIMIT = 0xFFFFFFFF - 64
+
+
+class Stopped(Exception):
+    """The daemon is stopping: the half-made file is removed, the upload happens next run."""
+
+
+@dataclass(frozen=True)
+class Produced:
+    path: Path
+    size: int
+    # What was dropped (for conversions: as PyAV saw it) and what is sent.
+    dropped: dict[str, Any]
+    sent: dict[str, Any]
+    # The dropped file's sha256 (the record's ``sha256`` is always the original's).
+    source_sha256: str
+
+
+# ---------------------------------------------------------------- WAV writing
+
+
+def _wav_header(data_size: int, channels: int, rate: int, bits: int, tag: int) -> bytes:
+    block_align = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * block_align, block_align, bits)
+    if data_size + 36 <= _RIFF_LIMIT:
+        return (
+            b"RIFF"
+            + struct.pack("<I", 36 + data_size)
+            + b"WAVEfmt "
+            + struct.pack("<I", 16)
+            + fmt
+            + b"data"
+            + struct.pack("<I", data_size)
+        )
+    # Larger than RIFF can say: RF64, with the real sizes in ds64 (EBU Tech 3306).
+    frames = data_size // block_align
+    ds64 = struct.pack("<QQQI", 72 + data_size - 8, data_size, frames, 0)
+    return (
+        b"RF64\xff\xff\xff\xffWAVEds64"
+        + struct.pack("<I", len(ds64))
+        + ds64
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data\xff\xff\xff\xff"
+    )
+
+
+# ---------------------------------------------------------------- native downmix
+
+
+def _ulaw_table() -> Any:
+    import numpy as np
+
+    codes = ~np.arange(256, dtype=np.int32) & 0xFF
+    exponent = (codes >> 4) & 0x07
+    magnitude = ((((codes & 0x0F) << 3) + 0x84) << exponent) - 0x84
+    return np.where(codes & 0x80, -magnitude, magnitude).astype(np.int16)
+
+
+def _alaw_table() -> Any:
+    import numpy as np
+
+    codes = np.arange(256, dtype=np.int32) ^ 0x55
+    exponent = (codes >> 4) & 0x07
+    mantissa = codes & 0x0F
+    magnitude = np.where(
+        exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << (exponent - 1)
+    )
+    return np.where(codes & 0x80, magnitude, -magnitude).astype(np.int16)
+
+
+def _mixer(info: AudioInfo) -> tuple[Callable[[bytes], bytes], int, int]:
+    """A function from a block of interleaved frames to mono frames, and the output's bits
+    and format tag."""
+    import numpy as np
+
+    channels = info.channels
+    width = info.block_align // channels
+    codec = info.codec
+
+    def average(columns: Any, wide: Any) -> Any:
+        total = columns[:, 0].astype(wide)
+        for index in range(1, channels):
+            total += columns[:, index]
+        return total
+
+    if codec in ("mulaw", "alaw") and width == 1:
+        table = _ulaw_table() if codec == "mulaw" else _alaw_table()
+
+        def companded(block: bytes) -> bytes:
+            samples = table[np.frombuffer(block, np.uint8)].reshape(-1, channels)
+            mixed: bytes = (average(samples, np.int32) // channels).astype("<i2").tobytes()
+            return mixed
+
+        return companded, 16, 1
+    if codec == "float" and width in (4, 8):
+        dtype = "<f4" if width == 4 else "<f8"
+
+        def floats(block: bytes) -> bytes:
+            samples = np.frombuffer(block, dtype).reshape(-1, channels)
+            mixed: bytes = (average(samples, np.float64) / channels).astype(dtype).tobytes()
+            return mixed
+
+        return floats, width * 8, 3
+    if codec == "pcm" and width in (1, 2, 4):
+        dtype = {1: "u1", 2: "<i2", 4: "<i4"}[width]
+
+        def integers(block: bytes) -> bytes:
+            samples = np.frombuffer(block, dtype).reshape(-1, channels)
+            wide = np.int64 if width == 4 else np.int32  # room for the sum of the channels
+            mixed: bytes = (average(samples, wide) // channels).astype(dtype).tobytes()
+            return mixed
+
+        return integers, width * 8, 1
+    if codec == "pcm" and width == 3:
+
+        def packed24(block: bytes) -> bytes:
+            raw = np.frombuffer(block, np.uint8).reshape(-1, channels, 3).astype(np.int32)
+            samples = raw[:, :, 0] | (raw[:, :, 1] << 8) | (raw[:, :, 2] << 16)
+            samples = (samples << 8) >> 8  # sign-extend the 24-bit values
+            mixed = average(samples, np.int32) // channels
+            out = np.empty((len(mixed), 3), np.uint8)
+            out[:, 0], out[:, 1], out[:, 2] = (
+                mixed & 0xFF,
+                (mixed >> 8) & 0xFF,
+                (mixed >> 16) & 0xFF,
+            )
+            return out.tobytes()
+
+        return packed24, 24, 1
+    raise AudioProblem(
+        "stereo_audio", f"a {codec} WAV with {width}-byte samples cannot be mixed down natively"
+    )
+
+
+def downmix_wav(
+    source: BinaryIO,
+    info: AudioInfo,
+    target: Path,
+    stop: threading.Event | None = None,
+    digest: Any = None,
+) -> AudioInfo:
+    """Average the channels of a PCM, float, µ-law or A-law WAV into a mono WAV at ``target``.
+
+    With ``digest`` (a hashlib object), the whole source is hashed on the way: its header, the
+    samples as they are mixed, and whatever follows them.
+    """
+    mix, bits, tag = _mixer(info)
+    frames = info.data_size // info.block_align
+    out_size = frames * bits // 8
+    source.seek(0)
+    header = source.read(info.data_offset)
+    if digest is not None:
+        digest.update(header)
+    with open(target, "wb") as out:
+        out.write(_wav_header(out_size, 1, info.sample_rate, bits, tag))
+        left = frames
+        while left:
+            if stop is not None and stop.is_set():
+                raise Stopped
+            count = min(left, max(1, _BLOCK_BYTES // info.block_align))
+            block = source.read(count * info.block_align)
+            if len(block) < count * info.block_align:
+                raise AudioProblem("truncated_audio", "the WAV got shorter while it was mixed down")
+            if digest is not None:
+                digest.update(block)
+            out.write(mix(block))
+            left -= count
+    if digest is not None:
+        _hash_rest(source, digest)
+    duration = frames / info.sample_rate
+    return AudioInfo(
+        AudioFormat.WAV, 1, info.sample_rate, duration, codec="pcm" if tag == 1 else "float"
+    )
+
+
+# ---------------------------------------------------------------- PyAV
+
+
+def transcode(
+    source: BinaryIO, target: Path, stop: threading.Event | None = None
+) -> tuple[dict[str, Any], AudioInfo]:
+    """Decode any audio FFmpeg reads into a mono 16-bit WAV at ``target`` (its sample rate kept).
+
+    Returns what the source is (container, codec, channels, rate, duration) and what was made.
+    """
+    try:
+        import av
+    except ImportError as exc:  # the plan checks first; this is a race with an uninstall
+        raise AudioProblem("unsupported_format", f"converting needs {EXTRA_HINT}") from exc
+    try:
+        container = av.open(source, mode="r")
+    except (av.FFmpegError, ValueError) as exc:
+        raise AudioProblem("not_audio", f"FFmpeg cannot read it as audio: {exc}") from None
+    with container:
+        if not container.streams.audio:
+            raise AudioProblem("not_audio", "the file holds no audio stream")
+        stream = container.streams.audio[0]
+        rate = int(stream.sample_rate or 0)
+        channels = int(stream.channels or 0)
+        if not rate:
+            raise AudioProblem("not_audio", "the audio stream has no sample rate")
+        dropped = {
+            "format": container.format.name.split(",")[0],
+            "codec": stream.codec_context.name,
+            "channels": channels,
+            "sample_rate": rate,
+            "duration_seconds": _container_seconds(container, stream),
+        }
+        samples = _decode_to_wav(container, stream, rate, target, stop)
+    return dropped, AudioInfo(AudioFormat.WAV, 1, rate, samples / rate, codec="pcm")
+
+
+def _container_seconds(container: Any, stream: Any) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / 1_000_000
+    else:
+        return None
+    return round(seconds, 3)
+
+
+def _decode_to_wav(
+    container: Any, stream: Any, rate: int, target: Path, stop: threading.Event | None
+) -> int:
+    """Decode, average the channels and write 16-bit PCM, ~128 Ki samples at a time.
+
+    Decoded frames (about a thousand samples each) gather in FFmpeg's audio FIFO, and each
+    block read from it is mixed with numpy: the per-frame work stays in C. Decoders of
+    compressed audio (AAC, MP3, Opus, Vorbis) give planar float frames; other frames (integer
+    samples, or a rate that changed mid-stream) go through FFmpeg's resampler first. Converting
+    a one-hour AAC file takes about as long as ``ffmpeg -i X.m4a -ac 1 X.wav`` (README,
+    Benchmarks).
+    """
+    import av
+
+    samples = 0
+    to_float: Any = None
+    fifo = av.AudioFifo()
+    with open(target, "wb") as out:
+        out.write(_wav_header(0, 1, rate, 16, 1))
+        try:
+            for decoded in container.decode(stream):
+                if stop is not None and stop.is_set():
+                    raise Stopped
+                frames = (decoded,)
+                if decoded.format.name != "fltp" or decoded.sample_rate != rate:
+                    if to_float is None:
+                        to_float = av.AudioResampler(format="fltp", rate=rate)
+                    frames = tuple(to_float.resample(decoded))
+                for frame in frames:
+                    frame.pts = None  # the FIFO would insist that timestamps follow each other
+                    try:
+                        fifo.write(frame)
+                    except ValueError:  # the channel layout changed: a new FIFO for the rest
+                        samples += _write_mixed(out, fifo.read())
+                        fifo = av.AudioFifo()
+                        fifo.write(frame)
+                    if fifo.samples >= _BLOCK_FRAMES * 2:
+                        samples += _write_mixed(out, fifo.read(_BLOCK_FRAMES * 2))
+        except av.FFmpegError as exc:
+            raise AudioProblem("conversion_failed", f"FFmpeg could not decode it: {exc}") from None
+        if fifo.samples:
+            samples += _write_mixed(out, fifo.read())
+        if not samples:
+            raise AudioProblem("not_audio", "the audio stream holds no samples")
+        if samples * 2 + 36 > _RIFF_LIMIT:
+            raise AudioProblem("too_large", "the converted audio is larger than a WAV can hold")
+        out.seek(0)
+        out.write(_wav_header(samples * 2, 1, rate, 16, 1))
+    return samples
+
+
+def _write_mixed(out: BinaryIO, block: Any) -> int:
+    """The mean of a planar float frame's channels, written as 16-bit PCM; its sample count."""
+    import numpy as np
+
+    if block is None:
+        return 0
+    count, planes = int(block.samples), block.planes
+    channels = [np.frombuffer(plane, np.float32, count) for plane in planes]
+    mixed = channels[0] + channels[1] if len(channels) > 1 else channels[0].copy()
+    for channel in channels[2:]:
+        mixed += channel
+    mixed *= np.float32(32767.0 / len(channels))
+    np.clip(mixed, -32768.0, 32767.0, out=mixed)
+    out.write(mixed.astype("<i2").data)  # the array's own buffer: no copy into bytes
+    return count
+
+
+# ---------------------------------------------------------------- the upload's side
+
+
+def _hash_rest(source: BinaryIO, digest: Any) -> None:
+    for chunk in iter(lambda: source.read(_BLOCK_BYTES), b""):
+        digest.update(chunk)
+
+
+def produce(
+    action: str, source: BinaryIO, size: int, target: Path, stop: threading.Event | None = None
+) -> Produced:
+    """Carry out a plan's ``downmix`` or ``convert`` from ``source`` into ``target``.
+
+    The source's sha256 comes along (``Produced.source_sha256``): a native downmix hashes what
+    it reads anyway; a decoded source (compressed, so small beside its WAV) is read once more.
+    """
+    dropped: dict[str, Any]
+    digest = hashlib.sha256()
+    try:
+        if action == "downmix":
+            info = inspect_stream(source, size)
+            dropped = describe(info, size)
+            decoded = not (info.format is AudioFormat.WAV and can_mix_natively(info))
+            if decoded:
+                source.seek(0)
+                made = transcode(source, target, stop)[1]
+            else:
+                made = downmix_wav(source, info, target, stop, digest)
+        else:
+            source.seek(0)
+            decoded = True
+            dropped, made = transcode(source, target, stop)
+            dropped["bytes"] = size
+        if decoded:
+            source.seek(0)
+            _hash_rest(source, digest)
+        made_size = target.stat().st_size
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
+        raise
+    sent = describe(made, made_size) | {
+        "converted": decoded,
+        "downmixed": int(dropped.get("channels") or 1) > 1,
+        "per_channel": False,
+    }
+    return Produced(target, made_size, dropped, sent, digest.hexdigest())
+
+
+def work_folder(state_dir: Path) -> Path:
+    return state_dir / WORK_FOLDER
+
+
+def clear_work_folder(state_dir: Path) -> None:
+    """Remove what a previous run left half-made (its uploads start again from the original)."""
+    folder = work_folder(state_dir)
+    with contextlib.suppress(FileNotFoundError):
+        for entry in folder.iterdir():
+            with contextlib.suppress(OSError):
+                entry.unlink()
+
+
+@contextlib.asynccontextmanager
+async def produced_for_upload(
+    action: str, path: Path, state_dir: Path, stem: str, label: str
+) -> AsyncIterator[Produced]:
+    """Make the file to upload in a worker thread; remove it when the upload is over.
+
+    A cancelled upload (the daemon stopping) tells the worker to stop at its next block.
+    ``label`` names the file in the log line that says what was made and how long it took.
+    """
+    folder = work_folder(state_dir)
+    stop = threading.Event()
+
+    def make() -> Produced:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb") as source:
+            size = os.fstat(source.fileno()).st_size
+            return produce(action, source, size, folder / f"{stem}.wav", stop)
+
+    started = time.monotonic()
+    try:
+        produced = await asyncio.to_thread(make)
+    except asyncio.CancelledError:
+        stop.set()
+        raise
+    log.info(
+        "audio_prepared",
+        file=label,
+        action=action,
+        seconds=round(time.monotonic() - started, 3),
+        bytes_in=produced.dropped.get("bytes"),
+        bytes_out=produced.size,
+    )
+    try:
+        yield produced
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            produced.path.unlink()
+
+
+def note_produced(data: dict[str, Any], produced: Produced) -> None:
+    """Put what was made, and what the source turned out to be, into a file's journal data."""
+    data["audio"] = {"dropped": produced.dropped, "sent": produced.sent}
+    data["duration_seconds"] = produced.dropped.get("duration_seconds")
+
+
+def original_submission(submission: Submission, produced: Produced) -> Submission:
+    """The API's answer about a produced file, with the sha256 of the file that was dropped
+    (the produced file's goes into ``audio.sent.sha256``)."""
+    produced.sent["sha256"] = submission.sha256
+    return replace(submission, sha256=produced.source_sha256)

@@ -1,0 +1,107 @@
+"""Downmix and conversion against sox as the reference, on files the tools made."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from real_recordings import missing_tools
+
+from daemon.audio import AudioProblem, inspect_file
+from daemon.convert import produce
+
+pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {missing_tools()}")
+
+
+def run(command: str, cwd: Path) -> None:
+    subprocess.run(["bash", "-c", command], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def samples(path: Path, dtype: str) -> np.ndarray:
+    info = inspect_file(path)
+    with open(path, "rb") as handle:
+        handle.seek(info.data_offset)
+        raw = handle.read(info.data_size)
+    if dtype == "s24":
+        bytes3 = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+        values = bytes3[:, 0] | (bytes3[:, 1] << 8) | (bytes3[:, 2] << 16)
+        return (values << 8) >> 8
+    return np.frombuffer(raw, dtype)
+
+
+class TestNativeDownmix:
+    """PCM, float, µ-law and A-law WAVs: the mean of the channels, as sox computes it."""
+
+    @pytest.mark.parametrize(
+        ("codec", "sox_output", "dtype", "tolerance"),
+        [
+            ("pcm_u8", "-b 8 -e unsigned", "u1", 1),
+            ("pcm_s16le", "-b 16 -e signed", "<i2", 1),
+            ("pcm_s24le", "-b 24 -e signed", "s24", 1),
+            ("pcm_s32le", "-b 32 -e signed", "<i4", 1),
+            ("pcm_f32le", "-b 32 -e float", "<f4", 1e-6),
+            ("pcm_mulaw", "-b 16 -e signed", "<i2", 1),
+            ("pcm_alaw", "-b 16 -e signed", "<i2", 1),
+        ],
+    )
+    def test_matches_sox(
+        self, tmp_path: Path, codec: str, sox_output: str, dtype: str, tolerance: float
+    ) -> None:
+        run(
+            "ffmpeg -nostdin -loglevel error -f lavfi -i sine=f=300:d=3 -f lavfi -i sine=f=700:d=3"
+            f" -filter_complex amerge=inputs=2 -ar 8000 -c:a {codec} in.wav"
+            f" && sox -D in.wav {sox_output} ref.wav remix 1v0.5,2v0.5",
+            tmp_path,
+        )
+        source = tmp_path / "in.wav"
+        with open(source, "rb") as handle:
+            made = produce("downmix", handle, source.stat().st_size, tmp_path / "out.wav")
+        assert made.sent["channels"] == 1 and made.sent["downmixed"]
+        assert made.source_sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+        assert not made.sent["converted"]
+        ours, reference = samples(made.path, dtype), samples(tmp_path / "ref.wav", dtype)
+        assert len(ours) == len(reference) == 24000
+        difference = np.abs(ours.astype(np.float64) - reference.astype(np.float64))
+        assert difference.max() <= tolerance
+
+
+class TestPyAV:
+    """MP3, coded WAVs and other containers are decoded by the convert extra."""
+
+    @pytest.mark.parametrize(
+        ("name", "command", "action"),
+        [
+            ("in.mp3", "-c:a libmp3lame", "downmix"),
+            ("in.wav", "-c:a adpcm_ms", "downmix"),
+            ("in.m4a", "-c:a aac", "convert"),
+            ("in.ogg", "-c:a libopus", "convert"),
+        ],
+    )
+    def test_decoded_to_mono_wav(
+        self, tmp_path: Path, name: str, command: str, action: str
+    ) -> None:
+        run(
+            "ffmpeg -nostdin -loglevel error -f lavfi -i sine=f=300:d=3 -f lavfi -i sine=f=700:d=3"
+            f" -filter_complex amerge=inputs=2 -ar 48000 {command} {name}",
+            tmp_path,
+        )
+        source = tmp_path / name
+        with open(source, "rb") as handle:
+            made = produce(action, handle, source.stat().st_size, tmp_path / "out.wav")
+        info = inspect_file(made.path)
+        assert (info.channels, info.sample_rate, info.codec) == (1, 48000, "pcm")
+        assert info.duration_seconds == pytest.approx(3.0, abs=0.1)
+        assert made.dropped["channels"] == 2
+        assert made.sent["converted"] and made.sent["bytes"] == made.path.stat().st_size
+        assert made.source_sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+
+    def test_a_broken_file_is_not_audio_and_leaves_nothing(self, tmp_path: Path) -> None:
+        source = tmp_path / "broken.m4a"
+        source.write_bytes(b"\x00\x00\x00\x20ftypM4A " + b"garbage" * 100)
+        with open(source, "rb") as handle, pytest.raises(AudioProblem) as caught:
+            produce("convert", handle, source.stat().st_size, tmp_path / "out.wav")
+        assert caught.value.reason == "not_audio"
+        assert not (tmp_path / "out.wav").exists()
