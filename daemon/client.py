@@ -35,8 +35,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from daemon.audio import inspect_file
 from daemon.config.model import SymblSettings
 from daemon.logs import get_logger, masker
+from daemon.network import Route, describe_transport_error, route_for, transport_for
 from daemon.params import encode_query
-from daemon.transport import AsyncioTransport
 
 __all__ = [
     "CONVERSATION_PARTS",
@@ -359,11 +359,6 @@ def _error_for(call: _Call, response: httpx.Response) -> SymblError:
     return kind(text, status=status, body=body)
 
 
-def _describe(exc: BaseException) -> str:
-    detail = str(exc)
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-
-
 def _connections(settings: SymblSettings) -> int:
     """Uploads plus a few for status checks and exports, all kept alive for bursts to reuse.
 
@@ -382,8 +377,11 @@ class SymblClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self._settings = settings
+        # ``symbl.proxy``, else HTTPS_PROXY/NO_PROXY and company; decided once, for base_url.
+        self.route: Route = route_for(settings, os.environ if environ is None else environ)
         self._retry = retry or RetryPolicy()
         self._tokens = _TokenCache(settings)
         # Requests wait their turn here rather than in httpcore's pool, whose queue costs
@@ -393,13 +391,20 @@ class SymblClient:
         self._turns = asyncio.Semaphore(connections)
         self.stats = ClientStats()
         masker.register([settings.app_secret])
+        if settings.proxy_password:
+            masker.register([settings.proxy_password])
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
-            transport=transport or AsyncioTransport(limits),
+            transport=transport or transport_for(settings, limits, self.route),
             timeout=self._timeout(SMALL_CALL_TIMEOUT_SECONDS),
             follow_redirects=False,
         )
+
+    @property
+    def host(self) -> str:
+        """The API's host name, for messages."""
+        return self._http.base_url.host
 
     async def __aenter__(self) -> Self:
         return self
@@ -565,8 +570,9 @@ class SymblClient:
             raise
         except httpx.TransportError as exc:
             self.stats.transport_errors += 1
-            attempts.append(Attempt(started, time.time(), None, _describe(exc)))
-            raise TransientError(f"{call.method} {call.path}: {_describe(exc)}") from exc
+            described = masker.scrub(describe_transport_error(exc, self.host, self.route))
+            attempts.append(Attempt(started, time.time(), None, described))
+            raise TransientError(f"{call.method} {call.path}: {described}") from exc
         attempts.append(Attempt(started, time.time(), response.status_code, None))
         return token, response
 

@@ -15,6 +15,10 @@ from typing import Any, Literal
 
 WatchMode = Literal["auto", "inotify", "poll"]
 DuplicatePolicy = Literal["upload", "skip"]
+# add: the system's store and the file; replace: the file only.
+CaMode = Literal["add", "replace"]
+# http: CONNECT for https targets, forwarding for http targets; https: the same over TLS.
+PROXY_SCHEMES: tuple[str, ...] = ("http", "https")
 EXPORT_KINDS: tuple[str, ...] = (
     "transcript",
     "messages",
@@ -25,6 +29,9 @@ EXPORT_KINDS: tuple[str, ...] = (
     "summary",
     "entities",
     "trackers",
+    "markdown",
+    "srt",
+    "vtt",
 )
 
 
@@ -38,6 +45,11 @@ class SymblSettings:
     connect_timeout_seconds: float = 10.0
     # Tokens are renewed this long before they expire, never after.
     token_refresh_margin_seconds: float = 300.0
+    # ``symbl.proxy`` without its password; None: the environment decides (HTTPS_PROXY...).
+    proxy: str | None = None
+    proxy_password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None
+    ca_mode: CaMode = "add"
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,8 @@ class Profile:
     continuation_pattern: re.Pattern[str] | None = None
     continuation_wait_seconds: float = 86400.0
     export: tuple[str, ...] = ()
+    # Symbl's formatting flags for the markdown and srt exports, only those set.
+    transcript_options: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,8 @@ class Config:
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed, logged or written to a record."""
         values = [self.symbl.app_secret]
+        if self.symbl.proxy_password:
+            values.append(self.symbl.proxy_password)
         if self.http is not None and self.http.webhook_secret:
             values.append(self.http.webhook_secret)
         return tuple(value for value in values if value)

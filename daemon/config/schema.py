@@ -17,7 +17,13 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from daemon.config.model import EXPORT_KINDS, DuplicatePolicy, WatchMode
+from daemon.config.model import (
+    EXPORT_KINDS,
+    PROXY_SCHEMES,
+    CaMode,
+    DuplicatePolicy,
+    WatchMode,
+)
 from daemon.params import NonBlank, ParamProblem, PositiveInt, unknown_key_message
 
 DEFAULT_BASE_URL = "https://api.symbl.ai"
@@ -54,6 +60,21 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PydanticCustomError("url", "must be an http:// or https:// URL")
+    return value
+
+
+def _proxy_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
+        raise PydanticCustomError(
+            "proxy", "must be a proxy URL such as http://proxy.example.com:3128"
+        )
+    try:
+        _ = parts.port  # urlsplit checks the port only when it is read
+    except ValueError:
+        raise PydanticCustomError(
+            "proxy", "has a port that is not a number from 1 to 65535"
+        ) from None
     return value
 
 
@@ -95,6 +116,7 @@ def _export_kind(value: str) -> str:
 PositiveSeconds = Annotated[float, AfterValidator(_positive)]
 NonNegativeSeconds = Annotated[float, AfterValidator(_not_negative)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+ProxyUrl = Annotated[str, AfterValidator(_proxy_url)]
 ListenAddress = Annotated[str, AfterValidator(_listen_address)]
 ContinuationPattern = Annotated[str, AfterValidator(_continuation_pattern)]
 ExportKind = Annotated[str, AfterValidator(_export_kind)]
@@ -116,6 +138,18 @@ class SymblSection(_Section):
     max_concurrent_uploads: PositiveInt = 4
     connect_timeout_seconds: PositiveSeconds = 10.0
     token_refresh_margin_seconds: NonNegativeSeconds = 300.0
+    proxy: ProxyUrl | None = None
+    proxy_password_file: NonBlank | None = None
+    ca_file: NonBlank | None = None
+    ca_mode: CaMode = "add"
+
+    @model_validator(mode="after")
+    def _password_needs_proxy(self) -> SymblSection:
+        if self.proxy_password_file is not None and self.proxy is None:
+            raise at_key("proxy_password_file", "needs symbl.proxy")
+        if self.ca_mode == "replace" and self.ca_file is None:
+            raise at_key("ca_mode", "replace needs symbl.ca_file")
+        return self
 
 
 class TrackingSection(_Section):
@@ -141,6 +175,15 @@ class HttpSection(_Section):
     webhook_secret_file: NonBlank | None = None
 
 
+class TranscriptOptionsSection(_Section):
+    """``profiles.<name>.transcript_options``: Symbl's formatting flags for markdown and srt."""
+
+    createParagraphs: bool | None = None  # Symbl's own names, as in params
+    showSpeakerSeparation: bool | None = None
+    highlightOnlyInsightKeyPhrases: bool | None = None
+    highlightAllKeyPhrases: bool | None = None
+
+
 class ProfileSection(_Section):
     """``profiles.<name>``: Symbl parameters and file handling for one team; ``None`` inherits."""
 
@@ -149,6 +192,7 @@ class ProfileSection(_Section):
     continuation_pattern: ContinuationPattern | None = None
     continuation_wait_seconds: PositiveSeconds | None = None
     export: list[ExportKind] | None = None
+    transcript_options: TranscriptOptionsSection | None = None
 
 
 class InboxSection(_Section):
