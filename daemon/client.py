@@ -73,6 +73,8 @@ CONVERSATION_PARTS: Final = (
     "summary",
 )
 _MESSAGE_LIMIT = 500
+# Formatting flags that Symbl takes inside the transcript request's ``phrases`` object.
+PHRASE_FLAGS: Final = ("highlightOnlyInsightKeyPhrases", "highlightAllKeyPhrases")
 
 _log = get_logger("daemon.client")
 
@@ -346,6 +348,13 @@ def _error_for(call: _Call, response: httpx.Response) -> SymblError:
     message, body = _server_message(response)
     text = f"{call.method} {call.path}: HTTP {status}: {message}"
     kind: type[SymblError]
+    if status == 407:
+        # A forwarding proxy's answer, not Symbl's: the file is not at fault.
+        text = (
+            f"{call.method} {call.path}: the proxy asks for credentials (HTTP 407); "
+            "set the user in symbl.proxy and the password in symbl.proxy_password_file"
+        )
+        return TransientError(text, status=status, body=body)
     if status == 429:
         kind = RateLimitedError
     elif status >= 500:
@@ -514,6 +523,31 @@ class SymblClient:
         response, _ = await self._call(call)
         return _json_body(call, response)
 
+    async def formatted_transcript(
+        self, conversation_id: str, content_type: str, options: Mapping[str, bool]
+    ) -> str:
+        """Symbl's own rendering of the transcript (``text/markdown`` or ``text/srt``).
+
+        ``options`` are Symbl's formatting flags; the two highlighting ones travel inside
+        ``phrases``, and SRT takes only ``showSpeakerSeparation``, as Symbl documents.
+        """
+        body: dict[str, Any] = {"contentType": content_type}
+        for flag in ("createParagraphs", "showSpeakerSeparation"):
+            if flag in options and (flag == "showSpeakerSeparation" or content_type != "text/srt"):
+                body[flag] = options[flag]
+        phrases = {flag: options[flag] for flag in PHRASE_FLAGS if flag in options}
+        if phrases and content_type != "text/srt":
+            body["phrases"] = phrases
+        call = _Call(
+            method="POST",
+            path=f"/v1/conversations/{conversation_id}/transcript",
+            timeout=self._timeout(SMALL_CALL_TIMEOUT_SECONDS),
+            retry_rate_limited=True,
+            json=body,
+        )
+        response, _ = await self._call(call)
+        return _transcript_payload(call, response)
+
     # ------------------------------------------------------------ retries
 
     async def _call(self, call: _Call) -> tuple[httpx.Response, tuple[Attempt, ...]]:
@@ -661,6 +695,23 @@ def _json_body(call: _Call, response: httpx.Response) -> Any:
             status=response.status_code,
             body=response.text[:_MESSAGE_LIMIT],
         ) from None
+
+
+def _transcript_payload(call: _Call, response: httpx.Response) -> str:
+    """``{"transcript": {"payload": "..."}}``; Symbl's SRT sample nests it as
+    ``{"payload": {"content": "..."}}``, which is read too."""
+    body = _json_body(call, response)
+    transcript = body.get("transcript") if isinstance(body, dict) else None
+    payload = transcript.get("payload") if isinstance(transcript, dict) else None
+    if isinstance(payload, dict):
+        payload = payload.get("content")
+    if not isinstance(payload, str):
+        raise FinalError(
+            f"{call.method} {call.path}: the answer has no transcript payload",
+            status=response.status_code,
+            body=masker.scrub(body),
+        )
+    return payload
 
 
 def _token_from(call: _Call, response: httpx.Response) -> tuple[str, float]:

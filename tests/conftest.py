@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,6 +11,15 @@ import pytest
 from daemon.emulator import EmulatorServer, EmulatorSettings
 
 FAST_DEFAULTS: dict[str, Any] = {"job_seconds": 0.3, "seed": 1}
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon honours HTTPS_PROXY and company: a developer's own proxy settings must not
+    route the tests' loopback traffic; the proxy tests set them where they mean to."""
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture
