@@ -6,12 +6,18 @@ records) and tunnels https through CONNECT; its log names every request it handl
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import trustme
+
+from daemon.emulator import EmulatorServer, EmulatorSettings, TlsFiles
 
 _START_TIMEOUT = 10.0
 
@@ -98,3 +104,15 @@ class Tinyproxy:
     def requests(self) -> list[str]:
         """``GET http://127.0.0.1:1234/v1/job/x`` or ``CONNECT 127.0.0.1:1234`` per request."""
         return re.findall(r"Request \(file descriptor \d+\): (\S+ \S+)", self.log_text())
+
+
+@contextlib.contextmanager
+def tls_emulator(folder: Path, authority: trustme.CA) -> Iterator[EmulatorServer]:
+    """The emulator over HTTPS with a certificate for 127.0.0.1 that ``authority`` signed."""
+    certificate = authority.issue_cert("127.0.0.1")
+    certfile, keyfile = folder / "server.pem", folder / "server.key"
+    certfile.write_bytes(b"".join(blob.bytes() for blob in certificate.cert_chain_pems))
+    certificate.private_key_pem.write_to_path(str(keyfile))
+    settings = EmulatorSettings(job_seconds=0.3, seed=1)
+    with EmulatorServer(settings, tls=TlsFiles(str(certfile), str(keyfile))) as server:
+        yield server

@@ -1,0 +1,171 @@
+"""The daemon behind a real proxy (tinyproxy on loopback) and behind TLS from a private CA.
+
+Plain http to the emulator shows forwarding: every request the emulator receives carries the
+Via header tinyproxy adds. HTTPS to an emulator whose certificate comes from a throwaway CA,
+tunnelled through tinyproxy with CONNECT, stands in for a proxy that re-signs TLS: the daemon
+accepts it with ``symbl.ca_file`` and otherwise says in one line what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import proxy_harness
+import pytest
+import trustme
+from e2e_harness import DaemonHarness, wait_until
+from proxy_harness import Tinyproxy
+
+from daemon.emulator import EmulatorServer
+
+SECRET_PROXY_PASSWORD = "pr0xy-Pa55-never-shown"
+
+
+def sox_wav(path: Path, seconds: float = 1.0) -> None:
+    """A real mono WAV, made by sox as a recorder would make it."""
+    subprocess.run(
+        ["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(path), "synth", str(seconds),
+         "sine", "440"],
+        check=True,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def tinyproxy(tmp_path: Path) -> Iterator[Tinyproxy]:
+    with Tinyproxy(tmp_path / "proxy") as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def authority() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_emulator(tmp_path: Path, authority: trustme.CA) -> Iterator[EmulatorServer]:
+    with proxy_harness.tls_emulator(tmp_path, authority) as server:
+        yield server
+
+
+def api_requests(emulator: EmulatorServer) -> list[tuple[str, str | None]]:
+    return [(record.path, record.via) for record in emulator.state.requests]
+
+
+class TestForwardingProxy:
+    """HTTP_PROXY, symbl.proxy and NO_PROXY decide the route of every request the daemon sends."""
+
+    def test_every_request_goes_through_the_proxy_from_the_environment(
+        self, harness: DaemonHarness, tinyproxy: Tinyproxy
+    ) -> None:
+        harness.start(env={"HTTP_PROXY": tinyproxy.url})
+        sox_wav(harness.inbox / "call.wav")
+        harness.wait_filed(1)
+        assert harness.results()["call.wav"]["status"] == "completed"
+        seen = api_requests(harness.emulator)
+        assert len(seen) >= 3  # token, upload, job status
+        assert all(via and "tinyproxy" in via for _, via in seen), seen
+        assert len(tinyproxy.requests()) == len(seen)
+
+    def test_no_proxy_sends_the_requests_direct(
+        self, harness: DaemonHarness, tinyproxy: Tinyproxy
+    ) -> None:
+        harness.start(env={"http_proxy": tinyproxy.url, "no_proxy": "localhost,127.0.0.1"})
+        sox_wav(harness.inbox / "call.wav")
+        harness.wait_filed(1)
+        assert harness.results()["call.wav"]["status"] == "completed"
+        assert all(via is None for _, via in api_requests(harness.emulator))
+        assert tinyproxy.requests() == []
+
+    def test_symbl_proxy_with_a_password_file_overrides_the_environment(
+        self,
+        tmp_path: Path,
+        harness_factory: Callable[..., DaemonHarness],
+        tinyproxy: Tinyproxy,
+    ) -> None:
+        with Tinyproxy(tmp_path / "authproxy", ("alice", SECRET_PROXY_PASSWORD)) as guarded:
+            password_file = tmp_path / "proxy-password"
+            password_file.write_text(SECRET_PROXY_PASSWORD + "\n")
+            harness = harness_factory(
+                symbl_options={
+                    "proxy": guarded.url.replace("http://", "http://alice@"),
+                    "proxy_password_file": str(password_file),
+                }
+            )
+            # The environment names another proxy; the configuration wins.
+            harness.start(env={"HTTP_PROXY": tinyproxy.url})
+            sox_wav(harness.inbox / "call.wav")
+            harness.wait_filed(1)
+            result_text = (harness.done / "call.wav.result.json").read_text()
+            assert len(guarded.requests()) == len(harness.emulator.state.requests)
+        assert tinyproxy.requests() == []
+        assert SECRET_PROXY_PASSWORD not in harness.log_text()
+        assert SECRET_PROXY_PASSWORD not in result_text
+
+    def test_a_proxy_asking_for_credentials_keeps_the_file_and_says_why(
+        self, tmp_path: Path, harness_factory: Callable[..., DaemonHarness]
+    ) -> None:
+        with Tinyproxy(tmp_path / "authproxy", ("alice", "the-right-one")) as guarded:
+            harness = harness_factory(symbl_options={"proxy": guarded.url})
+            harness.start()
+            sox_wav(harness.inbox / "call.wav")
+            wait_until(
+                lambda: "the proxy asks for credentials (HTTP 407)" in harness.log_text(),
+                30,
+                "the 407 in the log",
+            )
+            assert (harness.inbox / "call.wav").exists()
+            assert harness.errors() == {}
+
+
+class TestPrivateCertificateAuthority:
+    """HTTPS through a CONNECT tunnel to a server whose certificate a private CA signed."""
+
+    @pytest.mark.parametrize("ca_mode", ["add", "replace"])
+    def test_accepted_with_ca_file(
+        self,
+        ca_mode: str,
+        tmp_path: Path,
+        harness_factory: Callable[..., DaemonHarness],
+        tls_emulator: EmulatorServer,
+        authority: trustme.CA,
+        tinyproxy: Tinyproxy,
+    ) -> None:
+        bundle = tmp_path / "corporate-ca.pem"
+        authority.cert_pem.write_to_path(str(bundle))
+        harness = harness_factory(
+            emulator=tls_emulator, symbl_options={"ca_file": str(bundle), "ca_mode": ca_mode}
+        )
+        harness.start(env={"HTTPS_PROXY": tinyproxy.url})
+        sox_wav(harness.inbox / "call.wav")
+        harness.wait_filed(1)
+        assert harness.results()["call.wav"]["status"] == "completed"
+        port = tls_emulator.base_url.rsplit(":", 1)[1]
+        tunnels = tinyproxy.requests()
+        assert tunnels and all(line == f"CONNECT 127.0.0.1:{port}" for line in tunnels)
+
+    def test_refused_without_it_with_one_clear_line(
+        self,
+        harness_factory: Callable[..., DaemonHarness],
+        tls_emulator: EmulatorServer,
+        tinyproxy: Tinyproxy,
+    ) -> None:
+        harness = harness_factory(emulator=tls_emulator)
+        harness.start(env={"HTTPS_PROXY": tinyproxy.url})
+        sox_wav(harness.inbox / "call.wav")
+        expected = (
+            "certificate verify failed: unable to get local issuer certificate for 127.0.0.1 "
+            "— set symbl.ca_file to your proxy's CA bundle"
+        )
+        wait_until(
+            lambda: any(
+                event.get("event") == "upload_deferred" and expected in event.get("error", "")
+                for event in harness.events()
+            ),
+            30,
+            "the certificate problem in the log",
+        )
+        assert tls_emulator.state.submissions == []
+        assert (harness.inbox / "call.wav").exists()
+        assert harness.errors() == {}
