@@ -64,7 +64,8 @@ async def fetch_exports(
     fetched: dict[str, Any] = {}
     for name in wanted:
         if name in FILE_EXPORTS:
-            await _fetch_file(client, conversation_id, name, transcript_options or {}, exports)
+            options = transcript_options or {}
+            await _fetch_file(client, conversation_id, name, options, exports, fetched)
             continue
         part = API_PARTS[name]
         if part not in fetched:
@@ -86,12 +87,16 @@ async def _fetch_file(
     name: str,
     options: Mapping[str, bool],
     exports: Exports,
+    fetched: dict[str, Any],
 ) -> None:
     suffix, media_type = FILE_EXPORTS[name]
+    content_type = _SYMBL_CONTENT_TYPES[name]
     try:
-        payload = await client.formatted_transcript(
-            conversation_id, _SYMBL_CONTENT_TYPES[name], options
-        )
+        if content_type not in fetched:  # srt and vtt share one answer
+            fetched[content_type] = await client.formatted_transcript(
+                conversation_id, content_type, options
+            )
+        payload = fetched[content_type]
         if name == "markdown":
             text = payload if payload.endswith("\n") or not payload else payload + "\n"
         else:
