@@ -176,7 +176,7 @@ def ca_file_problem(path: Path) -> str | None:
         return f"{path} does not exist"
     except OSError as exc:
         if isinstance(exc, ssl.SSLError):
-            return f"{path} holds no PEM certificate ({exc.reason or exc})"
+            return f"{path} holds no PEM certificate"
         return f"cannot read {path}: {exc.strerror or exc}"
     if not context.cert_store_stats().get("x509_ca"):
         return f"{path} holds no CA certificate"

@@ -152,6 +152,8 @@ class _Loading:
         self.problems.extend(layout_problems(folders))
         if prepare_folders:
             self._prepare(folders, state_dir)
+        if model is not None:
+            self.warnings.extend(_summary_warnings(model, chains, params))
         if self.problems or model is None or app_secret is None:
             raise ConfigError(self._rendered(self.problems))
         return Config(
@@ -355,6 +357,23 @@ def _profiles(
             transcript_options=_transcript_options(chain, sections),
         )
     return profiles
+
+
+def _summary_warnings(
+    model: ConfigFile, chains: Mapping[str, Chain], params: Mapping[str, dict[str, Any]]
+) -> list[ParamProblem]:
+    """Symbl summarises only conversations submitted with enableSummary: say so up front."""
+    exports = {name: section.export for name, section in model.profiles.items()}
+    return [
+        ParamProblem(
+            ("profiles", name, "export"),
+            "exports summary, but params.enableSummary is not true: Symbl will have none",
+        )
+        for name, chain in chains.items()
+        if name in params
+        and "summary" in (inherited(chain, exports) or ())
+        and params[name].get("enableSummary") is not True
+    ]
 
 
 def _transcript_options(chain: Chain, sections: Mapping[str, ProfileSection]) -> dict[str, bool]:

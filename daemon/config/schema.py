@@ -72,9 +72,7 @@ def _proxy_url(value: str) -> str:
     try:
         _ = parts.port  # urlsplit checks the port only when it is read
     except ValueError:
-        raise PydanticCustomError(
-            "proxy", "has a port that is not a number from 1 to 65535"
-        ) from None
+        raise PydanticCustomError("proxy", "has a port that is not a number 1-65535") from None
     return value
 
 
