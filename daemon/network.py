@@ -201,9 +201,10 @@ def transport_for(
     context = ssl_context(settings)
     if route.proxy is None:
         return AsyncioTransport(limits, context)
-    proxy = httpx.Proxy(route.proxy)
-    if proxy.url.scheme == "http":
-        return AsyncioTransport(limits, context, proxy)
+    if route.proxy.startswith("http://"):
+        return AsyncioTransport(limits, context, httpx.Proxy(route.proxy))
+    # The proxy's own certificate is checked against the same trust as the API's.
+    proxy = httpx.Proxy(route.proxy, ssl_context=context)
     return httpx.AsyncHTTPTransport(verify=context, limits=limits, proxy=proxy)
 
 
