@@ -11,6 +11,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,6 +105,45 @@ class Tinyproxy:
     def requests(self) -> list[str]:
         """``GET http://127.0.0.1:1234/v1/job/x`` or ``CONNECT 127.0.0.1:1234`` per request."""
         return re.findall(r"Request \(file descriptor \d+\): (\S+ \S+)", self.log_text())
+
+
+class HttpsProxy(Tinyproxy):
+    """proxy.py (from PyPI) listening with TLS: an ``https://`` proxy, its certificate for
+    127.0.0.1 signed by ``authority``. It logs one access line per request it forwarded."""
+
+    def __init__(self, folder: Path, authority: trustme.CA) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.log_path = folder / "proxy.py.log"
+        self.port = free_port()
+        certificate = authority.issue_cert("127.0.0.1")
+        self.certfile, self.keyfile = folder / "proxy.pem", folder / "proxy.key"
+        self.certfile.write_bytes(b"".join(blob.bytes() for blob in certificate.cert_chain_pems))
+        certificate.private_key_pem.write_to_path(str(self.keyfile))
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "proxy", "--hostname", "127.0.0.1", "--port", str(self.port),
+             "--cert-file", str(self.certfile), "--key-file", str(self.keyfile),
+             "--num-acceptors", "1", "--log-level", "INFO", "--log-file", str(self.log_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + _START_TIMEOUT * 3  # its start-up imports are slow
+        while not self._accepting():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"proxy.py did not start: {self.log_text()}")
+            time.sleep(0.05)
+
+    def requests(self) -> list[str]:
+        """``GET 127.0.0.1:1234/v1/job/x`` per request forwarded."""
+        return re.findall(r"access_log:\d+ - \S+ - (\S+ \S+) - ", self.log_text())
 
 
 @contextlib.contextmanager

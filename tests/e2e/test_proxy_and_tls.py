@@ -119,6 +119,31 @@ class TestForwardingProxy:
             assert harness.errors() == {}
 
 
+class TestHttpsProxy:
+    """An https:// proxy: TLS to the proxy, checked against symbl.ca_file like the API."""
+
+    def test_the_run_goes_through_it(
+        self,
+        tmp_path: Path,
+        harness_factory: Callable[..., DaemonHarness],
+        authority: trustme.CA,
+    ) -> None:
+        bundle = tmp_path / "ca.pem"
+        authority.cert_pem.write_to_path(str(bundle))
+        with proxy_harness.HttpsProxy(tmp_path / "https-proxy", authority) as proxy:
+            harness = harness_factory(symbl_options={"proxy": proxy.url, "ca_file": str(bundle)})
+            harness.start()
+            sox_wav(harness.inbox / "call.wav")
+            harness.wait_filed(1)
+            assert harness.results()["call.wav"]["status"] == "completed"
+            # proxy.py logs a connection's first request when the connection closes; the
+            # daemon's kept-alive connections close when it stops.
+            assert harness.stop() == 0
+            wait_until(lambda: proxy.requests(), 10, "proxy.py's access log")
+            assert proxy.requests()[0].startswith("POST 127.0.0.1:")
+            assert proxy.requests()[0].endswith("/oauth2/token:generate")
+
+
 class TestPrivateCertificateAuthority:
     """HTTPS through a CONNECT tunnel to a server whose certificate a private CA signed."""
 
