@@ -495,8 +495,17 @@ class SymblClient:
 
     async def authenticate(self) -> None:
         """Get a token now, so that the first upload does not wait for one (nor for the
-        connection and the lazy imports of the first request)."""
-        await self._tokens.get(self._generate_token)
+        connection and the lazy imports of the first request).
+
+        Raises ``AuthenticationError`` for refused credentials and ``TransientError`` when the
+        API cannot be reached (the proxy, the certificate, the network), in one line.
+        """
+        try:
+            await self._tokens.get(self._generate_token)
+        except httpx.TransportError as exc:
+            self.stats.transport_errors += 1
+            described = masker.scrub(describe_transport_error(exc, self.host, self.route))
+            raise TransientError(f"POST /oauth2/token:generate: {described}") from exc
 
     async def job_status(self, job_id: str) -> str:
         """The job's status: ``scheduled``, ``in_progress``, ``completed`` or ``failed``."""

@@ -232,6 +232,6 @@ def describe_transport_error(exc: httpx.TransportError, host: str, route: Route)
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.ProxyError):
         return f"proxy {route.shown} refused the tunnel to {host}: {detail}"
-    if route.proxy is not None and isinstance(exc, httpx.ConnectError):
+    if route.proxy is not None:
         return f"{type(exc).__name__}: {detail} (through proxy {route.shown})"
     return f"{type(exc).__name__}: {detail}"

@@ -104,19 +104,27 @@ class TestForwardingProxy:
         assert SECRET_PROXY_PASSWORD not in result_text
 
     def test_a_proxy_asking_for_credentials_keeps_the_file_and_says_why(
-        self, tmp_path: Path, harness_factory: Callable[..., DaemonHarness]
+        self,
+        tmp_path: Path,
+        harness_factory: Callable[..., DaemonHarness],
+        tls_emulator: EmulatorServer,
     ) -> None:
         with Tinyproxy(tmp_path / "authproxy", ("alice", "the-right-one")) as guarded:
-            harness = harness_factory(symbl_options={"proxy": guarded.url})
+            harness = harness_factory(emulator=tls_emulator, symbl_options={"proxy": guarded.url})
             harness.start()
             sox_wav(harness.inbox / "call.wav")
+            expected = (
+                f"proxy {guarded.url} refused the tunnel to 127.0.0.1: "
+                "407 Proxy Authentication Required"
+            )
             wait_until(
-                lambda: "the proxy asks for credentials (HTTP 407)" in harness.log_text(),
+                lambda: any(expected in event.get("error", "") for event in harness.events()),
                 30,
                 "the 407 in the log",
             )
             assert (harness.inbox / "call.wav").exists()
             assert harness.errors() == {}
+            assert harness.event_count("internal_error") == 0
 
 
 class TestHttpsProxy:
@@ -194,3 +202,9 @@ class TestPrivateCertificateAuthority:
         assert tls_emulator.state.submissions == []
         assert (harness.inbox / "call.wav").exists()
         assert harness.errors() == {}
+        # At start too (the first token) it is that line, never a traceback.
+        assert harness.event_count("internal_error") == 0
+        assert any(
+            event.get("event") == "symbl_unreachable" and expected in event["error"]
+            for event in harness.events()
+        )
