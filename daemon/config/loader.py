@@ -138,7 +138,8 @@ class _Loading:
             )
             proxy_password = self._proxy_password(_mapping(raw.get("symbl")))
         ca_file = self._ca_file(_mapping(raw.get("symbl")).get("ca_file"))
-        if model is not None and model.symbl.proxy is None:
+        # Only for commands that talk to Symbl: status and retry never use the network.
+        if need_secrets and model is not None and model.symbl.proxy is None:
             proxy_problem = environment_proxy_problem(model.symbl.base_url, self.environ)
             if proxy_problem is not None:
                 self.problems.append(ParamProblem(("symbl",), proxy_problem))

@@ -153,3 +153,23 @@ class TestCheckConfigConnect:
         assert result.returncode == 0, result.stderr
         assert "connect: got a token" in result.stderr
         assert tinyproxy.requests()[0].startswith("CONNECT 127.0.0.1:")
+
+
+class TestCommandsThatNeverConnect:
+    """status never talks to Symbl: a proxy variable it could not use does not stop it."""
+
+    def test_status_ignores_an_unusable_proxy_variable(self, site: Site) -> None:
+        unusable = {"ALL_PROXY": "socks5://proxy:1080"}
+        assert site.cli("status", env=unusable).returncode == 0
+        refused = site.cli("check-config", "--connect", env=unusable)
+        assert refused.returncode == 2
+        assert "all_proxy is 'socks5://proxy:1080'" in refused.stderr
+
+    def test_symbl_proxy_from_a_variable(
+        self, tmp_path: Path, emulator: EmulatorServer, tinyproxy: Tinyproxy
+    ) -> None:
+        site = Site(tmp_path / "site", emulator.base_url, symbl_extra="  proxy: ${CORP_PROXY}\n")
+        result = site.cli("check-config", "--connect", env={"CORP_PROXY": tinyproxy.url})
+        assert result.returncode == 0, result.stderr
+        assert f"through proxy {tinyproxy.url} (from symbl.proxy)" in result.stderr
+        assert len(tinyproxy.requests()) == 1
