@@ -35,7 +35,13 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from daemon.audio import inspect_file
 from daemon.config.model import SymblSettings
 from daemon.logs import get_logger, masker
-from daemon.network import Route, describe_transport_error, route_for, transport_for
+from daemon.network import (
+    Route,
+    describe_transport_error,
+    proxy_password_in,
+    route_for,
+    transport_for,
+)
 from daemon.params import encode_query
 
 __all__ = [
@@ -402,6 +408,10 @@ class SymblClient:
         masker.register([settings.app_secret])
         if settings.proxy_password:
             masker.register([settings.proxy_password])
+        from_environment = proxy_password_in(self.route.proxy) if self.route.proxy else None
+        if from_environment:
+            masker.register([from_environment])
+        _log.info("symbl_route", base_url=settings.base_url, route=self.route.describe())
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,

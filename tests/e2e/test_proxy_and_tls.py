@@ -103,6 +103,22 @@ class TestForwardingProxy:
         assert SECRET_PROXY_PASSWORD not in harness.log_text()
         assert SECRET_PROXY_PASSWORD not in result_text
 
+    def test_credentials_in_http_proxy_work_and_never_show(
+        self, tmp_path: Path, harness: DaemonHarness
+    ) -> None:
+        with Tinyproxy(tmp_path / "authproxy", ("alice", SECRET_PROXY_PASSWORD)) as guarded:
+            with_login = guarded.url.replace("http://", f"http://alice:{SECRET_PROXY_PASSWORD}@")
+            harness.start(env={"HTTP_PROXY": with_login})
+            sox_wav(harness.inbox / "call.wav")
+            harness.wait_filed(1)
+            assert len(guarded.requests()) == len(harness.emulator.state.requests)
+        routes = [event["route"] for event in harness.events() if event["event"] == "symbl_route"]
+        assert (
+            routes[0]
+            == f"through proxy http://alice:***@127.0.0.1:{guarded.port} (from http_proxy)"
+        )
+        assert SECRET_PROXY_PASSWORD not in harness.log_text()
+
     def test_a_proxy_asking_for_credentials_keeps_the_file_and_says_why(
         self,
         tmp_path: Path,
