@@ -88,6 +88,10 @@ def answer(status: int, body: Any = None) -> Handler:
     return handler
 
 
+async def unreachable(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
 WAV_BYTES = make_wav(seconds=0.2)
 
 
@@ -363,9 +367,6 @@ class TestClassification:
         assert fake.bodies == [WAV_BYTES] * 3
 
     async def test_connection_errors_are_transient(self) -> None:
-        async def unreachable(request: httpx.Request) -> httpx.Response:
-            raise httpx.ConnectError("connection refused", request=request)
-
         async with SymblClient(
             settings(), transport=httpx.MockTransport(unreachable), retry=FAST_RETRY
         ) as client:
@@ -385,9 +386,6 @@ class TestClassification:
         assert [attempt.status for attempt in caught.value.attempts] == [407] * 3
 
     async def test_an_unreachable_token_endpoint_at_start_is_transient(self) -> None:
-        async def unreachable(request: httpx.Request) -> httpx.Response:
-            raise httpx.ConnectError("connection refused", request=request)
-
         async with SymblClient(
             settings(), transport=httpx.MockTransport(unreachable), retry=FAST_RETRY
         ) as client:

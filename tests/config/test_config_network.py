@@ -7,23 +7,10 @@ from pathlib import Path
 
 import pytest
 import trustme
-from config_harness import Outcome
+from config_harness import VALID, Outcome
 
-HEAD = """\
-symbl:
-  app_id: test-app
-  app_secret: s3cret-value-for-tests
-"""
-TAIL = """\
-state_dir: state
-profiles:
-  default:
-    params:
-      languageCode: en-US
-inboxes:
-  - path: inbox
-    profile: default
-"""
+# The shared valid file, split where the lines under ``symbl:`` end.
+HEAD, TAIL = VALID[: VALID.index("state_dir")], VALID[VALID.index("state_dir") :]
 
 Check = Callable[..., Outcome]
 

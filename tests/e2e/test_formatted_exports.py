@@ -11,6 +11,7 @@ import srt
 import webvtt
 from e2e_harness import DaemonHarness, wait_until
 from markdown_it import MarkdownIt
+from sox_audio import sox_wav
 
 PROFILE = {
     "params": {"languageCode": "en-US", "enableSpeakerDiarization": True,
@@ -19,14 +20,6 @@ PROFILE = {
     "transcript_options": {"createParagraphs": True, "showSpeakerSeparation": True,
                            "highlightAllKeyPhrases": True},
 }  # fmt: skip
-
-
-def sox_wav(path: Path, seconds: float) -> None:
-    subprocess.run(
-        ["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(path), "synth", str(seconds),
-         "sine", "440"],
-        check=True,
-    )  # fmt: skip
 
 
 def ffprobe_codec(path: Path) -> str:

@@ -8,8 +8,7 @@ accepts it with ``symbl.ca_file`` and otherwise says in one line what is wrong w
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import proxy_harness
@@ -17,36 +16,11 @@ import pytest
 import trustme
 from e2e_harness import DaemonHarness, wait_until
 from proxy_harness import Tinyproxy
+from sox_audio import sox_wav
 
 from daemon.emulator import EmulatorServer
 
 SECRET_PROXY_PASSWORD = "pr0xy-Pa55-never-shown"
-
-
-def sox_wav(path: Path, seconds: float = 1.0) -> None:
-    """A real mono WAV, made by sox as a recorder would make it."""
-    subprocess.run(
-        ["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(path), "synth", str(seconds),
-         "sine", "440"],
-        check=True,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def tinyproxy(tmp_path: Path) -> Iterator[Tinyproxy]:
-    with Tinyproxy(tmp_path / "proxy") as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def authority() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def tls_emulator(tmp_path: Path, authority: trustme.CA) -> Iterator[EmulatorServer]:
-    with proxy_harness.tls_emulator(tmp_path, authority) as server:
-        yield server
 
 
 def api_requests(emulator: EmulatorServer) -> list[tuple[str, str | None]]:

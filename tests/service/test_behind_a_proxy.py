@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import proxy_harness
-import pytest
 import trustme
 from proxy_harness import Tinyproxy
 from service_harness import Site
+from sox_audio import sox_wav
 
 from daemon.emulator import EmulatorServer
 
 PROXY_PASSWORD = "s3cret-proxy-pass"
 
 
-@pytest.fixture
-def tinyproxy(tmp_path: Path) -> Iterator[Tinyproxy]:
-    with Tinyproxy(tmp_path / "proxy") as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def authority() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def tls_emulator(tmp_path: Path, authority: trustme.CA) -> Iterator[EmulatorServer]:
-    with proxy_harness.tls_emulator(tmp_path, authority) as server:
-        yield server
-
-
 def recording(tmp_path: Path) -> Path:
-    path = tmp_path / "one-off.wav"
-    subprocess.run(
-        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path), "synth", "1", "sine", "300"],
-        check=True,
-    )
-    return path
+    return sox_wav(tmp_path / "one-off.wav", rate=8000)
 
 
 def vias(emulator: EmulatorServer) -> list[str | None]:
