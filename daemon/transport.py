@@ -5,8 +5,9 @@ it hands out a connection. Through anyio each answer builds a dict of socket att
 getpeername(2) and poll(2), and every read or write opens an anyio cancel scope. In a burst of
 50 status checks and 50 uploads that bookkeeping was a sixth of the daemon's event loop, and a
 quarter of the emulator's while it sent webhooks (py-spy, the batch benchmark). Here the check
-reads the stream's own state and a timeout is one timer handle. HTTP itself (h11, the pool, TLS
-settings, proxies from the environment) stays httpx's and httpcore's.
+reads the stream's own state and a timeout is one timer handle. HTTP itself (h11, the pool,
+proxy tunnels and forwarding) stays httpx's and httpcore's; which proxy and which trust is
+decided in ``daemon.network``.
 """
 
 # httpcore's network interface passes timeouts as arguments; the signatures are its, not ours.
