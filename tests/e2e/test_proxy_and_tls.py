@@ -168,6 +168,24 @@ class TestPrivateCertificateAuthority:
         tunnels = tinyproxy.requests()
         assert tunnels and all(line == f"CONNECT 127.0.0.1:{port}" for line in tunnels)
 
+    def test_a_ca_in_the_system_store_needs_no_ca_file(
+        self,
+        tmp_path: Path,
+        harness_factory: Callable[..., DaemonHarness],
+        tls_emulator: EmulatorServer,
+        authority: trustme.CA,
+        tinyproxy: Tinyproxy,
+    ) -> None:
+        """The system store is OpenSSL's (what update-ca-certificates writes); SSL_CERT_FILE
+        points it elsewhere, which stands in here for installing the CA system-wide."""
+        system_store = tmp_path / "system-store.pem"
+        authority.cert_pem.write_to_path(str(system_store))
+        harness = harness_factory(emulator=tls_emulator)
+        harness.start(env={"HTTPS_PROXY": tinyproxy.url, "SSL_CERT_FILE": str(system_store)})
+        sox_wav(harness.inbox / "call.wav")
+        harness.wait_filed(1)
+        assert harness.results()["call.wav"]["status"] == "completed"
+
     def test_refused_without_it_with_one_clear_line(
         self,
         harness_factory: Callable[..., DaemonHarness],
