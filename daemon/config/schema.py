@@ -142,7 +142,7 @@ class SymblSection(_Section):
     ca_mode: CaMode = "add"
 
     @model_validator(mode="after")
-    def _password_needs_proxy(self) -> SymblSection:
+    def _keys_that_need_another(self) -> SymblSection:
         if self.proxy_password_file is not None and self.proxy is None:
             raise at_key("proxy_password_file", "needs symbl.proxy")
         if self.ca_mode == "replace" and self.ca_file is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import proxy_harness
@@ -64,6 +65,19 @@ class TestCheckConfigConnect:
             "(from http_proxy)" in result.stderr
         )
         assert vias(emulator) and all(via and "tinyproxy" in via for via in vias(emulator))
+
+    def test_refused_credentials_are_named(
+        self, tmp_path: Path, emulator_factory: Callable[..., EmulatorServer]
+    ) -> None:
+        strict = emulator_factory(app_id="service-tests", app_secret="another-secret")
+        site = Site(tmp_path / "site", strict.base_url)
+        result = site.cli("check-config", "--connect")
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"connect: cannot get a token from {strict.base_url} direct (no proxy configured): "
+            "Symbl refused the credentials of app 'service-tests' (HTTP 401); "
+            "check symbl.app_id and symbl.app_secret"
+        )
 
     def test_without_connect_nothing_is_sent(
         self, site: Site, emulator: EmulatorServer, tinyproxy: Tinyproxy
