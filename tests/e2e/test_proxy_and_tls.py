@@ -42,6 +42,24 @@ class TestForwardingProxy:
         assert all(via and "tinyproxy" in via for _, via in seen), seen
         assert len(tinyproxy.requests()) == len(seen)
 
+    def test_faults_behind_the_proxy_are_retried_and_nothing_is_lost(
+        self,
+        harness_factory: Callable[..., DaemonHarness],
+        emulator_factory: Callable[..., EmulatorServer],
+        tinyproxy: Tinyproxy,
+    ) -> None:
+        """Streamed uploads re-sent after 5xx answers and dropped connections, all proxied."""
+        flaky = emulator_factory(fault_rate=0.3, lost_response_rate=0.2)
+        harness = harness_factory(emulator=flaky)
+        harness.start(env={"HTTP_PROXY": tinyproxy.url})
+        for number, seconds in enumerate((0.5, 8.0, 1.0, 3.0)):
+            sox_wav(harness.inbox / f"call-{number}.wav", seconds)
+        harness.wait_filed(4, timeout=60)
+        assert harness.errors() == {}
+        assert {record["status"] for record in harness.results().values()} == {"completed"}
+        assert any(record.fault for record in flaky.state.requests)  # faults did happen
+        assert all(via and "tinyproxy" in via for _, via in api_requests(flaky))
+
     def test_no_proxy_sends_the_requests_direct(
         self, harness: DaemonHarness, tinyproxy: Tinyproxy
     ) -> None:
@@ -161,7 +179,7 @@ class TestPrivateCertificateAuthority:
             emulator=tls_emulator, symbl_options={"ca_file": str(bundle), "ca_mode": ca_mode}
         )
         harness.start(env={"HTTPS_PROXY": tinyproxy.url})
-        sox_wav(harness.inbox / "call.wav")
+        sox_wav(harness.inbox / "call.wav", 30.0)  # ~1 MB streamed through the tunnel
         harness.wait_filed(1)
         assert harness.results()["call.wav"]["status"] == "completed"
         port = tls_emulator.base_url.rsplit(":", 1)[1]
