@@ -8,6 +8,7 @@ accepts it with ``symbl.ca_file`` and otherwise says in one line what is wrong w
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,6 +60,24 @@ class TestForwardingProxy:
         assert {record["status"] for record in harness.results().values()} == {"completed"}
         assert any(record.fault for record in flaky.state.requests)  # faults did happen
         assert all(via and "tinyproxy" in via for _, via in api_requests(flaky))
+
+    def test_a_proxy_added_by_reload_carries_the_next_requests(
+        self, harness: DaemonHarness, tinyproxy: Tinyproxy
+    ) -> None:
+        harness.start()
+        sox_wav(harness.inbox / "before.wav")
+        harness.wait_filed(1)
+        direct = len(harness.emulator.state.requests)
+        assert all(via is None for _, via in api_requests(harness.emulator))
+        harness.write_config(symbl_options={"proxy": tinyproxy.url})
+        reloads = harness.event_count("config_reloaded")
+        assert harness.process is not None
+        harness.process.send_signal(signal.SIGHUP)
+        wait_until(lambda: harness.event_count("config_reloaded") > reloads, 15, "the reload")
+        sox_wav(harness.inbox / "after.wav")
+        harness.wait_filed(2)
+        after = api_requests(harness.emulator)[direct:]
+        assert after and all(via and "tinyproxy" in via for _, via in after)
 
     def test_no_proxy_sends_the_requests_direct(
         self, harness: DaemonHarness, tinyproxy: Tinyproxy
