@@ -110,7 +110,7 @@ def _environment_proxies(environ: Mapping[str, str]) -> dict[str, str]:
     """``{"https": ..., "http": ..., "all": ..., "no": ...}`` as ``urllib`` reads them."""
     proxies: dict[str, str] = {}
     for name, value in environ.items():
-        if name.lower().endswith("_proxy") and value and name.isupper():
+        if name.lower().endswith("_proxy") and value:
             proxies[name[:-6].lower()] = value
     for name, value in environ.items():  # lower case wins, as in curl and urllib
         if name.lower().endswith("_proxy") and name.islower():
