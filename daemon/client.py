@@ -35,8 +35,14 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from daemon.audio import inspect_file
 from daemon.config.model import SymblSettings
 from daemon.logs import get_logger, masker
+from daemon.network import (
+    Route,
+    describe_transport_error,
+    proxy_password_in,
+    route_for,
+    transport_for,
+)
 from daemon.params import encode_query
-from daemon.transport import AsyncioTransport
 
 __all__ = [
     "CONVERSATION_PARTS",
@@ -73,6 +79,8 @@ CONVERSATION_PARTS: Final = (
     "summary",
 )
 _MESSAGE_LIMIT = 500
+# Formatting flags that Symbl takes inside the transcript request's ``phrases`` object.
+PHRASE_FLAGS: Final = ("highlightOnlyInsightKeyPhrases", "highlightAllKeyPhrases")
 
 _log = get_logger("daemon.client")
 
@@ -346,6 +354,13 @@ def _error_for(call: _Call, response: httpx.Response) -> SymblError:
     message, body = _server_message(response)
     text = f"{call.method} {call.path}: HTTP {status}: {message}"
     kind: type[SymblError]
+    if status == 407:
+        # A forwarding proxy's answer, not Symbl's: the file is not at fault.
+        text = (
+            f"{call.method} {call.path}: the proxy asks for credentials (HTTP 407); "
+            "set the user in symbl.proxy and the password in symbl.proxy_password_file"
+        )
+        return TransientError(text, status=status, body=body)
     if status == 429:
         kind = RateLimitedError
     elif status >= 500:
@@ -357,11 +372,6 @@ def _error_for(call: _Call, response: httpx.Response) -> SymblError:
     else:
         kind = FinalError
     return kind(text, status=status, body=body)
-
-
-def _describe(exc: BaseException) -> str:
-    detail = str(exc)
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
 def _connections(settings: SymblSettings) -> int:
@@ -382,8 +392,11 @@ class SymblClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self._settings = settings
+        # ``symbl.proxy``, else HTTPS_PROXY/NO_PROXY and company; decided once, for base_url.
+        self.route: Route = route_for(settings, os.environ if environ is None else environ)
         self._retry = retry or RetryPolicy()
         self._tokens = _TokenCache(settings)
         # Requests wait their turn here rather than in httpcore's pool, whose queue costs
@@ -393,13 +406,24 @@ class SymblClient:
         self._turns = asyncio.Semaphore(connections)
         self.stats = ClientStats()
         masker.register([settings.app_secret])
+        if settings.proxy_password:
+            masker.register([settings.proxy_password])
+        from_environment = proxy_password_in(self.route.proxy) if self.route.proxy else None
+        if from_environment:
+            masker.register([from_environment])
+        _log.info("symbl_route", base_url=settings.base_url, route=self.route.describe())
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
-            transport=transport or AsyncioTransport(limits),
+            transport=transport or transport_for(settings, limits, self.route),
             timeout=self._timeout(SMALL_CALL_TIMEOUT_SECONDS),
             follow_redirects=False,
         )
+
+    @property
+    def host(self) -> str:
+        """The API's host name, for messages."""
+        return self._http.base_url.host
 
     async def __aenter__(self) -> Self:
         return self
@@ -481,13 +505,17 @@ class SymblClient:
 
     async def authenticate(self) -> None:
         """Get a token now, so that the first upload does not wait for one (nor for the
-        connection and the lazy imports of the first request)."""
+        connection and the lazy imports of the first request).
+
+        Raises ``AuthenticationError`` for refused credentials and ``TransientError`` when the
+        API cannot be reached (the proxy, the certificate, the network), in one line.
+        """
         try:
             await self._tokens.get(self._generate_token)
         except httpx.TransportError as exc:
-            # No answer at all: the caller hears TransientError, as from every other call.
             self.stats.transport_errors += 1
-            raise TransientError(f"POST /oauth2/token:generate: {_describe(exc)}") from exc
+            described = masker.scrub(describe_transport_error(exc, self.host, self.route))
+            raise TransientError(f"POST /oauth2/token:generate: {described}") from exc
 
     async def job_status(self, job_id: str) -> str:
         """The job's status: ``scheduled``, ``in_progress``, ``completed`` or ``failed``."""
@@ -513,6 +541,31 @@ class SymblClient:
         call = self._read_call(api_path, query=[("verbose", "true")] if verbose else None)
         response, _ = await self._call(call)
         return _json_body(call, response)
+
+    async def formatted_transcript(
+        self, conversation_id: str, content_type: str, options: Mapping[str, bool]
+    ) -> str:
+        """Symbl's own rendering of the transcript (``text/markdown`` or ``text/srt``).
+
+        ``options`` are Symbl's formatting flags; the two highlighting ones travel inside
+        ``phrases``, and SRT takes only ``showSpeakerSeparation``, as Symbl documents.
+        """
+        body: dict[str, Any] = {"contentType": content_type}
+        for flag in ("createParagraphs", "showSpeakerSeparation"):
+            if flag in options and (flag == "showSpeakerSeparation" or content_type != "text/srt"):
+                body[flag] = options[flag]
+        phrases = {flag: options[flag] for flag in PHRASE_FLAGS if flag in options}
+        if phrases and content_type != "text/srt":
+            body["phrases"] = phrases
+        call = _Call(
+            method="POST",
+            path=f"/v1/conversations/{conversation_id}/transcript",
+            timeout=self._timeout(SMALL_CALL_TIMEOUT_SECONDS),
+            retry_rate_limited=True,
+            json=body,
+        )
+        response, _ = await self._call(call)
+        return _transcript_payload(call, response)
 
     # ------------------------------------------------------------ retries
 
@@ -570,8 +623,9 @@ class SymblClient:
             raise
         except httpx.TransportError as exc:
             self.stats.transport_errors += 1
-            attempts.append(Attempt(started, time.time(), None, _describe(exc)))
-            raise TransientError(f"{call.method} {call.path}: {_describe(exc)}") from exc
+            described = masker.scrub(describe_transport_error(exc, self.host, self.route))
+            attempts.append(Attempt(started, time.time(), None, described))
+            raise TransientError(f"{call.method} {call.path}: {described}") from exc
         attempts.append(Attempt(started, time.time(), response.status_code, None))
         return token, response
 
@@ -660,6 +714,23 @@ def _json_body(call: _Call, response: httpx.Response) -> Any:
             status=response.status_code,
             body=response.text[:_MESSAGE_LIMIT],
         ) from None
+
+
+def _transcript_payload(call: _Call, response: httpx.Response) -> str:
+    """``{"transcript": {"payload": "..."}}``; Symbl's SRT sample nests it as
+    ``{"payload": {"content": "..."}}``, which is read too."""
+    body = _json_body(call, response)
+    transcript = body.get("transcript") if isinstance(body, dict) else None
+    payload = transcript.get("payload") if isinstance(transcript, dict) else None
+    if isinstance(payload, dict):
+        payload = payload.get("content")
+    if not isinstance(payload, str):
+        raise FinalError(
+            f"{call.method} {call.path}: the answer has no transcript payload",
+            status=response.status_code,
+            body=masker.scrub(body),
+        )
+    return payload
 
 
 def _token_from(call: _Call, response: httpx.Response) -> tuple[str, float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sys
 import time
@@ -120,6 +121,9 @@ async def _run(root: Path, keep_running: bool, job_seconds: float) -> int:
     from daemon.service import Daemon
 
     with EmulatorServer(EmulatorSettings(job_seconds=job_seconds, max_jobs=2)) as server:
+        # The emulator runs on this machine: a proxy set in the shell must not carry its traffic.
+        bypass = os.environ.get("no_proxy") or os.environ.get("NO_PROXY")
+        os.environ["no_proxy"] = ",".join(filter(None, (bypass, "127.0.0.1")))
         try:
             config = load_config(_write_config(root, server.base_url))
         except ConfigError as exc:

@@ -45,7 +45,7 @@ from daemon.convert import (
 )
 from daemon.convkeys import folder_of, scoped_key
 from daemon.endpoint import Endpoint, resolve_webhook_secret, start_endpoint
-from daemon.exports import Exports, fetch_exports
+from daemon.exports import Exports, fetch_exports, name_export_files
 from daemon.filing import TRANSCRIPT_SUFFIX, choose_target, file_away, record_suffix
 from daemon.hooks import Happening, HookEvent, HookRunner
 from daemon.intake import (
@@ -1604,6 +1604,7 @@ class Daemon:
             exports = await self._exports(record)
             if exports.transcript is not None:
                 extra_files[TRANSCRIPT_SUFFIX] = exports.transcript
+            extra_files.update(exports.files)
             if exports.errors:
                 record.data["export_errors"] = exports.errors
             payload = result_record(record, exports.data)
@@ -1611,8 +1612,10 @@ class Daemon:
             payload = error_record(record)
         try:
             if record.filed_path is None:
-                record.filed_path = choose_target(target_root, record.rel_path, companions)
+                taken_with = [*companions, *extra_files]
+                record.filed_path = choose_target(target_root, record.rel_path, taken_with)
                 record.outcome = outcome
+            name_export_files(payload, record.filed_path)
             self.db.save(record)
             self.db.commit()  # the plan is on disk before the filing thread acts on it
             await asyncio.get_running_loop().run_in_executor(
@@ -1659,7 +1662,9 @@ class Daemon:
         skipped = record.data.get("job_status") == "skipped_duplicate"
         if profile is None or not profile.export or not record.conversation_id or skipped:
             return Exports()
-        exports = await fetch_exports(self.client, record.conversation_id, profile.export)
+        exports = await fetch_exports(
+            self.client, record.conversation_id, profile.export, profile.transcript_options
+        )
         for name, message in exports.errors.items():
             log.warning("export_failed", file=record.rel_path, export=name, error=message)
         return exports

@@ -5,8 +5,9 @@ it hands out a connection. Through anyio each answer builds a dict of socket att
 getpeername(2) and poll(2), and every read or write opens an anyio cancel scope. In a burst of
 50 status checks and 50 uploads that bookkeeping was a sixth of the daemon's event loop, and a
 quarter of the emulator's while it sent webhooks (py-spy, the batch benchmark). Here the check
-reads the stream's own state and a timeout is one timer handle. HTTP itself (h11, the pool, TLS
-settings, proxies from the environment) stays httpx's and httpcore's.
+reads the stream's own state and a timeout is one timer handle. HTTP itself (h11, the pool,
+proxy tunnels and forwarding) stays httpx's and httpcore's; which proxy and which trust is
+decided in ``daemon.network``.
 """
 
 # httpcore's network interface passes timeouts as arguments; the signatures are its, not ours.
@@ -123,13 +124,42 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 
 
 class AsyncioTransport(httpx.AsyncHTTPTransport):
-    """``httpx.AsyncHTTPTransport`` with the same settings, its pool on :class:`AsyncioBackend`."""
+    """``httpx.AsyncHTTPTransport`` with the same settings, its pool on :class:`AsyncioBackend`.
 
-    def __init__(self, limits: httpx.Limits) -> None:
-        ssl_context = httpx.create_ssl_context()
+    With an ``http://`` proxy the pool is httpcore's ``AsyncHTTPProxy`` (CONNECT tunnels for
+    https targets, forwarding for http), as httpx builds it, on the same backend.
+    """
+
+    def __init__(
+        self,
+        limits: httpx.Limits,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy: httpx.Proxy | None = None,
+    ) -> None:
+        ssl_context = ssl_context or httpx.create_ssl_context()
         super().__init__(verify=ssl_context, limits=limits)
         # httpx builds its pool without a way to name the network backend: build the same pool.
-        self._pool = httpcore.AsyncConnectionPool(
+        if proxy is None:
+            self._pool = httpcore.AsyncConnectionPool(
+                ssl_context=ssl_context,
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry,
+                network_backend=AsyncioBackend(),
+            )
+            return
+        if proxy.url.scheme != "http":
+            # TLS to the proxy and TLS inside it need anyio's TLS streams: use httpx's transport.
+            raise ValueError("AsyncioTransport takes http:// proxies only")
+        self._pool = httpcore.AsyncHTTPProxy(
+            proxy_url=httpcore.URL(
+                scheme=proxy.url.raw_scheme,
+                host=proxy.url.raw_host,
+                port=proxy.url.port,
+                target=proxy.url.raw_path,
+            ),
+            proxy_auth=proxy.raw_auth,
+            proxy_headers=proxy.headers.raw,
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,

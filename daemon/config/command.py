@@ -2,11 +2,14 @@
 
 Exit 0 with the effective configuration (inheritance resolved, ``${VAR}`` expanded, secrets
 shown as ``***``) on stdout and any warnings on stderr; exit 2 with one line per problem.
+``--connect`` then asks the API for a token the way the daemon would (proxy, CA bundle) and
+says on stderr how it went; exit 1 if it could not.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from dataclasses import asdict
@@ -14,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from daemon.cli import EXIT_OK, EXIT_USAGE
+from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from daemon.config.errors import ConfigError
 from daemon.config.loader import load_config
 from daemon.config.model import Config, Hook, Inbox, Profile
@@ -24,6 +27,11 @@ from daemon.logs import MASK, masker
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the effective configuration as JSON"
+    )
+    parser.add_argument(
+        "--connect",
+        action="store_true",
+        help="also get a token from the API, through the configured proxy and CA bundle",
     )
 
 
@@ -37,7 +45,27 @@ def main(args: argparse.Namespace) -> int:
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(render(config, as_json=bool(getattr(args, "json", False))))
+    if getattr(args, "connect", False):
+        return asyncio.run(connect(config))
     return EXIT_OK
+
+
+async def connect(config: Config) -> int:
+    """Get a token as the daemon would; one line on stderr says the route and the outcome."""
+    # Imported here: plain check-config needs no HTTP stack.
+    from daemon.client import RetryPolicy, SymblClient, SymblError
+
+    async with SymblClient(config.symbl, retry=RetryPolicy(attempts=1)) as client:
+        where = f"{config.symbl.base_url} {client.route.describe()}"
+        try:
+            await client.authenticate()
+        except SymblError as exc:
+            problem = exc.message.removeprefix("POST /oauth2/token:generate: ")
+        else:
+            print(f"connect: got a token from {where}", file=sys.stderr)
+            return EXIT_OK
+    print(f"connect: cannot get a token from {where}: {masker.scrub(problem)}", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def render(config: Config, *, as_json: bool = False) -> str:
@@ -57,6 +85,8 @@ def render(config: Config, *, as_json: bool = False) -> str:
 def effective_config(config: Config) -> dict[str, Any]:
     """Plain data for the whole configuration; secrets replaced by ``***``."""
     symbl = asdict(config.symbl) | {"app_secret": MASK}
+    symbl["proxy_password"] = MASK if config.symbl.proxy_password else None
+    symbl["ca_file"] = str(config.symbl.ca_file) if config.symbl.ca_file else None
     effective: dict[str, Any] = {
         "symbl": symbl,
         "state_dir": str(config.state_dir),
@@ -103,6 +133,7 @@ def _profile(profile: Profile) -> dict[str, Any]:
         "hooks": [_hook(hook) for hook in profile.hooks],
         "stereo": profile.stereo,
         "convert": profile.convert,
+        "transcript_options": dict(profile.transcript_options),
     }
 
 

@@ -49,11 +49,18 @@ from daemon.config.schema import (
     ConfigFile,
     HookSection,
     InboxSection,
+    ProfileSection,
     validate_file,
     validate_section,
 )
 from daemon.config.yamlsource import YamlDocument, load_yaml_document
 from daemon.logs import masker
+from daemon.network import (
+    ca_file_problem,
+    environment_proxy_problem,
+    proxy_password_in,
+    without_password,
+)
 from daemon.params import ParamProblem
 
 DEFAULT_STATE_DIR = Path("/var/lib/symbl-inbox")
@@ -64,7 +71,15 @@ DEFAULT_CONTINUATION_WAIT_SECONDS = 86400.0
 Location = tuple[str | int, ...]
 
 
-SECRET_KEYS = frozenset({"app_secret", "app_secret_file", "webhook_secret", "webhook_secret_file"})
+SECRET_KEYS = frozenset(
+    {
+        "app_secret",
+        "app_secret_file",
+        "webhook_secret",
+        "webhook_secret_file",
+        "proxy_password_file",
+    }
+)
 
 
 def load_config(
@@ -126,11 +141,19 @@ class _Loading:
         raw = _mapping(data)
         app_secret: str | None = ""
         webhook_secret: str | None = None
+        proxy_password: str | None = None
         if need_secrets:
             app_secret = self._secret(raw.get("symbl"), ("symbl",), "app_secret", required=True)
             webhook_secret = self._secret(
                 raw.get("http"), ("http",), "webhook_secret", required=False
             )
+            proxy_password = self._proxy_password(_mapping(raw.get("symbl")))
+        ca_file = self._ca_file(_mapping(raw.get("symbl")).get("ca_file"))
+        # Only for commands that talk to Symbl: status and retry never use the network.
+        if need_secrets and model is not None and model.symbl.proxy is None:
+            proxy_problem = environment_proxy_problem(model.symbl.base_url, self.environ)
+            if proxy_problem is not None:
+                self.problems.append(ParamProblem(("symbl",), proxy_problem))
         profiles = _mapping(raw.get("profiles"))
         chains, chain_problems = resolve_chains(profiles)
         params, param_problems = resolve_params(profiles, chains)
@@ -143,11 +166,13 @@ class _Loading:
         self.problems.extend(_notify_url_problems(model))
         if prepare_folders:
             self._prepare(folders, state_dir)
+        if model is not None:
+            self.warnings.extend(_summary_warnings(model, chains, params))
         if self.problems or model is None or app_secret is None:
             raise ConfigError(self._rendered(self.problems))
         return Config(
             source=self.source,
-            symbl=_symbl_settings(model, app_secret),
+            symbl=_symbl_settings(model, app_secret, proxy_password, ca_file),
             state_dir=state_dir,
             profiles=_profiles(model, chains, params),
             inboxes=tuple(
@@ -208,6 +233,30 @@ class _Loading:
             return None
         masker.register([secret])
         return secret
+
+    def _proxy_password(self, symbl: Mapping[Any, Any]) -> str | None:
+        """The password from ``proxy_password_file``, or the one written into ``proxy``."""
+        given = symbl.get("proxy_password_file")
+        loc: Location = ("symbl", "proxy_password_file")
+        if isinstance(given, str) and not self._has_problem_under(loc):
+            return self._read_secret(self._path(given), loc)
+        proxy = symbl.get("proxy")
+        inline = proxy_password_in(proxy) if isinstance(proxy, str) else None
+        if inline:
+            masker.register([inline])
+        return inline
+
+    def _ca_file(self, given: Any) -> Path | None:
+        """The CA bundle, checked now: readable PEM with at least one certificate."""
+        loc: Location = ("symbl", "ca_file")
+        if not isinstance(given, str) or self._has_problem_under(loc):
+            return None
+        path = self._path(given)
+        problem = ca_file_problem(path)
+        if problem is not None:
+            self.problems.append(ParamProblem(loc, problem))
+            return None
+        return path
 
     # ------------------------------------------------------------ inboxes and folders
 
@@ -270,7 +319,9 @@ class _Loading:
 # ---------------------------------------------------------------- building the result
 
 
-def _symbl_settings(model: ConfigFile, app_secret: str) -> SymblSettings:
+def _symbl_settings(
+    model: ConfigFile, app_secret: str, proxy_password: str | None, ca_file: Path | None
+) -> SymblSettings:
     section = model.symbl
     masker.register([app_secret])
     return SymblSettings(
@@ -282,6 +333,10 @@ def _symbl_settings(model: ConfigFile, app_secret: str) -> SymblSettings:
         connect_timeout_seconds=float(section.connect_timeout_seconds),
         token_refresh_margin_seconds=float(section.token_refresh_margin_seconds),
         unreachable_after_seconds=float(section.unreachable_after_seconds),
+        proxy=without_password(section.proxy) if section.proxy else None,
+        proxy_password=proxy_password,
+        ca_file=ca_file,
+        ca_mode=section.ca_mode,
     )
 
 
@@ -324,6 +379,7 @@ def _profiles(
             hooks=inherited(chain, hooks) or (),
             stereo=stereo_policy(inherited(chain, stereos), params[name]),
             convert=bool(inherited(chain, converts)),
+            transcript_options=_transcript_options(chain, sections),
         )
     return profiles
 
@@ -371,6 +427,33 @@ def _notify_url_problems(model: ConfigFile | None) -> list[ParamProblem]:
         if message is not None:
             problems.append(ParamProblem(loc, message))
     return problems
+
+
+def _summary_warnings(
+    model: ConfigFile, chains: Mapping[str, Chain], params: Mapping[str, dict[str, Any]]
+) -> list[ParamProblem]:
+    """Symbl summarises only conversations submitted with enableSummary: say so up front."""
+    exports = {name: section.export for name, section in model.profiles.items()}
+    return [
+        ParamProblem(
+            ("profiles", name, "export"),
+            "exports summary, but params.enableSummary is not true: Symbl will have none",
+        )
+        for name, chain in chains.items()
+        if name in params
+        and "summary" in (inherited(chain, exports) or ())
+        and params[name].get("enableSummary") is not True
+    ]
+
+
+def _transcript_options(chain: Chain, sections: Mapping[str, ProfileSection]) -> dict[str, bool]:
+    """The formatting flags set along the ``extends`` chain, each from the nearest profile."""
+    options: dict[str, bool] = {}
+    for name in chain:  # parent first, so the child's own flags win
+        section = sections[name].transcript_options
+        if section is not None:
+            options.update(section.model_dump(exclude_none=True))
+    return options
 
 
 def _inbox(section: InboxSection, folders: InboxFolders) -> Inbox:

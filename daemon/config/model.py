@@ -17,6 +17,10 @@ WatchMode = Literal["auto", "inotify", "poll"]
 DuplicatePolicy = Literal["upload", "skip"]
 # What happens to audio with more than one channel (see daemon.recordings).
 StereoPolicy = Literal["reject", "per_channel", "downmix"]
+# add: the system's store and the file; replace: the file only.
+CaMode = Literal["add", "replace"]
+# http: CONNECT for https targets, forwarding for http targets; https: the same over TLS.
+PROXY_SCHEMES: tuple[str, ...] = ("http", "https")
 EXPORT_KINDS: tuple[str, ...] = (
     "transcript",
     "messages",
@@ -27,6 +31,9 @@ EXPORT_KINDS: tuple[str, ...] = (
     "summary",
     "entities",
     "trackers",
+    "markdown",
+    "srt",
+    "vtt",
 )
 
 
@@ -42,6 +49,11 @@ class SymblSettings:
     token_refresh_margin_seconds: float = 300.0
     # Without an answer from Symbl this long, the stall api_unreachable is reported.
     unreachable_after_seconds: float = 120.0
+    # ``symbl.proxy`` without its password; None: the environment decides (HTTPS_PROXY...).
+    proxy: str | None = None
+    proxy_password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None
+    ca_mode: CaMode = "add"
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,8 @@ class Profile:
     stereo: StereoPolicy = "reject"
     # Transcode audio in other formats (.m4a, .flac, ...) into a mono WAV and send that.
     convert: bool = False
+    # Symbl's formatting flags for the markdown and srt exports, only those set.
+    transcript_options: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -130,6 +144,8 @@ class Config:
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed, logged or written to a record."""
         values = [self.symbl.app_secret]
+        if self.symbl.proxy_password:
+            values.append(self.symbl.proxy_password)
         if self.http is not None and self.http.webhook_secret:
             values.append(self.http.webhook_secret)
         return tuple(value for value in values if value)

@@ -17,7 +17,14 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from daemon.config.model import EXPORT_KINDS, DuplicatePolicy, StereoPolicy, WatchMode
+from daemon.config.model import (
+    EXPORT_KINDS,
+    PROXY_SCHEMES,
+    CaMode,
+    DuplicatePolicy,
+    StereoPolicy,
+    WatchMode,
+)
 from daemon.params import NonBlank, ParamProblem, PositiveInt, unknown_key_message
 
 DEFAULT_BASE_URL = "https://api.symbl.ai"
@@ -54,6 +61,19 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PydanticCustomError("url", "must be an http:// or https:// URL")
+    return value
+
+
+def _proxy_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
+        raise PydanticCustomError(
+            "proxy", "must be a proxy URL such as http://proxy.example.com:3128"
+        )
+    try:
+        _ = parts.port  # urlsplit checks the port only when it is read
+    except ValueError:
+        raise PydanticCustomError("proxy", "has a port that is not a number 1-65535") from None
     return value
 
 
@@ -96,6 +116,7 @@ PositiveSeconds = Annotated[float, AfterValidator(_positive)]
 NonNegativeInt = Annotated[int, AfterValidator(_not_negative)]
 NonNegativeSeconds = Annotated[float, AfterValidator(_not_negative)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+ProxyUrl = Annotated[str, AfterValidator(_proxy_url)]
 ListenAddress = Annotated[str, AfterValidator(_listen_address)]
 ContinuationPattern = Annotated[str, AfterValidator(_continuation_pattern)]
 ExportKind = Annotated[str, AfterValidator(_export_kind)]
@@ -118,6 +139,18 @@ class SymblSection(_Section):
     connect_timeout_seconds: PositiveSeconds = 10.0
     token_refresh_margin_seconds: NonNegativeSeconds = 300.0
     unreachable_after_seconds: PositiveSeconds = 120.0
+    proxy: ProxyUrl | None = None
+    proxy_password_file: NonBlank | None = None
+    ca_file: NonBlank | None = None
+    ca_mode: CaMode = "add"
+
+    @model_validator(mode="after")
+    def _keys_that_need_another(self) -> SymblSection:
+        if self.proxy_password_file is not None and self.proxy is None:
+            raise at_key("proxy_password_file", "needs symbl.proxy")
+        if self.ca_mode == "replace" and self.ca_file is None:
+            raise at_key("ca_mode", "replace needs symbl.ca_file")
+        return self
 
 
 class TrackingSection(_Section):
@@ -177,6 +210,15 @@ class HookSection(_Section):
         return self
 
 
+class TranscriptOptionsSection(_Section):
+    """``profiles.<name>.transcript_options``: Symbl's formatting flags for markdown and srt."""
+
+    createParagraphs: bool | None = None  # Symbl's own names, as in params
+    showSpeakerSeparation: bool | None = None
+    highlightOnlyInsightKeyPhrases: bool | None = None
+    highlightAllKeyPhrases: bool | None = None
+
+
 class ProfileSection(_Section):
     """``profiles.<name>``: Symbl parameters and file handling for one team; ``None`` inherits."""
 
@@ -188,6 +230,7 @@ class ProfileSection(_Section):
     hooks: list[HookSection] | None = None
     stereo: StereoPolicy | None = None
     convert: bool | None = None
+    transcript_options: TranscriptOptionsSection | None = None
 
 
 class InboxSection(_Section):

@@ -6,7 +6,7 @@ In-process use::
         server.base_url, server.state.submissions
 """
 
-from daemon.emulator.server import EmulatorServer
+from daemon.emulator.server import EmulatorServer, TlsFiles
 from daemon.emulator.settings import EmulatorSettings
 from daemon.emulator.state import (
     EmulatorState,
@@ -21,5 +21,6 @@ __all__ = [
     "EmulatorState",
     "RequestRecord",
     "SubmissionRecord",
+    "TlsFiles",
     "WebhookDelivery",
 ]

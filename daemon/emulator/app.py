@@ -35,6 +35,7 @@ from daemon.emulator.faults import (
     drop_connection,
     send_server_error,
 )
+from daemon.emulator.formatted import FormatRequestError, checked_request, formatted
 from daemon.emulator.state import AudioPart, EmulatorState, Job
 from daemon.emulator.webhooks import WebhookSender
 from daemon.params import decode_query, dotted, validate_params
@@ -49,6 +50,10 @@ LIMIT_MESSAGE = (
     "This API has a limit of maximum of {limit} number of concurrent jobs per account. "
     "If you are looking to scale, and need more concurrent jobs than this limit, "
     "please contact us at support@symbl.ai"
+)
+SUMMARY_NOT_REQUESTED_MESSAGE = (
+    "No summary was generated for this conversation: submit it with enableSummary=true, "
+    "or ask with refresh=true to generate one"
 )
 AuthKind = Literal["bearer", "x-api-key"]
 Handler = Callable[[Request], Awaitable[Response]]
@@ -261,7 +266,20 @@ class EmulatorApi:
         results = self._results(request)
         if results.running:
             raise ApiError(404, "The summary is not ready: the conversation is still processing.")
+        # Symbl summarises only what was submitted with enableSummary, or when asked to
+        # generate one afterwards with refresh=true.
+        refresh = request.query_params.get("refresh", "").lower() == "true"
+        if not refresh and not any(job.part.params.get("enableSummary") for job in results.jobs):
+            raise ApiError(404, SUMMARY_NOT_REQUESTED_MESSAGE)
         return JSONResponse({"summary": results.summary()})
+
+    async def formatted_transcript(self, request: Request) -> Response:
+        results = self._results(request)
+        try:
+            body = checked_request(await _json_object(request))
+        except FormatRequestError as exc:
+            raise ApiError(400, str(exc)) from None
+        return JSONResponse(formatted(results, body))
 
     def _results(self, request: Request) -> ConversationResults:
         self.authenticate(request)
@@ -496,6 +514,7 @@ def _routes(api: EmulatorApi) -> list[Route]:
         Route("/v1/process/audio", _handled(api.submit_file), methods=["POST"]),
         Route("/v1/process/audio/{conversation_id}", _handled(api.submit_file), methods=["PUT"]),
         Route("/v1/job/{job_id}", _handled(api.job), methods=["GET"]),
+        Route(conversation + "/transcript", _handled(api.formatted_transcript), methods=["POST"]),
         *(
             Route(conversation + tail, _handled(handler), methods=["GET"])
             for tail, handler in results

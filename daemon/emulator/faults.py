@@ -76,7 +76,16 @@ class Exchange:
             return
         self._written = True
         scope = self._scope
-        self._state.record_request(RequestRecord(scope["method"], scope["path"], status, fault))
+        via = next((v for k, v in scope.get("headers", ()) if k == b"via"), None)
+        self._state.record_request(
+            RequestRecord(
+                scope["method"],
+                scope["path"],
+                status,
+                fault,
+                via.decode("latin-1") if via is not None else None,
+            )
+        )
 
 
 class FaultLayer:

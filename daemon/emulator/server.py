@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import TracebackType
 
 import uvicorn
@@ -23,9 +24,13 @@ _STOP_TIMEOUT = 10.0
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def uvicorn_config(state: EmulatorState, *, log_level: str = "warning") -> uvicorn.Config:
+def uvicorn_config(
+    state: EmulatorState, *, log_level: str = "warning", tls: TlsFiles | None = None
+) -> uvicorn.Config:
     return uvicorn.Config(
         create_app(state),
+        ssl_certfile=tls.certfile if tls else None,
+        ssl_keyfile=tls.keyfile if tls else None,
         lifespan="on",
         log_level=log_level,
         log_config=None,
@@ -35,6 +40,14 @@ def uvicorn_config(state: EmulatorState, *, log_level: str = "warning") -> uvico
     )
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A PEM certificate chain and its key: the emulator then speaks HTTPS."""
+
+    certfile: str
+    keyfile: str
+
+
 class EmulatorServer:
     """An emulator on a free loopback port, served from a background thread.
 
@@ -42,9 +55,15 @@ class EmulatorServer:
     the block stops the server and waits for its thread.
     """
 
-    def __init__(self, settings: EmulatorSettings | None = None, host: str = LOOPBACK) -> None:
+    def __init__(
+        self,
+        settings: EmulatorSettings | None = None,
+        host: str = LOOPBACK,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.state = EmulatorState(settings or EmulatorSettings())
         self._host = host
+        self._tls = tls
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -54,14 +73,14 @@ class EmulatorServer:
         if self._socket is None:
             raise RuntimeError("the emulator is not running")
         host, port = self._socket.getsockname()[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self._tls else 'http'}://{host}:{port}"
 
     def start(self, port: int = 0) -> None:
         """Serve on ``port`` (0: a free one); a stopped emulator can start again on its old port."""
         if self._thread is not None:
             raise RuntimeError("the emulator is already running")
         self._socket = _listening_socket(self._host, port)
-        self._server = uvicorn.Server(uvicorn_config(self.state))
+        self._server = uvicorn.Server(uvicorn_config(self.state, tls=self._tls))
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._socket]},

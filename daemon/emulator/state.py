@@ -61,6 +61,8 @@ class RequestRecord(NamedTuple):
     path: str
     status: int | None
     fault: str | None
+    # The Via header a forwarding proxy adds, so tests can tell what came through one.
+    via: str | None = None
 
 
 @dataclass(frozen=True)

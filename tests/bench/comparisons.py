@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,9 @@ from harness import MIB, DaemonOptions, InboxSpec, running_daemon, token, write_
 from scenarios import JOB_SECONDS, SETTLE_SECONDS, filed_wall_seconds
 
 from daemon.samples import write_large_wav
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the proxy harness
+from proxy_harness import Tinyproxy
 
 CHILDREN = Path(__file__).with_name("children.py")
 SDK_FILES = 3
@@ -144,23 +148,33 @@ def upload_rss(size: int) -> dict[str, Any]:
     }
 
 
-def upload_throughput(size: int) -> dict[str, Any]:
-    """Bytes per second for one upload of ``size`` bytes: SymblClient.submit_file against curl."""
+def upload_throughput(size: int, *, through_proxy: bool = False) -> dict[str, Any]:
+    """Bytes per second for one upload of ``size`` bytes: SymblClient.submit_file against curl.
+
+    ``through_proxy``: both send through the same tinyproxy on loopback, ours told by
+    ``HTTP_PROXY`` as a user would, curl by ``-x``; the emulator speaks plain http, so the
+    proxy forwards each request (it reads and relays the whole body).
+    """
     with (
         tempfile.TemporaryDirectory(prefix="bench-throughput-") as folder,
         emulator(JOB_SECONDS) as base_url,
+        ExitStack() as stack,
     ):
+        proxy = stack.enter_context(Tinyproxy(Path(folder) / "proxy")) if through_proxy else None
         audio = Path(folder) / "large.wav"
         write_large_wav(audio, size)
         bearer = token(base_url)
         curl_runs, ours_runs = [], []
         curl_mode = ""
         for _ in range(THROUGHPUT_ROUNDS):  # alternated, best of each: less noise
-            seconds, curl_mode = _curl_seconds(base_url, bearer, audio)
+            seconds, curl_mode = _curl_seconds(base_url, bearer, audio, proxy)
             curl_runs.append(seconds)
-            ours_runs.append(_ours_seconds(base_url, audio))
+            ours_runs.append(_ours_seconds(base_url, audio, proxy))
+        proxied = len(proxy.requests()) if proxy is not None else 0
     curl_rate, ours_rate = size / min(curl_runs), size / min(ours_runs)
     return {
+        "proxy": "tinyproxy (forwarding)" if through_proxy else None,
+        "requests_through_proxy": proxied,
         "file_mib": size / MIB,
         "curl_mib_per_s": curl_rate / MIB,
         "ours_mib_per_s": ours_rate / MIB,
@@ -171,7 +185,9 @@ def upload_throughput(size: int) -> dict[str, Any]:
     }
 
 
-def _curl_seconds(base_url: str, bearer: str, audio: Path) -> tuple[float, str]:
+def _curl_seconds(
+    base_url: str, bearer: str, audio: Path, proxy: Tinyproxy | None = None
+) -> tuple[float, str]:
     """curl's own ``time_total`` (the transfer, not loading the file) and how it sent the body.
 
     ``--data-binary @file`` as asked; curl 7.x refuses to load a file of 1 GiB or more into
@@ -180,6 +196,8 @@ def _curl_seconds(base_url: str, bearer: str, audio: Path) -> tuple[float, str]:
     """
     command = ["curl", "-sS", "-o", "/dev/null", "-w", "%{time_total} %{http_code}"]
     command += ["-H", f"Authorization: Bearer {bearer}", "-H", "Content-Type: audio/wav"]
+    if proxy is not None:
+        command += ["-x", proxy.url]
     url = f"{base_url}/v1/process/audio?name=curl"
     run = functools.partial(subprocess.run, capture_output=True, text=True, timeout=600)
     label = "--data-binary @file"
@@ -195,9 +213,12 @@ def _curl_seconds(base_url: str, bearer: str, audio: Path) -> tuple[float, str]:
     return float(seconds), label
 
 
-def _ours_seconds(base_url: str, audio: Path) -> float:
+def _ours_seconds(base_url: str, audio: Path, proxy: Tinyproxy | None = None) -> float:
     command = [sys.executable, str(CHILDREN), "ours-upload", base_url, str(audio)]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    env = {name: value for name, value in os.environ.items() if not name.lower().endswith("_proxy")}
+    if proxy is not None:
+        env["HTTP_PROXY"] = proxy.url
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"our upload failed: {done.stderr[-2000:]}")
     seconds: float = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]

@@ -92,6 +92,7 @@ GOALS = (
     Goal("downmix_2gib_rss_mib", 80),
     Goal("downmix_2gib_ratio_vs_sox", 0.5, at_most=False),
     Goal("convert_1h_m4a_ratio_vs_ffmpeg", 0.8, at_most=False),
+    Goal("upload_throughput_ratio_vs_curl_proxy", 0.7, at_most=False),
 )
 
 
@@ -165,6 +166,10 @@ def run_all(sizes: Sizes, only: frozenset[str] = frozenset(MEASUREMENTS)) -> Run
         measure("idle", lambda: idle_cpu(sizes.idle_inboxes, sizes.idle_seconds))
         measure("rss", lambda: upload_rss(sizes.rss_bytes))
         measure("throughput", lambda: upload_throughput(sizes.throughput_bytes))
+        measure(
+            "throughput_proxy",
+            lambda: upload_throughput(sizes.throughput_bytes, through_proxy=True),
+        )
         measure("downmix", lambda: downmix(sizes.downmix_bytes))
         measure("convert", lambda: convert(sizes.convert_seconds))
         if sdk is not None:
@@ -196,6 +201,7 @@ def headline(run: Run) -> dict[str, float | None]:
         "downmix_2gib_rss_mib": _get(d, "downmix", "ours_rss_mib"),
         "downmix_2gib_ratio_vs_sox": _get(d, "downmix", "ratio_vs_sox"),
         "convert_1h_m4a_ratio_vs_ffmpeg": _get(d, "convert", "ratio_vs_ffmpeg"),
+        "upload_throughput_ratio_vs_curl_proxy": _get(d, "throughput_proxy", "ratio"),
     }
 
 
@@ -267,6 +273,12 @@ def _notes(run: Run) -> dict[str, str]:
         notes["convert_1h_m4a_ratio_vs_ffmpeg"] = (
             f"{c['audio_seconds'] / 60:.0f} min stereo AAC: ours {c['ours_seconds']:.2f} s, "
             f"ffmpeg {c['ffmpeg_seconds']:.2f} s; RSS {c['ours_rss_mib']:.0f} MiB"
+        )
+    if "throughput_proxy" in d:
+        t = d["throughput_proxy"]
+        notes["upload_throughput_ratio_vs_curl_proxy"] = (
+            f"through tinyproxy: ours {t['ours_mib_per_s']:.0f} MiB/s, "
+            f"curl {t['curl_mib_per_s']:.0f} MiB/s, {t['requests_through_proxy']} requests proxied"
         )
     return notes
 

@@ -313,7 +313,8 @@ class TestResults:
     async def test_every_part(
         self, emulator: EmulatorServer, client: SymblClient, wav: Path
     ) -> None:
-        submitted: Submission = await client.submit_file(wav, {"name": "results"})
+        params = {"name": "results", "enableSummary": True}
+        submitted: Submission = await client.submit_file(wav, params)
         await wait_until(
             emulator.state, lambda state: state.job_status(submitted.job_id) == "completed"
         )

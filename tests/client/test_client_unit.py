@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -86,6 +86,10 @@ def answer(status: int, body: Any = None) -> Handler:
         return httpx.Response(status, json=body if body is not None else {"message": "nope"})
 
     return handler
+
+
+async def unreachable(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
 
 
 WAV_BYTES = make_wav(seconds=0.2)
@@ -363,9 +367,6 @@ class TestClassification:
         assert fake.bodies == [WAV_BYTES] * 3
 
     async def test_connection_errors_are_transient(self) -> None:
-        async def unreachable(request: httpx.Request) -> httpx.Response:
-            raise httpx.ConnectError("connection refused", request=request)
-
         async with SymblClient(
             settings(), transport=httpx.MockTransport(unreachable), retry=FAST_RETRY
         ) as client:
@@ -374,6 +375,25 @@ class TestClassification:
         assert [attempt.error for attempt in caught.value.attempts] == [
             "ConnectError: connection refused"
         ] * 3
+
+    async def test_407_from_a_forwarding_proxy_is_transient(self, wav: Path) -> None:
+        fake = FakeSymbl(answer(407, {"message": "Proxy Authentication Required"}))
+        async with fake.client() as client:
+            with pytest.raises(TransientError) as caught:
+                await client.submit_file(wav, {})
+        assert type(caught.value) is TransientError
+        assert "the proxy asks for credentials (HTTP 407)" in caught.value.message
+        assert [attempt.status for attempt in caught.value.attempts] == [407] * 3
+
+    async def test_an_unreachable_token_endpoint_at_start_is_transient(self) -> None:
+        async with SymblClient(
+            settings(), transport=httpx.MockTransport(unreachable), retry=FAST_RETRY
+        ) as client:
+            with pytest.raises(TransientError) as caught:
+                await client.authenticate()
+        assert caught.value.message == (
+            "POST /oauth2/token:generate: ConnectError: connection refused"
+        )
 
     async def test_unknown_conversation_part_is_refused_locally(self) -> None:
         fake = FakeSymbl(accepted)
@@ -434,3 +454,46 @@ class TestCancellation:
             done, _ = await asyncio.wait({task}, timeout=1.0)
         assert done == {task}
         assert task.cancelled()
+
+
+class TestFormattedTranscript:
+    """The transcript request carries Symbl's flags where its documentation puts them."""
+
+    OPTIONS: ClassVar[dict[str, bool]] = {
+        "createParagraphs": True,
+        "showSpeakerSeparation": True,
+        "highlightOnlyInsightKeyPhrases": False,
+        "highlightAllKeyPhrases": True,
+    }
+
+    async def test_markdown_sends_every_flag_highlights_inside_phrases(self) -> None:
+        body = {"transcript": {"payload": "Speaker 1: hi", "contentType": "text/markdown"}}
+        fake = FakeSymbl(answer(200, body))
+        async with fake.client() as client:
+            text = await client.formatted_transcript("7", "text/markdown", self.OPTIONS)
+        assert text == "Speaker 1: hi"
+        request = fake.api_requests[0]
+        assert (request.method, request.url.path) == ("POST", "/v1/conversations/7/transcript")
+        assert json.loads(fake.bodies[0]) == {
+            "contentType": "text/markdown",
+            "createParagraphs": True,
+            "showSpeakerSeparation": True,
+            "phrases": {"highlightOnlyInsightKeyPhrases": False, "highlightAllKeyPhrases": True},
+        }
+
+    async def test_srt_sends_speaker_separation_only_and_reads_a_nested_payload(self) -> None:
+        srt_text = "1\n0:0:0,000 --> 0:0:1,000\nhi\n"
+        body = {"transcript": {"payload": {"content": srt_text, "contentType": "text/srt"}}}
+        fake = FakeSymbl(answer(200, body))
+        async with fake.client() as client:
+            assert await client.formatted_transcript("7", "text/srt", self.OPTIONS) == srt_text
+        assert json.loads(fake.bodies[0]) == {
+            "contentType": "text/srt",
+            "showSpeakerSeparation": True,
+        }
+
+    async def test_an_answer_without_payload_is_a_final_error(self) -> None:
+        fake = FakeSymbl(answer(200, {"transcript": {}}))
+        async with fake.client() as client:
+            with pytest.raises(FinalError, match="no transcript payload"):
+                await client.formatted_transcript("7", "text/srt", {})

@@ -643,7 +643,7 @@ CASES = [
         """,
         "config.yaml:7: profiles.default.export[1]: unknown export 'sumary'; choose from "
         "transcript, messages, topics, questions, action_items, follow_ups, summary, entities, "
-        "trackers",
+        "trackers, markdown, srt, vtt",
     ),
     case(
         "bad-watch-mode",

@@ -147,7 +147,7 @@ class TestExports:
     ) -> None:
         tracker = {"name": "Price", "vocabulary": ["price"]}
         profile = {
-            "params": {"languageCode": "en-US", "trackers": [tracker]},
+            "params": {"languageCode": "en-US", "trackers": [tracker], "enableSummary": True},
             "export": ["transcript", "messages", "topics", "questions", "action_items",
                        "follow_ups", "summary", "entities", "trackers"],
         }  # fmt: skip

@@ -402,7 +402,7 @@ class TestResults:
 
     def test_summary_is_404_while_the_job_runs(self, emulator: EmulatorServer) -> None:
         with api_client(emulator) as client:
-            ids = submit_wav(client)
+            ids = submit_wav(client, enableSummary="true")
             path = f"/v1/conversations/{ids['conversationId']}/summary"
             assert client.get(path).status_code == 404
             emulator.state.wait_for(job_done(ids["jobId"]), 5)

@@ -109,6 +109,54 @@ class TestGeneratedClient:
         data = conversations.get_conversation_by_conversation_id(conversation_id)
         assert data.id == conversation_id and len(data.members) == 2
 
+    def test_summary_and_formatted_transcript_through_the_generated_client(
+        self, emulator: EmulatorServer, client: symbl_rest.ApiClient
+    ) -> None:
+        """symbl-rest 1.0.14 has no method for either endpoint: they are called through its own
+        ``ApiClient.call_api`` (its auth, JSON encoding and decoding), as its users would."""
+        assert not hasattr(symbl_rest.ConversationsApi, "get_summary_by_conversation_id")
+        async_api = symbl_rest.AsyncApi(client)
+        plain = async_api.add_audio(make_wav(1.0), "audio/wav", name="plain.wav")
+        # Its add_audio has no enable_summary either; the URL call's JSON body carries it.
+        summarised = async_api.add_audio_url(
+            body={"url": "https://example.com/summed.wav", "enableSummary": True}
+        )
+        for job_id in (plain.job_id, summarised.job_id):
+            wait_completed(emulator.state, client, job_id)
+
+        def call(path: str, method: str = "GET", **more: Any) -> Any:
+            return client.call_api(
+                path, method, response_type="object", auth_settings=["bearerAuth"],
+                header_params={"Content-Type": "application/json", "Accept": "application/json"},
+                _return_http_data_only=True, **more,
+            )  # fmt: skip
+
+        summary = call(f"/v1/conversations/{summarised.conversation_id}/summary")
+        assert summary["summary"][0]["messageRefs"]
+        with pytest.raises(symbl_rest.rest.ApiException) as not_asked:
+            call(f"/v1/conversations/{plain.conversation_id}/summary")
+        assert not_asked.value.status == 404
+        assert "enableSummary" in json.loads(not_asked.value.body)["message"]
+        refreshed = call(
+            f"/v1/conversations/{plain.conversation_id}/summary", query_params=[("refresh", True)]
+        )
+        assert refreshed["summary"]
+
+        path = f"/v1/conversations/{plain.conversation_id}/transcript"
+        markdown = call(
+            path, "POST",
+            body={"contentType": "text/markdown", "createParagraphs": True,
+                  "phrases": {"highlightAllKeyPhrases": True}},
+        )  # fmt: skip
+        assert markdown["transcript"]["contentType"] == "text/markdown"
+        assert "<mark>plain.wav</mark>" in markdown["transcript"]["payload"]
+        subtitles = call(path, "POST", body={"contentType": "text/srt"})["transcript"]
+        assert subtitles["contentType"] == "text/srt"
+        assert subtitles["payload"].startswith("1\n00:00:00,000 --> 00:00:01,000\n")
+        with pytest.raises(symbl_rest.rest.ApiException) as refused:
+            call(path, "POST", body={"contentType": "text/html"})
+        assert refused.value.status == 400
+
     def test_errors_surface_as_api_exceptions(
         self, emulator: EmulatorServer, client: symbl_rest.ApiClient
     ) -> None:

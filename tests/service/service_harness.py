@@ -42,6 +42,8 @@ class Site:
     base_url: str
     profiles: str = "  default:\n    params:\n      languageCode: en-US\n"
     app_secret: str = APP_SECRET
+    # More lines under ``symbl:`` (proxy, ca_file...), each indented by two spaces.
+    symbl_extra: str = ""
 
     def __post_init__(self) -> None:
         for folder in (self.inbox, self.done, self.failed):
@@ -74,6 +76,7 @@ class Site:
             f"  base_url: {self.base_url}\n"
             "  app_id: service-tests\n"
             f"  app_secret: {self.app_secret}\n"
+            f"{self.symbl_extra}"
             f"state_dir: {self.state_dir}\n"
             "log_level: debug\n"
             "shutdown_timeout_seconds: 5\n"
@@ -89,15 +92,18 @@ class Site:
             "    settle_seconds: 0.5\n"
         )
 
-    def cli(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        """``symbl-inbox --config CONFIG ARGS...`` as a user would run it."""
+    def cli(
+        self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``symbl-inbox --config CONFIG ARGS...`` as a user would run it (``env``: more
+        variables, e.g. HTTPS_PROXY)."""
         result = subprocess.run(
             [sys.executable, "-m", "daemon", "--config", str(self.config), *args],
             capture_output=True,
             text=True,
             timeout=DEADLINE_SECONDS * 2,
             cwd=cwd or self.root,
-            env=_child_env(),
+            env=_child_env(env),
         )
         # Whatever a command prints, the app secret is never part of it.
         assert self.app_secret not in result.stdout + result.stderr
