@@ -11,6 +11,7 @@ import struct
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 
 HEAD_BYTES = 64 * 1024
 # Recorders that stream a WAV write these as the RIFF length until they close the file.
@@ -194,3 +195,14 @@ def _inspect_mp3(head: bytes, total_size: int | None) -> AudioInfo:
     if total_size is not None and frame.bitrate_kbps:
         duration = (total_size - offset) * 8 / (frame.bitrate_kbps * 1000)
     return AudioInfo(AudioFormat.MP3, frame.channels, frame.sample_rate, duration)
+
+
+def inspect_stream(stream: BinaryIO, size: int) -> AudioInfo:
+    """Read the head of an open, seekable file of ``size`` bytes and check it.
+
+    The daemon hands in a file object made from a descriptor it has checked, so what is judged
+    is what will be uploaded; OSError passes through for the caller to judge.
+    """
+    stream.seek(0)
+    head = stream.read(HEAD_BYTES)
+    return inspect_bytes(head, size)
