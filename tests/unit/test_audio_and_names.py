@@ -11,7 +11,8 @@ import pytest
 
 from daemon.audio import AudioFormat, AudioProblem, declared_wav_size, inspect_bytes, sniff_format
 from daemon.exports import render_transcript
-from daemon.filing import choose_target, file_away, move_file
+from daemon.filing import choose_target, file_into, move_file
+from daemon.fsboundary import InboxFiles
 from daemon.intake import Candidate, InboxFilter, classify, continuation_from_name
 from daemon.samples import make_mp3, make_wav, wav_header
 from daemon.watch import OverflowAlarm, filesystem_type, needs_polling
@@ -122,13 +123,16 @@ class TestFilingNames:
         inbox.mkdir()
         (inbox / "c.wav").write_bytes(b"audio")
         (inbox / "c.wav.yaml").write_text("part: 1\n")
-        file_away(inbox, "c.wav", done, "c.wav", {"ok": True}, "done", {".yaml": ".yaml"})
+        files = InboxFiles(inbox, done, tmp_path / "failed")
+        args = ("c.wav", files.target("done"), "c.wav", {"ok": True}, "done", {".yaml": ".yaml"})
+        file_into(files.inbox, *args)
         assert (done / "c.wav").read_bytes() == b"audio"
         assert (done / "c.wav.yaml").exists() and (done / "c.wav.result.json").exists()
         assert list(inbox.iterdir()) == []
         # Filing again (after a crash) is harmless: the source is gone, the record rewritten.
-        file_away(inbox, "c.wav", done, "c.wav", {"ok": True}, "done", {".yaml": ".yaml"})
+        file_into(files.inbox, *args)
         assert (done / "c.wav").read_bytes() == b"audio"
+        files.close()
 
     def test_move_of_a_missing_source_says_so(self, tmp_path: Path) -> None:
         assert move_file(tmp_path / "nothing.wav", tmp_path / "x" / "nothing.wav") is False
