@@ -7,6 +7,7 @@ folders on disk. Every check returns problems rather than raising, so they are a
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -164,4 +165,30 @@ def filesystem_warnings(inbox: InboxFolders) -> list[ParamProblem]:
         )
         for kind, folder, device in devices
         if device != inbox_device
+    ]
+
+
+def trust_warnings(inbox: InboxFolders) -> list[ParamProblem]:
+    """done/ or failed/ inside an inbox that others may write, without the sticky bit.
+
+    There, whoever drops files can also rename, replace or delete done/ and failed/ and what
+    was filed in them. The daemon notices a swapped folder and stops filing into it, but the
+    safe layout is a sticky inbox (``chmod +t``) or done/ and failed/ outside the inbox.
+    """
+    try:
+        mode = inbox.path.stat().st_mode
+    except OSError:
+        return []
+    if not mode & (stat.S_IWGRP | stat.S_IWOTH) or mode & stat.S_ISVTX:
+        return []
+    who = "everyone" if mode & stat.S_IWOTH else "its group"
+    return [
+        ParamProblem(
+            inbox.loc(kind),
+            f"{folder} lies inside {inbox.path}, which {who} may write and which has no sticky "
+            "bit: droppers can rename or replace it and what is filed there. Make the inbox "
+            f"sticky (chmod +t {inbox.path}) or move {kind} outside it",
+        )
+        for kind, folder in inbox.filing()
+        if folder.is_relative_to(inbox.path)
     ]

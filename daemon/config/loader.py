@@ -25,6 +25,7 @@ from daemon.config.folders import (
     inbox_problems,
     layout_problems,
     state_dir_problems,
+    trust_warnings,
 )
 from daemon.config.model import (
     Config,
@@ -246,6 +247,7 @@ class _Loading:
         self.problems.extend(create_folder(state_dir, ("state_dir",)))
         for inbox in folders:
             self.warnings.extend(filesystem_warnings(inbox))
+            self.warnings.extend(trust_warnings(inbox))
 
 
 # ---------------------------------------------------------------- building the result
