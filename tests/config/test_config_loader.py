@@ -394,3 +394,52 @@ class TestWithoutSecrets:
         with pytest.raises(ConfigError) as caught:
             load_config(config_path, environ={}, prepare_folders=False)
         assert "CREDENTIALS_DIRECTORY" in str(caught.value)
+
+
+class TestUnsafeLayout:
+    """check-config warns when droppers could rename or replace done/ or failed/."""
+
+    def test_warns_for_a_writable_inbox_without_the_sticky_bit(
+        self,
+        folder: Path,
+        write_config: Callable[[str], Path],
+        check_config: Callable[[Path], Outcome],
+    ) -> None:
+        path = write_config(VALID)
+        (folder / "inbox").chmod(0o777)
+
+        outcome = check_config(path)
+
+        assert outcome.code == 0
+        inbox = folder / "inbox"
+        assert outcome.errors == [
+            f"warning: {path}:10: inboxes[0].{kind}: {inbox}/{kind} lies inside {inbox}, which "
+            "everyone may write and which has no sticky bit: droppers can rename or replace it "
+            f"and what is filed there. Make the inbox sticky (chmod +t {inbox}) or move {kind} "
+            "outside it"
+            for kind in ("done", "failed")
+        ]
+
+    @pytest.mark.parametrize("mode", [0o755, 0o1777, 0o3770])
+    def test_quiet_for_a_safe_inbox(
+        self,
+        mode: int,
+        folder: Path,
+        write_config: Callable[[str], Path],
+        check_config: Callable[[Path], Outcome],
+    ) -> None:
+        path = write_config(VALID)
+        (folder / "inbox").chmod(mode)
+
+        assert check_config(path).errors == []
+
+    def test_quiet_when_done_and_failed_lie_outside(
+        self,
+        folder: Path,
+        write_config: Callable[[str], Path],
+        check_config: Callable[[Path], Outcome],
+    ) -> None:
+        path = write_config(VALID + f"    done: {folder}/done\n    failed: {folder}/failed\n")
+        (folder / "inbox").chmod(0o777)
+
+        assert check_config(path).errors == []

@@ -357,6 +357,38 @@ class TestFilingFolders:
         assert (done / "good.wav.result.json").is_symlink()
         assert good in setup.uploaded()
 
+    def test_failed_on_another_filesystem_gets_the_entries_themselves(
+        self, boundary: Callable[..., Boundary], world: Path
+    ) -> None:
+        shm = Path("/dev/shm")
+        if not shm.is_dir() or shm.stat().st_dev == world.stat().st_dev:
+            pytest.skip("no /dev/shm on another filesystem than /tmp")
+        failed = Path(tempfile.mkdtemp(prefix="symbl-trust-failed-", dir=shm))
+        try:
+            setup = boundary(inbox_options={"failed": str(failed)})
+            setup.harness.failed = failed
+            setup.start()
+            as_dropper(
+                "import os, sys; os.symlink('/etc/shadow', os.path.join(sys.argv[1], 'l.wav'));"
+                " os.mkfifo(os.path.join(sys.argv[1], 'p.wav'))",
+                setup.inbox,
+            )
+            notes = setup.staging / "notes.wav"
+            notes.write_text("not audio\n")
+            notes.chmod(0o644)
+            setup.drop(notes, "notes.wav")
+            good = setup.drop_good()
+
+            setup.wait_done("good.wav")
+            setup.wait_failed("l.wav", "p.wav", "notes.wav")
+            assert (failed / "l.wav").readlink() == Path("/etc/shadow")
+            assert stat.S_ISFIFO((failed / "p.wav").lstat().st_mode)
+            assert (failed / "notes.wav").read_text() == "not audio\n"
+            assert not [p for p in setup.inbox.iterdir() if p.name.endswith(".wav")]
+            assert good in setup.uploaded()
+        finally:
+            shutil.rmtree(failed, ignore_errors=True)
+
 
 # ==================================================================== names
 
