@@ -100,15 +100,19 @@ def _decodes(raw: bytes) -> bool:
     return True
 
 
-def fit_name(name: str) -> str:
-    """Cut a (numbered) name to NAME_MAX bytes, keeping its extension."""
+def fit_name(name: str, numbered: Callable[[str], str]) -> str:
+    """``numbered(name)``, with the name's stem cut first where the result would pass
+    NAME_MAX bytes (its extension and the number are kept)."""
+    result = numbered(name)
+    over = len(os.fsencode(result)) - NAME_MAX
+    if over <= 0:
+        return result
     raw = os.fsencode(name)
-    if len(raw) <= NAME_MAX:
-        return name
     stem, dot, extension = raw.rpartition(b".")
-    if not dot or len(extension) > 16:
-        return os.fsdecode(raw[:NAME_MAX])
-    return os.fsdecode(stem[: NAME_MAX - len(extension) - 1] + b"." + extension)
+    if not dot or not stem:
+        stem, extension = raw, b""
+    cut = stem[: max(1, len(stem) - over)]
+    return numbered(os.fsdecode(cut + (b"." + extension if dot else b"")))
 
 
 # ==================================================================== kinds of entries

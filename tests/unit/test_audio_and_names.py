@@ -11,8 +11,8 @@ import pytest
 
 from daemon.audio import AudioFormat, AudioProblem, declared_wav_size, inspect_bytes, sniff_format
 from daemon.exports import render_transcript
-from daemon.filing import choose_target, file_into, move_file
-from daemon.fsboundary import InboxFiles
+from daemon.filing import choose_target_in, file_into
+from daemon.fsboundary import Folder, InboxFiles
 from daemon.intake import Candidate, InboxFilter, classify, continuation_from_name
 from daemon.samples import make_mp3, make_wav, wav_header
 from daemon.watch import OverflowAlarm, filesystem_type, needs_polling
@@ -109,14 +109,22 @@ class TestFilingNames:
     """Filing never overwrites: a clash gets a numbered name, companions included."""
 
     def test_free_names(self, tmp_path: Path) -> None:
-        assert choose_target(tmp_path, "a/call.wav") == "a/call.wav"
+        folder = Folder.open(tmp_path)
+        assert choose_target_in(folder, "a/call.wav") == "a/call.wav"
         (tmp_path / "a").mkdir()
         (tmp_path / "a" / "call.wav.result.json").write_text("{}")
-        assert choose_target(tmp_path, "a/call.wav") == "a/call.1.wav"
+        assert choose_target_in(folder, "a/call.wav") == "a/call.1.wav"
         (tmp_path / "a" / "call.1.wav.yaml").write_text("")
-        assert choose_target(tmp_path, "a/call.wav", [".yaml"]) == "a/call.2.wav"
+        assert choose_target_in(folder, "a/call.wav", [".yaml"]) == "a/call.2.wav"
+        (tmp_path / "a" / "call.2.wav.transcript.txt").symlink_to("/nowhere")
+        assert choose_target_in(folder, "a/call.wav", [".yaml"]) == "a/call.3.wav"
         (tmp_path / "x.url.yaml").write_text("")
-        assert choose_target(tmp_path, "x.url.yaml") == "x.1.url.yaml"
+        assert choose_target_in(folder, "x.url.yaml") == "x.1.url.yaml"
+        long = "b" * 251 + ".wav"
+        (tmp_path / long).write_text("")
+        numbered = choose_target_in(folder, long)
+        assert numbered.endswith(".1.wav") and len(numbered.encode()) <= 255
+        folder.close()
 
     def test_file_away_writes_the_record_then_moves(self, tmp_path: Path) -> None:
         inbox, done = tmp_path / "inbox", tmp_path / "done"
@@ -133,9 +141,6 @@ class TestFilingNames:
         file_into(files.inbox, *args)
         assert (done / "c.wav").read_bytes() == b"audio"
         files.close()
-
-    def test_move_of_a_missing_source_says_so(self, tmp_path: Path) -> None:
-        assert move_file(tmp_path / "nothing.wav", tmp_path / "x" / "nothing.wav") is False
 
 
 class TestMountTable:
