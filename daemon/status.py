@@ -283,7 +283,7 @@ def gather_conversations(journal: Journal | None) -> list[dict[str, Any]]:
     return [
         {
             "inbox": record.inbox,
-            "key": record.key,
+            "key": display(record.key),  # a key taken from a file name: any bytes
             "conversationId": record.conversation_id,
             "partsDone": record.last_part_done,
             "rejected": record.rejected,

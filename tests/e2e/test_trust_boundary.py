@@ -344,21 +344,24 @@ class TestFilingFolders:
         victim = world / "victim.txt"
         victim.write_text("only root writes this\n")
         victim.chmod(0o644)
+        # The temporary names the daemon once wrote records under, and a record's own name.
         plant = (
             "import os, sys; d, v = sys.argv[1], sys.argv[2]\n"
-            "for name in ('.symbl-inbox-tmp-good.wav.result.json', 'good.wav.result.json',\n"
-            "             '.symbl-inbox-tmp-good.wav.transcript.txt'):\n"
+            "for name in ('.symbl-inbox-tmp-good.wav.result.json', 'other.wav.result.json',\n"
+            "             '.symbl-inbox-tmp-other.1.wav.result.json'):\n"
             "    os.symlink(v, os.path.join(d, name))\n"
         )
         as_dropper(plant, done, victim)
         setup.start()
+        setup.drop(setup.good_wav(), "other.wav")
         good = setup.drop_good()
 
-        setup.wait_done("good.wav")
+        setup.wait_done("good.wav", "other.wav")
         assert victim.read_text() == "only root writes this\n"
-        record = setup.done()["good.wav"]
-        assert record["_record"].name != "good.wav.result.json"  # the planted name was taken
-        assert (done / "good.wav.result.json").is_symlink()
+        assert setup.done()["good.wav"]["_record"].name == "good.wav.result.json"
+        other = setup.done()["other.wav"]
+        assert other["_record"].name != "other.wav.result.json"  # the planted name was taken
+        assert (done / "other.wav.result.json").is_symlink()
         assert good in setup.uploaded()
 
     def test_failed_on_another_filesystem_gets_the_entries_themselves(
