@@ -222,19 +222,30 @@ def _open_under(root_fd: int, parts: list[str], *, create: bool = False) -> int:
     try:
         for part in parts:
             try:
-                child = os.open(part, _DIR_FLAGS, dir_fd=current)
+                child = _open_dir_at(current, part)
             except FileNotFoundError:
                 if not create:
                     raise
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o755, dir_fd=current)
-                child = os.open(part, _DIR_FLAGS, dir_fd=current)
+                child = _open_dir_at(current, part)
             os.close(current)
             current = child
     except BaseException:
         os.close(current)
         raise
     return current
+
+
+def _open_dir_at(folder_fd: int, name: str) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=folder_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symlink where a folder should be: not a way in
+            raise NotADirectoryError(
+                errno.ENOTDIR, "a symlink, not a folder", display(name)
+            ) from None
+        raise
 
 
 class Folder:

@@ -1023,13 +1023,13 @@ class Daemon:
         if target is None:
             # Symbl names a conversation after its id unless told; the file name reads better.
             params.setdefault("name", display(Path(record.rel_path).name))
-        sent = dict(params)
+        sent = params
         if self.config.http is not None and self.config.http.public_url:
-            # The journal and the records keep the URL without its secret: it is put back here.
-            params.setdefault("webhookUrl", self._webhook_url(masked=True))
-            sent = dict(params)
-            if sent["webhookUrl"] == self._webhook_url(masked=True):
-                sent["webhookUrl"] = self._webhook_url()
+            # The journal and the records keep the URL without its secret; only the request
+            # carries it.
+            masked = self._webhook_url(masked=True)
+            if params.setdefault("webhookUrl", masked) == masked:
+                sent = {**params, "webhookUrl": self._webhook_url()}
         record.data["params"] = params
         record.state = State.UPLOADING
         record.data["attempts"] = int(record.data.get("attempts", 0)) + 1
