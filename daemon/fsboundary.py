@@ -87,17 +87,9 @@ def companion_name(name: str, suffix: str) -> tuple[str, bool]:
     room = NAME_MAX - max(len(os.fsencode(suffix)), _SUFFIX_ROOM) - len(digest) - 1
     head = os.fsencode(name)[:room]
     # Cut on a character boundary where the name is UTF-8, so the result reads well.
-    while head and not _decodes(head) and _decodes(os.fsencode(name)):
+    while head and is_utf8(name) and not is_utf8(os.fsdecode(head)):
         head = head[:-1]
     return f"{os.fsdecode(head)}~{digest}{suffix}", True
-
-
-def _decodes(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def fit_name(name: str, numbered: Callable[[str], str]) -> str:

@@ -22,6 +22,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from daemon.fsboundary import is_utf8
+
 JOURNAL_NAME = "journal.sqlite3"
 
 
@@ -365,11 +367,8 @@ def _text(value: Any) -> Any:
     File names are decoded with surrogateescape, which SQLite's UTF-8 cannot store. The same
     name always maps to the same stored value, so lookups by name still match.
     """
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return os.fsencode(value)
+    if isinstance(value, str) and not is_utf8(value):
+        return os.fsencode(value)
     return value
 
 

@@ -112,6 +112,13 @@ class Boundary:
     def drop(self, source: Path, name: str | bytes, folder: Path | None = None) -> None:
         as_dropper(DROP, source, folder or self.inbox, name)
 
+    def drop_text(self, name: str, text: str) -> None:
+        """Drop a file of ``text`` as the dropper (a bad "audio" file, a sidecar)."""
+        source = self.staging / f"text-{len(list(self.staging.iterdir()))}"
+        source.write_text(text)
+        source.chmod(0o644)
+        self.drop(source, name)
+
     def drop_good(self, name: str = "good.wav") -> str:
         """Drop a good WAV as the dropper; its sha256."""
         source = self.good_wav()
@@ -312,10 +319,7 @@ class TestFilingFolders:
             failed,
             trap,
         )
-        notes = setup.staging / "notes.wav"
-        notes.write_text("not audio\n")
-        notes.chmod(0o644)
-        setup.drop(notes, "notes.wav")
+        setup.drop_text("notes.wav", "not audio\n")
         good = setup.drop_good()
 
         setup.wait_done("good.wav")
@@ -380,10 +384,7 @@ class TestFilingFolders:
                 " os.mkfifo(os.path.join(sys.argv[1], 'p.wav'))",
                 setup.inbox,
             )
-            notes = setup.staging / "notes.wav"
-            notes.write_text("not audio\n")
-            notes.chmod(0o644)
-            setup.drop(notes, "notes.wav")
+            setup.drop_text("notes.wav", "not audio\n")
             good = setup.drop_good()
 
             setup.wait_done("good.wav")
@@ -418,10 +419,7 @@ class TestNames:
         names = name_cases()
         for name in names:  # present before the daemon starts
             setup.drop(setup.good_wav(), name)
-        bad = setup.staging / "bad.wav"
-        bad.write_text("text\n")
-        bad.chmod(0o644)
-        setup.drop(bad, "evil\x1b[2Jname.wav")
+        setup.drop_text("evil\x1b[2Jname.wav", "text\n")
         setup.start()
         later = [
             f"later-{name}" if "\n" in name else name.replace("a" * 6, "b" * 6, 1) for name in names
@@ -480,10 +478,7 @@ class TestSidecars:
         setup = boundary()
         setup.start()
         for name, text in self.BOMBS.items():
-            sidecar = setup.staging / f"{name}.yaml"
-            sidecar.write_text(text)
-            sidecar.chmod(0o644)
-            setup.drop(sidecar, f"{name}.yaml")
+            setup.drop_text(f"{name}.yaml", text)
             setup.drop(setup.good_wav(), name)
         good = setup.drop_good()
 
