@@ -114,7 +114,7 @@ def inbox_problems(inbox: InboxFolders) -> list[ParamProblem]:
 
 def filing_problems(inbox: InboxFolders) -> list[ParamProblem]:
     """done/ and failed/ may be missing (they are created) but not unusable."""
-    return [
+    return symlink_problems(inbox) + [
         ParamProblem(inbox.loc(kind), problem)
         for kind, folder in inbox.filing()
         if (problem := _folder_problem(folder, must_exist=False))
@@ -191,4 +191,30 @@ def trust_warnings(inbox: InboxFolders) -> list[ParamProblem]:
         )
         for kind, folder in inbox.filing()
         if folder.is_relative_to(inbox.path)
+    ]
+
+
+def resolve_outside(path: Path, inbox: Path) -> Path:
+    """``path`` with its symlinks resolved, except those that lie below ``inbox``.
+
+    A folder below an inbox is taken as written: the daemon reaches it from the inbox without
+    following symlinks, so one a dropper planted there is never where it files.
+    """
+    current = Path(path.anchor)
+    for part in path.parts[1:]:
+        candidate = current / part
+        current = candidate if candidate.is_relative_to(inbox) else candidate.resolve()
+    return current
+
+
+def symlink_problems(inbox: InboxFolders) -> list[ParamProblem]:
+    """done/ or failed/ below the inbox that is a symlink: the daemon would never file there."""
+    return [
+        ParamProblem(
+            inbox.loc(kind),
+            f"{folder} is a symbolic link inside the inbox; the daemon never follows symlinks "
+            "there: make it a real folder, or name the folder it points to",
+        )
+        for kind, folder in inbox.filing()
+        if folder.is_relative_to(inbox.path) and folder.is_symlink()
     ]

@@ -443,3 +443,23 @@ class TestUnsafeLayout:
         (folder / "inbox").chmod(0o777)
 
         assert check_config(path).errors == []
+
+    def test_a_planted_symlink_is_not_where_done_goes(
+        self,
+        folder: Path,
+        write_config: Callable[[str], Path],
+        check_config: Callable[[Path], Outcome],
+    ) -> None:
+        elsewhere = folder / "elsewhere"
+        elsewhere.mkdir()
+        (folder / "inbox" / "done").symlink_to(elsewhere)
+        path = write_config(VALID + f"    done: {folder}/inbox/done\n")
+
+        assert load(path, prepare_folders=False).inboxes[0].done == folder / "inbox" / "done"
+        outcome = check_config(path)
+        assert outcome.code == 2
+        assert outcome.errors == [
+            f"{path}:12: inboxes[0].done: {folder}/inbox/done is a symbolic link inside the "
+            "inbox; the daemon never follows symlinks there: make it a real folder, or name "
+            "the folder it points to"
+        ]
