@@ -502,7 +502,17 @@ def _copy_entry(src_fd: int, src: str, dst_fd: int, dst: str) -> None:
         with open_checked(src_fd, src) as checked:
             _copy_descriptor(checked, dst_fd, temporary)
     try:
-        rename_noreplace(dst_fd, temporary, dst_fd, dst)
+        try:
+            rename_noreplace(dst_fd, temporary, dst_fd, dst)
+        except FileExistsError:
+            # Our own copy of this very file, left by an interrupted filing, is replaced.
+            copied = os.stat(temporary, dir_fd=dst_fd, follow_symlinks=False)
+            if not (_own_regular_file(dst_fd, dst) and stat.S_ISREG(copied.st_mode)):
+                raise
+            earlier = os.stat(dst, dir_fd=dst_fd, follow_symlinks=False)
+            if (earlier.st_size, earlier.st_mtime_ns) != (copied.st_size, copied.st_mtime_ns):
+                raise
+            os.rename(temporary, dst, src_dir_fd=dst_fd, dst_dir_fd=dst_fd)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary, dir_fd=dst_fd)
@@ -549,10 +559,6 @@ def exists_in(folder: Folder, rel: str) -> bool:
         lstat_in(folder, rel)
     except (FileNotFoundError, NotADirectoryError):
         return False
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return True  # something (a symlink) stands where a folder should be: taken
-        raise
     return True
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -131,3 +134,39 @@ class TestMovesAndRecords:
         (tmp_path / "inbox" / "done.old").rename(tmp_path / "inbox" / "done")
         assert stat.S_ISDIR(os.fstat(files.target("done").fd).st_mode)
         files.close()
+
+
+class TestAcrossFilesystems:
+    """On another filesystem the entry is made anew from the checked descriptor or the link."""
+
+    @pytest.fixture
+    def shm(self, tmp_path: Path) -> Iterator[Path]:
+        shm = Path("/dev/shm")
+        if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+            pytest.skip("no /dev/shm on another filesystem than the temporary folder")
+        folder = Path(tempfile.mkdtemp(dir=shm))
+        yield folder
+        shutil.rmtree(folder)
+
+    def test_entries_are_made_anew_and_an_interrupted_copy_is_replaced(
+        self, tmp_path: Path, shm: Path
+    ) -> None:
+        (tmp_path / "a.wav").write_bytes(b"audio")
+        (tmp_path / "l.wav").symlink_to("/etc/shadow")
+        (tmp_path / "b.wav").write_bytes(b"other")
+        shutil.copy2(tmp_path / "a.wav", shm / "a.wav")  # as an interrupted filing left it
+        (shm / "b.wav").write_bytes(b"someone else's")
+        source = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+        target = os.open(shm, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            assert move_entry(source, "a.wav", target, "a.wav")
+            assert move_entry(source, "l.wav", target, "l.wav")
+            with pytest.raises(FileExistsError):
+                move_entry(source, "b.wav", target, "b.wav")
+        finally:
+            os.close(source)
+            os.close(target)
+        assert (shm / "a.wav").read_bytes() == b"audio" and not (tmp_path / "a.wav").exists()
+        assert (shm / "l.wav").readlink() == Path("/etc/shadow")
+        assert (shm / "b.wav").read_bytes() == b"someone else's"
+        assert (tmp_path / "b.wav").read_bytes() == b"other"
