@@ -394,7 +394,8 @@ class Daemon:
         runtime.next_rescan = time.monotonic() + runtime.inbox.rescan_seconds
         try:
             found = runtime.filter.scan(self._files(runtime.inbox).inbox)
-        except OSError:
+        except OSError as exc:  # e.g. the inbox path is now a symlink: never followed
+            log.error("inbox_scan_failed", inbox=runtime.inbox.key, error=str(exc))
             found = []
         known = len(self.active)
         with self.db.transaction():
