@@ -175,14 +175,23 @@ def trust_warnings(inbox: InboxFolders) -> list[ParamProblem]:
     was filed in them. The daemon notices a swapped folder and stops filing into it, but the
     safe layout is a sticky inbox (``chmod +t``) or done/ and failed/ outside the inbox.
     """
+    foreign = [
+        ParamProblem(
+            inbox.loc(kind),
+            f"{folder} is owned by uid {owner}: the daemon files only into folders of its own "
+            f"user (uid {os.geteuid()}) or root, and stops filing there",
+        )
+        for kind, folder in inbox.filing()
+        if (owner := _owner(folder)) is not None and owner not in (os.geteuid(), 0)
+    ]
     try:
         mode = inbox.path.stat().st_mode
     except OSError:
-        return []
+        return foreign
     if not mode & (stat.S_IWGRP | stat.S_IWOTH) or mode & stat.S_ISVTX:
-        return []
+        return foreign
     who = "everyone" if mode & stat.S_IWOTH else "its group"
-    return [
+    return foreign + [
         ParamProblem(
             inbox.loc(kind),
             f"{folder} lies inside {inbox.path}, which {who} may write and which has no sticky "
@@ -218,3 +227,10 @@ def symlink_problems(inbox: InboxFolders) -> list[ParamProblem]:
         for kind, folder in inbox.filing()
         if folder.is_relative_to(inbox.path) and folder.is_symlink()
     ]
+
+
+def _owner(folder: Path) -> int | None:
+    try:
+        return folder.lstat().st_uid
+    except OSError:
+        return None

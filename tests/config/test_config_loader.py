@@ -463,3 +463,23 @@ class TestUnsafeLayout:
             "inbox; the daemon never follows symlinks there: make it a real folder, or name "
             "the folder it points to"
         ]
+
+    def test_warns_for_a_filing_folder_of_another_user(
+        self,
+        folder: Path,
+        write_config: Callable[[str], Path],
+        check_config: Callable[[Path], Outcome],
+    ) -> None:
+        if os.geteuid() != 0:
+            pytest.skip("making a folder of another user needs root")
+        (folder / "inbox" / "failed").mkdir()
+        os.chown(folder / "inbox" / "failed", 65534, 65534)
+        path = write_config(VALID)
+
+        outcome = check_config(path)
+
+        assert outcome.errors == [
+            f"warning: {path}:10: inboxes[0].failed: {folder}/inbox/failed is owned by uid "
+            "65534: the daemon files only into folders of its own user (uid 0) or root, and "
+            "stops filing there"
+        ]
