@@ -298,29 +298,6 @@ class Folder:
                 str(self.path),
             )
 
-    def acceptable_replacement(self) -> str | None:
-        """Why the folder now at the configured path may not be adopted, or None if it may.
-
-        A replacement is adopted only if it is a real folder (not a symlink) owned by the
-        daemon's own user or by root: a folder a dropper made is never filed into.
-        """
-        try:
-            now = self.current()
-        except OSError as exc:
-            return f"{self.path} is missing ({exc.strerror})"
-        if not stat.S_ISDIR(now.st_mode):
-            return f"{self.path} is {entry_type(now.st_mode)[1]}, not a folder"
-        if now.st_uid not in (os.geteuid(), 0):
-            return f"{self.path} is owned by uid {now.st_uid}, not by the daemon's user"
-        return None
-
-    def reopen(self) -> None:
-        fresh = Folder.open(self.path, anchor=self.anchor)
-        with self._lock:
-            old, self.fd, self.identity = self.fd, fresh.fd, fresh.identity
-        if old >= 0:
-            os.close(old)
-
     @contextlib.contextmanager
     def parent_of(self, rel: str, *, create: bool = False) -> Iterator[tuple[int, str]]:
         """(descriptor of the folder holding ``rel``, the entry's own name)."""
@@ -660,29 +637,40 @@ class InboxFiles:
         path = self.done_path if outcome == "done" else self.failed_path
         with self._lock:
             folder = self._targets.get(outcome)
-            if folder is None:
-                anchor = inbox if path.is_relative_to(self.path) else None
+            if folder is not None:
                 try:
-                    folder = Folder.open(path, anchor=anchor, create=True)
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise FolderSwapped(
-                            exc.errno, f"{path} is not a folder (a symlink or a file)", str(path)
-                        ) from None
-                    raise
-                why = _foreign_folder(folder)
-                if why is not None:
+                    folder.verify()
+                except FolderSwapped as swapped:
+                    # Put back, or made anew: only a real folder of our own user is adopted.
+                    try:
+                        fresh = self._open_target(path, inbox)
+                    except FolderSwapped as refused:
+                        message = f"{swapped.strerror}; {refused.strerror}"
+                        raise FolderSwapped(refused.errno, message, str(path)) from None
                     folder.close()
-                    raise FolderSwapped(errno.EPERM, why, str(path))
-                self._targets[outcome] = folder
-            try:
-                folder.verify()
-            except FolderSwapped:
-                why = folder.acceptable_replacement()
-                if why is not None:
-                    raise
-                folder.reopen()
+                    folder = self._targets[outcome] = fresh
+                return folder
+            folder = self._targets[outcome] = self._open_target(path, inbox, create=True)
             return folder
+
+    @staticmethod
+    def _open_target(path: Path, inbox: Folder, *, create: bool = False) -> Folder:
+        anchor = inbox if path.is_relative_to(inbox.path) else None
+        try:
+            folder = Folder.open(path, anchor=anchor, create=create)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise FolderSwapped(
+                    exc.errno, f"{path} is not a folder (a symlink or a file)", str(path)
+                ) from None
+            if exc.errno == errno.ENOENT:
+                raise FolderSwapped(exc.errno, f"{path} is missing", str(path)) from None
+            raise
+        why = _foreign_folder(folder)
+        if why is not None:
+            folder.close()
+            raise FolderSwapped(errno.EPERM, why, str(path))
+        return folder
 
     def close(self) -> None:
         with self._lock:
