@@ -1441,6 +1441,8 @@ class Daemon:
         message += "the daemon's user) and filing resumes by itself"
         if self.stalls.begin(StallKind.INBOX_UNAVAILABLE, message, subject=record.inbox):
             log.error("filing_stopped", inbox=record.inbox, message=message)
+        else:
+            log.debug("filing_still_stopped", inbox=record.inbox, message=message)
         self._later(_SWAPPED_RETRY_SECONDS, lambda: self._refile(record.id, 1))
 
     async def _exports(self, record: FileRecord) -> Exports:

@@ -330,8 +330,21 @@ class TestFilingFolders:
         assert (setup.inbox / "notes.wav").exists()
         assert good in setup.uploaded()
 
+        # A real folder of the dropper's own in its place is not adopted either.
+        as_dropper("import os, sys; os.unlink(sys.argv[1]); os.mkdir(sys.argv[1], 0o777)", failed)
+        wait_until(
+            lambda: any(
+                f"owned by uid {DROPPER}" in event.get("message", "")
+                for event in setup.harness.events()
+                if event["event"] == "filing_still_stopped"
+            ),
+            20,
+            "the dropper's folder to be refused",
+        )
+        assert list(failed.iterdir()) == [] and (setup.inbox / "notes.wav").exists()
+
         # The operator puts it right; filing resumes by itself.
-        failed.unlink()
+        failed.rmdir()
         Path(f"{failed}.old").rename(failed)
         setup.wait_failed("notes.wav")
         assert setup.failed()["notes.wav"]["reason"] == "not_audio"
