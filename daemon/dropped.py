@@ -93,6 +93,11 @@ def _examine_in(parent: int, name: str, is_drop: bool) -> Examination:
         return Examination(not_regular=(exc.entry_type, f"{display(name)} is {exc.words}"))
     except FileNotFoundError:
         return Examination(vanished=True)
+    except OSError as exc:  # unreadable: judged as such, with its sidecar beside it
+        found = Examination(audio=exc)
+        if not is_drop:
+            _examine_sidecar(parent, name, found)
+        return found
     with checked:
         found = Examination(size=checked.info.st_size, mtime_ns=checked.info.st_mtime_ns)
         if is_drop:

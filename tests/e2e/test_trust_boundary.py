@@ -560,6 +560,29 @@ class TestReadability:
             as_dropper("import sys; open(sys.argv[1]).read()", done / "private.wav.transcript.txt")
         as_dropper("import sys; open(sys.argv[1]).read()", done / "good.wav.transcript.txt")
 
+    def test_audio_the_daemon_may_not_read_goes_to_failed_with_its_sidecar(
+        self, boundary: Callable[..., Boundary]
+    ) -> None:
+        setup = boundary()
+        setup.start()
+        setup.drop_text("mine.wav.yaml", "conversation: mine\n")
+        private = setup.good_wav()
+        private_sha = sha256_file(private)
+        as_dropper(
+            "import os, shutil, sys; d = os.path.join(sys.argv[2], '.mine');"
+            " shutil.copyfile(sys.argv[1], d); os.chmod(d, 0o600);"
+            " os.rename(d, os.path.join(sys.argv[2], 'mine.wav'))",
+            private,
+            setup.inbox,
+        )
+        good = setup.drop_good()
+
+        setup.wait_done("good.wav")
+        setup.wait_failed("mine.wav")
+        assert setup.failed()["mine.wav"]["reason"] == "unreadable_file"
+        assert (setup.harness.failed / "mine.wav.yaml").exists()
+        assert private_sha not in setup.uploaded() and good in setup.uploaded()
+
 
 # ==================================================================== the endpoint
 
