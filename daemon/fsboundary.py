@@ -690,19 +690,22 @@ class Boundaries:
 
     def __init__(self) -> None:
         self._open: dict[str, tuple[tuple[Path, Path, Path], InboxFiles]] = {}
+        self._lock = threading.Lock()  # the loop and worker threads both ask
 
     def of(self, key: str, path: Path, done: Path, failed: Path) -> InboxFiles:
         wanted = (path, done, failed)
-        current = self._open.get(key)
-        if current is not None and current[0] == wanted:
-            return current[1]
-        files = InboxFiles(path, done, failed)
-        self._open[key] = (wanted, files)
+        with self._lock:
+            current = self._open.get(key)
+            if current is not None and current[0] == wanted:
+                return current[1]
+            files = InboxFiles(path, done, failed)
+            self._open[key] = (wanted, files)
         if current is not None:
             current[1].close()
         return files
 
     def close(self) -> None:
-        for _, files in self._open.values():
+        with self._lock:
+            opened, self._open = self._open, {}
+        for _, files in opened.values():
             files.close()
-        self._open.clear()
