@@ -607,6 +607,9 @@ class InboxFiles:
         self.path, self.done_path, self.failed_path = path, done, failed
         self._inbox: Folder | None = None
         self._targets: dict[str, Folder] = {}
+        # Replaced folders stay open until ``close``: a worker thread may be using one, and a
+        # closed descriptor's number could name another folder by then.
+        self._retired: list[Folder] = []
         self._lock = threading.Lock()
 
     @property
@@ -618,9 +621,7 @@ class InboxFiles:
                 try:
                     folder.verify()
                 except FolderSwapped:
-                    folder.close()
-                    for target in self._targets.values():
-                        target.close()
+                    self._retired += [folder, *self._targets.values()]
                     self._targets.clear()
                     folder = self._inbox = None
             if folder is None:
@@ -647,7 +648,7 @@ class InboxFiles:
                     except FolderSwapped as refused:
                         message = f"{swapped.strerror}; {refused.strerror}"
                         raise FolderSwapped(refused.errno, message, str(path)) from None
-                    folder.close()
+                    self._retired.append(folder)
                     folder = self._targets[outcome] = fresh
                 return folder
             folder = self._targets[outcome] = self._open_target(path, inbox, create=True)
@@ -674,11 +675,12 @@ class InboxFiles:
 
     def close(self) -> None:
         with self._lock:
-            for folder in (self._inbox, *self._targets.values()):
+            for folder in (self._inbox, *self._targets.values(), *self._retired):
                 if folder is not None:
                     folder.close()
             self._inbox = None
             self._targets.clear()
+            self._retired.clear()
 
 
 class Boundaries:
@@ -690,6 +692,7 @@ class Boundaries:
 
     def __init__(self) -> None:
         self._open: dict[str, tuple[tuple[Path, Path, Path], InboxFiles]] = {}
+        self._retired: list[InboxFiles] = []  # closed at the end, like retired folders
         self._lock = threading.Lock()  # the loop and worker threads both ask
 
     def of(self, key: str, path: Path, done: Path, failed: Path) -> InboxFiles:
@@ -700,12 +703,13 @@ class Boundaries:
                 return current[1]
             files = InboxFiles(path, done, failed)
             self._open[key] = (wanted, files)
-        if current is not None:
-            current[1].close()
+            if current is not None:
+                self._retired.append(current[1])
         return files
 
     def close(self) -> None:
         with self._lock:
-            opened, self._open = self._open, {}
-        for _, files in opened.values():
+            opened = [files for _, files in self._open.values()] + self._retired
+            self._open, self._retired = {}, []
+        for files in opened:
             files.close()
