@@ -22,7 +22,7 @@ import yaml
 
 from daemon.audio import AudioInfo, AudioProblem, inspect_stream
 from daemon.config.yamlsource import TextKeyLoader, YamlDocument
-from daemon.fsboundary import Folder, NotRegularFile, display, open_checked, read_capped
+from daemon.fsboundary import Checked, Folder, NotRegularFile, display, open_checked, read_capped
 from daemon.intake import SIDECAR_SUFFIXES, DirectionsError
 
 DIRECTIONS_MAX_BYTES = 64 * 1024
@@ -78,11 +78,9 @@ def examine(folder: Folder, rel: str, *, is_drop: bool) -> Examination:
     try:
         with folder.parent_of(rel) as (parent, name):
             return _examine_in(parent, name, is_drop)
-    except (FileNotFoundError, NotADirectoryError):
+    except (FileNotFoundError, NotADirectoryError):  # gone, or a folder on the way is a symlink
         return Examination(vanished=True)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:  # a folder on the way is now a symlink: not ours to follow
-            return Examination(vanished=True)
         return Examination(audio=exc)
 
 
@@ -101,7 +99,7 @@ def _examine_in(parent: int, name: str, is_drop: bool) -> Examination:
     with checked:
         found = Examination(size=checked.info.st_size, mtime_ns=checked.info.st_mtime_ns)
         if is_drop:
-            _read_directions(checked.fd, checked, name, "bad_url_drop", found)
+            _read_directions(checked, name, "bad_url_drop", found)
             return found
         try:
             with checked.stream() as stream:
@@ -129,15 +127,18 @@ def _examine_sidecar(parent: int, name: str, found: Examination) -> None:
             if exc.errno == errno.ENAMETOOLONG:
                 return  # no sidecar can have that name
             found.sidecar = suffix
-            found.refused = ("unreadable_file", [f"cannot read {display(name + suffix)}: {exc}"])
+            found.refused = (
+                "unreadable_file",
+                [f"cannot read its sidecar {display(name + suffix)}: {exc.strerror}"],
+            )
             return
         found.sidecar = suffix
         with checked:
-            _read_directions(checked.fd, checked, name + suffix, "bad_sidecar", found)
+            _read_directions(checked, name + suffix, "bad_sidecar", found)
         return
 
 
-def _read_directions(fd: int, checked: Any, name: str, reason: str, found: Examination) -> None:
+def _read_directions(checked: Checked, name: str, reason: str, found: Examination) -> None:
     label = display(name)
     found.private = not checked.info.st_mode & 0o044
     try:
