@@ -250,8 +250,10 @@ class TestSymlinks:
         outside = sox_wav(elsewhere / "outside.wav", tone=880)
         outside_sha = sha256_file(outside)
         setup.start()
+        # A link out of the inbox, and two links back to it: followed, they never end.
         as_dropper(
-            "import os, sys; os.symlink(sys.argv[1], os.path.join(sys.argv[2], 'team'))",
+            "import os, sys; d = sys.argv[2]; os.symlink(sys.argv[1], os.path.join(d, 'team'))\n"
+            "for name in ('loop1', 'loop2'): os.symlink('.', os.path.join(d, name))",
             elsewhere,
             setup.inbox,
         )
