@@ -40,6 +40,7 @@ from daemon.exports import Exports, fetch_exports
 from daemon.filing import TRANSCRIPT_SUFFIX, choose_target_in, file_into
 from daemon.fsboundary import (
     Boundaries,
+    Folder,
     FolderSwapped,
     InboxFiles,
     NotRegularFile,
@@ -1366,6 +1367,17 @@ class Daemon:
         sidecar = record.data.get("sidecar")
         companions = {sidecar: sidecar} if sidecar else {}
         extra_files: dict[str, str] = {}
+        loop = asyncio.get_running_loop()
+        try:
+            # Checked before the exports are fetched: a stopped folder costs no API calls.
+            target: Folder | None = await loop.run_in_executor(
+                self._filing_pool, files.target, outcome
+            )
+        except FolderSwapped as exc:
+            self._filing_stopped(record, exc)
+            return
+        except OSError:
+            target = None  # tried again below, and reported with the other filing errors
         if outcome == "done":
             exports = await self._exports(record)
             if exports.transcript is not None:
@@ -1375,9 +1387,9 @@ class Daemon:
             payload = result_record(record, exports.data)
         else:
             payload = error_record(record)
-        loop = asyncio.get_running_loop()
         try:
-            target = await loop.run_in_executor(self._filing_pool, files.target, outcome)
+            if target is None:
+                target = await loop.run_in_executor(self._filing_pool, files.target, outcome)
             if record.filed_path is None:
                 record.filed_path = await loop.run_in_executor(
                     self._filing_pool, choose_target_in, target, record.rel_path, companions
