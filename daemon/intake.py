@@ -53,10 +53,6 @@ def classify(name: str) -> Candidate | None:
     return None
 
 
-def sidecar_names(audio_name: str) -> tuple[str, ...]:
-    return tuple(audio_name + suffix for suffix in SIDECAR_SUFFIXES)
-
-
 def audio_name_of_sidecar(sidecar_name: str) -> str:
     return sidecar_name.rsplit(".", 1)[0]
 
@@ -174,21 +170,6 @@ class DirectionsError(Exception):
     def __init__(self, lines: list[str]) -> None:
         super().__init__("; ".join(lines))
         self.lines = lines
-
-
-def read_directions(path: Path, *, is_drop: bool, profile_params: Mapping[str, Any]) -> Directions:
-    """Parse and check a sidecar or URL drop; every problem at once, each pointing at its line."""
-    from daemon.config import ConfigError, load_yaml_document
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DirectionsError([f"{path.name}: not UTF-8 text ({exc.reason})"]) from exc
-    try:
-        document = load_yaml_document(text, path.name)
-    except ConfigError as exc:
-        raise DirectionsError([str(problem) for problem in exc.problems]) from exc
-    return directions_from_document(document, path.name, is_drop, profile_params)
 
 
 def directions_from_document(
