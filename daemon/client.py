@@ -27,12 +27,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final, Self
+from typing import Any, Final, Self
+from urllib.parse import quote
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from daemon.audio import inspect_file
+from daemon.audio import inspect_stream
 from daemon.config.model import SymblSettings
 from daemon.logs import get_logger, masker
 from daemon.network import (
@@ -231,94 +232,69 @@ class _TokenCache:
 
 
 @dataclass
-class _Opened:
-    """A file opened for upload, its first chunk already read and hashed."""
-
-    handle: IO[bytes]
-    size: int
-    first_chunk: bytes
-    digest: Any
-
-
-@dataclass
 class _UploadBody:
-    """A file streamed from disk and hashed as it goes; every attempt after the first re-opens it.
+    """A file streamed from an open descriptor by position, hashed as it goes.
 
-    The first attempt starts from ``opened``: sniffing, opening, sizing and the first read
-    share one trip to a worker thread. Most audio drops are small, and every trip waits for a
-    turn of a busy loop (two trips were 7 ms of a 20 ms upload in the batch benchmark).
+    Every attempt reads the same descriptor from offset 0 (``os.pread``), so a retry sends what
+    was checked, never whatever the path names by then. The first attempt's first chunk comes
+    with the trip to a worker thread that sniffed the file: most audio drops are small, and
+    every trip waits for a turn of a busy loop (two trips were 7 ms of a 20 ms upload in the
+    batch benchmark).
     """
 
-    path: Path
+    fd: int
+    label: str
     size: int
     progress: Callable[[int], None] | None
     stats: ClientStats
-    opened: _Opened | None = None
+    first: tuple[bytes, Any] | None = None
     sent: int = 0
     sha256: str | None = None
 
     async def stream(self) -> AsyncIterator[bytes]:
         self.sent, self.sha256 = 0, None
-        handle, chunk, digest = await self._start()
-        try:
-            while self.sent < self.size:
-                if not chunk:
-                    raise self._changed(f"ended after {self.sent} bytes")
-                self.sent += len(chunk)
-                self.stats.bytes_uploaded += len(chunk)
-                if self.progress is not None:
-                    self.progress(self.sent)
-                yield chunk
-                if self.sent < self.size:
-                    chunk = await asyncio.to_thread(
-                        _read_hashed, handle, min(CHUNK_SIZE, self.size - self.sent), digest
-                    )
-            now = os.fstat(handle.fileno()).st_size
-            if now != self.size:
-                raise self._changed(f"is now {now} bytes")
-        finally:
-            handle.close()
+        first, self.first = self.first, None
+        if first is None:
+            first = await asyncio.to_thread(_first_chunk, self.fd, self.size)
+        chunk, digest = first
+        while self.sent < self.size:
+            if not chunk:
+                raise self._changed(f"ended after {self.sent} bytes")
+            self.sent += len(chunk)
+            self.stats.bytes_uploaded += len(chunk)
+            if self.progress is not None:
+                self.progress(self.sent)
+            yield chunk
+            if self.sent < self.size:
+                wanted = min(CHUNK_SIZE, self.size - self.sent)
+                chunk = await asyncio.to_thread(_pread_hashed, self.fd, wanted, self.sent, digest)
+        now = os.fstat(self.fd).st_size
+        if now != self.size:
+            raise self._changed(f"is now {now} bytes")
         self.sha256 = digest.hexdigest()
-
-    async def _start(self) -> tuple[IO[bytes], bytes, Any]:
-        opened, self.opened = self.opened, None
-        if opened is None:
-            opened = await asyncio.to_thread(_open_and_read, self.path)
-        return opened.handle, opened.first_chunk, opened.digest
-
-    def close(self) -> None:
-        """Close the first attempt's file if no attempt got as far as reading it."""
-        if self.opened is not None:
-            self.opened.handle.close()
-            self.opened = None
 
     def _changed(self, what: str) -> FileChangedError:
         return FileChangedError(
-            f"{self.path} changed during the upload: it had {self.size} bytes and {what}"
+            f"{self.label} changed during the upload: it had {self.size} bytes and {what}"
         )
 
 
-def _open_for_upload(path: Path, content_type: str | None) -> tuple[str, _Opened]:
-    """The Content-Type (sniffed unless the caller just did) and the file, opened and read."""
+def _sniff_and_read(fd: int, content_type: str | None) -> tuple[str, int, tuple[bytes, Any]]:
+    """The Content-Type (sniffed unless the caller just did), the size and the first chunk."""
+    size = os.fstat(fd).st_size
     if content_type is None:
-        content_type = inspect_file(path).format.content_type
-    return content_type, _open_and_read(path)
+        with os.fdopen(os.dup(fd), "rb") as stream:
+            content_type = inspect_stream(stream, size).format.content_type
+    return content_type, size, _first_chunk(fd, size)
 
 
-def _open_and_read(path: Path) -> _Opened:
-    handle = open(path, "rb")  # noqa: SIM115 - the upload's stream closes it
-    try:
-        size = os.fstat(handle.fileno()).st_size
-        digest = hashlib.sha256()
-        first = _read_hashed(handle, min(CHUNK_SIZE, size), digest)
-    except BaseException:
-        handle.close()
-        raise
-    return _Opened(handle, size, first, digest)
+def _first_chunk(fd: int, size: int) -> tuple[bytes, Any]:
+    digest = hashlib.sha256()
+    return _pread_hashed(fd, min(CHUNK_SIZE, size), 0, digest), digest
 
 
-def _read_hashed(handle: IO[bytes], size: int, digest: Any) -> bytes:
-    chunk = handle.read(size)
+def _pread_hashed(fd: int, size: int, offset: int, digest: Any) -> bytes:
+    chunk = os.pread(fd, size, offset)
     digest.update(chunk)
     return chunk
 
@@ -457,12 +433,36 @@ class SymblClient:
         ``OSError`` if it cannot be read, ``FileChangedError`` if its size changes during an
         upload, or a ``SymblError``.
         """
-        sniffed, opened = await asyncio.to_thread(_open_for_upload, path, content_type)
-        body = _UploadBody(path, opened.size, progress, self.stats, opened)
+        fd = await asyncio.to_thread(os.open, path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            return await self._submit_body(body, sniffed, params, conversation_id)
+            return await self.submit_descriptor(
+                fd,
+                params,
+                conversation_id=conversation_id,
+                progress=progress,
+                content_type=content_type,
+                label=str(path),
+            )
         finally:
-            body.close()
+            os.close(fd)
+
+    async def submit_descriptor(
+        self,
+        fd: int,
+        params: Mapping[str, Any],
+        *,
+        conversation_id: str | None = None,
+        progress: Callable[[int], None] | None = None,
+        content_type: str | None = None,
+        label: str = "the file",
+    ) -> Submission:
+        """``submit_file`` for a file the caller opened (and checked); the caller closes ``fd``.
+
+        The content is read by position from ``fd`` on every attempt.
+        """
+        sniffed, size, first = await asyncio.to_thread(_sniff_and_read, fd, content_type)
+        body = _UploadBody(fd, label, size, progress, self.stats, first)
+        return await self._submit_body(body, sniffed, params, conversation_id)
 
     async def _submit_body(
         self,
@@ -473,7 +473,7 @@ class SymblClient:
     ) -> Submission:
         api_path = "/v1/process/audio"
         if conversation_id is not None:
-            api_path += f"/{conversation_id}"
+            api_path += f"/{_segment(conversation_id)}"
         call = _Call(
             method="PUT" if conversation_id else "POST",
             path=api_path,
@@ -492,7 +492,7 @@ class SymblClient:
         """Ask Symbl to fetch ``url`` as a new conversation, or to append it to one."""
         api_path = "/v1/process/audio/url"
         if conversation_id is not None:
-            api_path += f"/{conversation_id}"
+            api_path += f"/{_segment(conversation_id)}"
         call = _Call(
             method="PUT" if conversation_id else "POST",
             path=api_path,
@@ -519,7 +519,7 @@ class SymblClient:
 
     async def job_status(self, job_id: str) -> str:
         """The job's status: ``scheduled``, ``in_progress``, ``completed`` or ``failed``."""
-        call = self._read_call(f"/v1/job/{job_id}")
+        call = self._read_call(f"/v1/job/{_segment(job_id)}")
         response, _ = await self._call(call)
         body = _json_body(call, response)
         status = body.get("status") if isinstance(body, dict) else None
@@ -533,7 +533,7 @@ class SymblClient:
         self, conversation_id: str, part: str | None = None, *, verbose: bool = False
     ) -> Any:
         """The conversation itself (``part=None``) or one of ``CONVERSATION_PARTS``, decoded."""
-        api_path = f"/v1/conversations/{conversation_id}"
+        api_path = f"/v1/conversations/{_segment(conversation_id)}"
         if part is not None:
             if part not in CONVERSATION_PARTS:
                 raise ValueError(f"unknown conversation part {part!r}")
@@ -697,6 +697,11 @@ class SymblClient:
             retry_rate_limited=True,
             query=query,
         )
+
+
+def _segment(value: str) -> str:
+    """One path segment, escaped: an id never adds segments, queries or fragments to a URL."""
+    return quote(value, safe="")
 
 
 def _retryable(call: _Call, exc: BaseException) -> bool:

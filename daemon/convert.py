@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import struct
 import threading
 import time
@@ -26,6 +25,7 @@ from typing import Any, BinaryIO
 
 from daemon.audio import AudioFormat, AudioInfo, AudioProblem, inspect_stream
 from daemon.client import Submission
+from daemon.fsboundary import Checked
 from daemon.logs import get_logger
 from daemon.recordings import EXTRA_HINT, can_mix_natively, describe
 
@@ -392,7 +392,7 @@ def clear_work_folder(state_dir: Path) -> None:
 
 @contextlib.asynccontextmanager
 async def produced_for_upload(
-    action: str, path: Path, state_dir: Path, stem: str, label: str
+    action: str, source: Checked, state_dir: Path, stem: str, label: str
 ) -> AsyncIterator[Produced]:
     """Make the file to upload in a worker thread; remove it when the upload is over.
 
@@ -404,9 +404,9 @@ async def produced_for_upload(
 
     def make() -> Produced:
         folder.mkdir(parents=True, exist_ok=True)
-        with open(path, "rb") as source:
-            size = os.fstat(source.fileno()).st_size
-            return produce(action, source, size, folder / f"{stem}.wav", stop)
+        # The descriptor checked at the trust boundary, never the path again.
+        with source.stream() as stream:
+            return produce(action, stream, source.info.st_size, folder / f"{stem}.wav", stop)
 
     started = time.monotonic()
     try:

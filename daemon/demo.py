@@ -77,10 +77,16 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _fresh_layout(root: Path) -> None:
-    """The demo folder is the demo's own (it carries a marker): start it afresh each time."""
+    """The demo folder is the demo's own (it carries a marker): start it afresh each time.
+
+    The safe layout: done/ and failed/ beside the inbox, not in it, so whoever may drop files
+    cannot rename or replace them; the inbox is sticky, so droppers cannot move each other's
+    files either.
+    """
     for name in ("inbox", "done", "failed", "state"):
         shutil.rmtree(root / name, ignore_errors=True)
         (root / name).mkdir(parents=True)
+    (root / "inbox").chmod(0o1775)
     (root / MARKER).write_text("created by symbl-inbox demo\n")
 
 

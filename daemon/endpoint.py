@@ -31,6 +31,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from daemon.config.model import Config, HttpSettings
+from daemon.httpguard import MAX_HEAD_BYTES, ConnectionGuard, connection_limit, guarded_protocol
 from daemon.live import stall_json
 from daemon.logs import get_logger, masker
 from daemon.metrics import Metrics
@@ -126,6 +127,8 @@ async def start_endpoint(daemon: Daemon, settings: HttpSettings) -> Endpoint:
     masker.register([secret])
     host, port = parse_listen(settings.listen)
     sock = _listening_socket(host, port)
+    # Limits for an address anyone may reach: see daemon.httpguard.
+    guard = ConnectionGuard(connection_limit())
     config = uvicorn.Config(
         create_app(daemon, secret),
         lifespan="off",
@@ -133,6 +136,9 @@ async def start_endpoint(daemon: Daemon, settings: HttpSettings) -> Endpoint:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=1,
+        http=guarded_protocol(guard),
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        timeout_keep_alive=5,
     )
     server = _QuietServer(config)
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
@@ -159,7 +165,7 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(128)
+        sock.listen(1024)  # a burst of connections waits in the kernel, not refused
         sock.setblocking(False)
     except OSError:
         sock.close()

@@ -7,8 +7,8 @@ Content is judged once the file is stable (``TrackedFile``), before anything is 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from daemon.fsboundary import Folder, scan_folder
 from daemon.params import ParamProblem, dotted, merge_params, unknown_key_message, validate_params
 
 SIDECAR_SUFFIXES = (".yaml", ".yml")
@@ -33,6 +34,10 @@ _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
 _IGNORED_SUFFIXES = (".part", ".tmp", "~", ".swp", ".crdownload", ".partial")
 SIDECAR_KEYS = ("conversation", "part", "conversationId", "params")
 URL_DROP_KEYS = ("url", *SIDECAR_KEYS)
+# Parameters the daemon sets itself: a sidecar or URL drop may not set them.
+DAEMON_OWNED_PARAMS = ("webhookUrl",)
+# What Symbl issues as a conversationId: digits.
+_CONVERSATION_ID = re.compile(r"[0-9]{1,40}")
 
 
 _ANY_AUDIO = AUDIO_SUFFIXES + OTHER_AUDIO_SUFFIXES
@@ -58,20 +63,8 @@ def classify(name: str) -> Candidate | None:
     return None
 
 
-def sidecar_names(audio_name: str) -> tuple[str, ...]:
-    return tuple(audio_name + suffix for suffix in SIDECAR_SUFFIXES)
-
-
 def audio_name_of_sidecar(sidecar_name: str) -> str:
     return sidecar_name.rsplit(".", 1)[0]
-
-
-def find_sidecar(audio_path: Path) -> Path | None:
-    for name in sidecar_names(audio_path.name):
-        candidate = audio_path.with_name(name)
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 @dataclass(frozen=True)
@@ -101,45 +94,32 @@ class InboxFilter:
             return None
         return text
 
-    def scan(self) -> list[tuple[str, os.stat_result, Candidate]]:
-        """Every candidate file under the inbox now, with its stat (for startup and rescans).
+    def scan(self, folder: Folder) -> list[tuple[str, os.stat_result, Candidate]]:
+        """Every candidate entry under the inbox now, with its lstat (startup and rescans).
 
-        Works on strings, walking top-down, because a backlog of ten thousand files makes the
-        per-path ``relative`` (which must judge any path on its own) too slow here.
+        Works on names below the inbox's descriptor, walking top-down and entering sub-folders
+        without following symlinks; a backlog of ten thousand files makes the per-path
+        ``relative`` (which must judge any path on its own) too slow here.
         """
-        found: list[tuple[str, os.stat_result, Candidate]] = []
-        skip = frozenset(str(folder) for folder in self.skip_dirs)
-        self._scan_dir(str(self.root), "", skip, found)
-        return found
+        skip = frozenset(
+            folder_path.relative_to(self.root).as_posix()
+            for folder_path in self.skip_dirs
+            if folder_path.is_relative_to(self.root) and folder_path != self.root
+        )
+        kinds: dict[str, Candidate] = {}
 
-    def _scan_dir(
-        self,
-        folder: str,
-        prefix: str,
-        skip: frozenset[str],
-        found: list[tuple[str, os.stat_result, Candidate]],
-    ) -> None:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            return
-        for entry in entries:
-            rel = prefix + entry.name
-            if entry.is_dir(follow_symlinks=False):
-                if self.recursive and self._descend(entry, rel, skip):
-                    self._scan_dir(entry.path, rel + "/", skip, found)
-                continue
-            kind = classify(entry.name)
+        def descend(rel: str, name: str) -> bool:
+            return not name.startswith(".") and rel not in skip and not self._excluded(rel + "/x")
+
+        def keep(rel: str, name: str) -> bool:
+            kind = classify(name)
             if kind is None or (self.exclude and self._excluded(rel)):
-                continue
-            try:
-                found.append((rel, entry.stat(), kind))
-            except OSError:
-                continue
+                return False
+            kinds[rel] = kind
+            return True
 
-    def _descend(self, entry: os.DirEntry[str], rel: str, skip: frozenset[str]) -> bool:
-        hidden = entry.name.startswith(".")
-        return not hidden and entry.path not in skip and not self._excluded(rel + "/x")
+        found = scan_folder(folder, self.recursive, descend, keep)
+        return [(rel, info, kinds[rel]) for rel, info in found]
 
     def _excluded(self, rel: str) -> bool:
         return any(fnmatch.fnmatch(rel, pattern) for pattern in self.exclude)
@@ -202,23 +182,30 @@ class DirectionsError(Exception):
         self.lines = lines
 
 
-def read_directions(path: Path, *, is_drop: bool, profile_params: Mapping[str, Any]) -> Directions:
-    """Parse and check a sidecar or URL drop; every problem at once, each pointing at its line."""
-    from daemon.config import ConfigError, load_yaml_document
+def directions_from_document(
+    document: Any,
+    name: str,
+    is_drop: bool,
+    profile_params: Mapping[str, Any],
+    *,
+    private: bool = False,
+) -> Directions:
+    """Check a parsed sidecar or URL drop (a ``YamlDocument``) against the profile.
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DirectionsError([f"{path.name}: not UTF-8 text ({exc.reason})"]) from exc
-    try:
-        document = load_yaml_document(text, path.name)
-    except ConfigError as exc:
-        raise DirectionsError([str(problem) for problem in exc.problems]) from exc
+    ``private``: the file was readable by its owner only, so the messages name lines, never
+    what is written on them.
+    """
     problems: list[tuple[tuple[str | int, ...], str]] = []
     directions = _directions_from(document.data, is_drop, profile_params, problems)
     if problems:
+        if private:
+            lines = sorted({document.line_of(loc) or 0 for loc, _ in problems})
+            raise DirectionsError(
+                [f"{name}:{line}: not accepted (details withheld: the file is readable by its "
+                 "owner only)" for line in lines]
+            )  # fmt: skip
         raise DirectionsError(
-            [_pointed(path.name, document.line_of(loc), loc, msg) for loc, msg in problems]
+            [_pointed(name, document.line_of(loc), loc, msg) for loc, msg in problems]
         )
     return directions
 
@@ -245,6 +232,9 @@ def _directions_from(
             problems.append(((str(key),), unknown_key_message(str(key), allowed)))
     conversation = _text_or_number(data, "conversation", problems)
     conversation_id = _text_or_number(data, "conversationId", problems)
+    if conversation_id is not None and not _CONVERSATION_ID.fullmatch(conversation_id):
+        problems.append((("conversationId",), "must be a Symbl conversationId: digits only"))
+        conversation_id = None
     part = _part(data, problems)
     params = _params(data, profile_params, problems)
     url = _url(data, problems) if is_drop else None
@@ -286,6 +276,11 @@ def _params(
     if not isinstance(overrides, dict):
         problems.append((("params",), "must be a mapping of Symbl parameters"))
         return {}
+    owned = [key for key in DAEMON_OWNED_PARAMS if key in overrides]
+    for key in owned:
+        problems.append((("params", key), "is set by the daemon; a sidecar may not set it"))
+    if owned:
+        return {}
     checked, found = validate_params(merge_params(profile_params, overrides))
     problems.extend(_under_params(problem) for problem in found)
     return checked
@@ -307,15 +302,6 @@ def _url(data: dict[str, Any], problems: list[tuple[tuple[str | int, ...], str]]
         problems.append((("url",), "has no host"))
         return None
     return value
-
-
-def content_sha256(path: Path) -> str:
-    """The sha256 of a file's content, read in chunks (memory does not grow with the file)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def continuation_from_name(pattern: Any, name: str) -> tuple[str, int] | None:

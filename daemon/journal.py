@@ -12,6 +12,7 @@ which WAL allows while the daemon runs.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from daemon.fsboundary import is_utf8
 
 JOURNAL_NAME = "journal.sqlite3"
 
@@ -236,7 +239,16 @@ class Journal:
         cursor = self._write(
             "INSERT INTO files (inbox, rel_path, kind, size, mtime_ns, state, data, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (inbox, rel_path, kind.value, size, mtime_ns, state.value, json.dumps(data), now),
+            (
+                inbox,
+                _text(rel_path),
+                kind.value,
+                size,
+                mtime_ns,
+                state.value,
+                json.dumps(data),
+                now,
+            ),
         )
         assert cursor.lastrowid is not None
         return FileRecord(cursor.lastrowid, inbox, rel_path, kind, size, mtime_ns, state, data=data)
@@ -284,7 +296,7 @@ class Journal:
     def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
         rows = self._db.execute(
             "SELECT * FROM files WHERE inbox = ? AND conversation_key = ? ORDER BY id",
-            (inbox, key),
+            (inbox, _text(key)),
         )
         return [_file_from_row(row) for row in rows]
 
@@ -307,13 +319,13 @@ class Journal:
 
     def conversation(self, inbox: str, key: str) -> ConversationRecord:
         row = self._db.execute(
-            "SELECT * FROM conversations WHERE inbox = ? AND key = ?", (inbox, key)
+            "SELECT * FROM conversations WHERE inbox = ? AND key = ?", (inbox, _text(key))
         ).fetchone()
         if row is None:
             return ConversationRecord(inbox, key)
         return ConversationRecord(
             row["inbox"],
-            row["key"],
+            _untext(row["key"]),
             row["conversation_id"],
             row["last_part_done"],
             row["last_part_assigned"],
@@ -331,7 +343,7 @@ class Journal:
             " data = excluded.data, updated_at = excluded.updated_at",
             (
                 record.inbox,
-                record.key,
+                _text(record.key),
                 record.conversation_id,
                 record.last_part_done,
                 record.last_part_assigned,
@@ -343,7 +355,7 @@ class Journal:
 
     def conversations(self) -> list[ConversationRecord]:
         rows = self._db.execute("SELECT inbox, key FROM conversations ORDER BY inbox, key")
-        return [self.conversation(row[0], row[1]) for row in rows.fetchall()]
+        return [self.conversation(row[0], _untext(row[1])) for row in rows.fetchall()]
 
     # ------------------------------------------------------------------ operator commands
 
@@ -352,7 +364,7 @@ class Journal:
         row = self._db.execute(
             "SELECT * FROM files WHERE inbox = ? AND filed_path = ? AND state = 'filed'"
             " AND outcome = 'failed' ORDER BY id DESC LIMIT 1",
-            (inbox, filed_path),
+            (inbox, _text(filed_path)),
         ).fetchone()
         return _file_from_row(row) if row else None
 
@@ -368,11 +380,26 @@ def _column_value(value: Any) -> Any:
         return json.dumps(value)
     if isinstance(value, StrEnum):
         return value.value
+    return _text(value)
+
+
+def _text(value: Any) -> Any:
+    """A name as SQLite can keep it losslessly: TEXT when it is UTF-8, else its bytes (a BLOB).
+
+    File names are decoded with surrogateescape, which SQLite's UTF-8 cannot store. The same
+    name always maps to the same stored value, so lookups by name still match.
+    """
+    if isinstance(value, str) and not is_utf8(value):
+        return os.fsencode(value)
     return value
 
 
+def _untext(value: Any) -> Any:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
 def _file_from_row(row: sqlite3.Row) -> FileRecord:
-    values = {name: row[name] for name in _FILE_COLUMNS}
+    values = {name: _untext(row[name]) for name in _FILE_COLUMNS}
     values["kind"] = Kind(values["kind"])
     values["state"] = State(values["state"])
     values["data"] = json.loads(values["data"])

@@ -84,12 +84,26 @@ def configure_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             masker,
+            *(() if use_json else (_printable,)),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_level_number(level)),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+
+
+def _printable(
+    logger: Any, method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """On a terminal, file names (any bytes a dropper chose) print escaped: no control
+    characters, no undecodable bytes. JSON lines escape them already."""
+    from daemon.fsboundary import display
+
+    for key, item in list(event_dict.items()):
+        if isinstance(item, str) and key != "exception":
+            event_dict[key] = display(item)
+    return event_dict
 
 
 def set_level(level: str) -> None:

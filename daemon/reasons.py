@@ -14,6 +14,7 @@ FAILURE_REASONS: tuple[str, ...] = (
     "unsupported_format",
     "conversion_failed",
     "unreadable_file",
+    "not_a_regular_file",
     "bad_sidecar",
     "bad_url_drop",
     "bad_parameters",

@@ -5,9 +5,12 @@ Secrets never reach them: the whole record goes through the log masker before it
 
 from __future__ import annotations
 
+import base64
+import os
 from datetime import UTC, datetime
 from typing import Any
 
+from daemon.fsboundary import is_utf8
 from daemon.journal import FileRecord
 from daemon.logs import masker
 
@@ -26,10 +29,22 @@ def _attempt(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def name_fields(rel_path: str) -> dict[str, Any]:
+    """``file``: the name as text; a name that is not UTF-8 has its bytes shown as ``\\xNN``
+    there, and exactly in ``fileBase64``."""
+    if is_utf8(rel_path):
+        return {"file": rel_path}
+    raw = os.fsencode(rel_path)
+    return {
+        "file": raw.decode("utf-8", "backslashreplace"),
+        "fileBase64": base64.b64encode(raw).decode("ascii"),
+    }
+
+
 def _common(record: FileRecord) -> dict[str, Any]:
     data = record.data
     common: dict[str, Any] = {
-        "file": record.rel_path,
+        **name_fields(record.rel_path),
         "inbox": record.inbox,
         "kind": record.kind.value,
         "profile": record.profile,
@@ -83,5 +98,7 @@ def error_record(record: FileRecord) -> dict[str, Any]:
         "status": data.get("job_status"),
         "parameters": data.get("params"),
     }
+    if "entry_type" in data:
+        error["entryType"] = data["entry_type"]
     scrubbed: dict[str, Any] = masker.scrub(error)
     return scrubbed

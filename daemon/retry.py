@@ -23,7 +23,8 @@ from pathlib import Path
 
 from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from daemon.config import Config, Inbox
-from daemon.filing import ERROR_SUFFIX, choose_target, move_file
+from daemon.filing import ERROR_SUFFIX, choose_target_in
+from daemon.fsboundary import Folder, move_entry, rename_noreplace
 from daemon.intake import SIDECAR_SUFFIXES, Candidate, classify
 from daemon.journal import JOURNAL_NAME, Journal
 from daemon.reasons import FAILURE_REASONS
@@ -183,37 +184,62 @@ def _reason_in(error_record: Path) -> str | None:
 
 
 def retry_one(failed: FailedFile, journal: Journal | None, now: float) -> Retried:
-    """Move the file (sidecar first) into its inbox, set its record aside, mark the journal."""
+    """Move the file (sidecar first) into its inbox, set its record aside, mark the journal.
+
+    Through the folder descriptors of ``daemon.fsboundary``, like the daemon's own filing:
+    entries move as they are (a symlink a dropper left in failed/ moves as a link, it is
+    never followed), and nothing is overwritten.
+    """
     suffix = failed.sidecar_suffix()
     companions = (suffix,) if suffix else ()
-    target_rel = choose_target(failed.inbox.path, failed.rel_path, companions)
-    target = failed.inbox.path / target_rel
-    sidecar_target = None
-    if suffix:
-        sidecar_target = target.with_name(target.name + suffix)
-        move_file(failed.path.with_name(failed.path.name + suffix), sidecar_target)
-    move_file(failed.path, target)
-    set_aside = _free_name(failed.error_record, RETRIED_MARK + _utc_stamp(now))
-    failed.error_record.rename(set_aside)
+    inbox = failed.inbox
+    # The operator's own command, often run as root: failed/ is opened as configured, whoever
+    # owns it, but still without following a symlink in its place.
+    target_folder = Folder.open(inbox.path)
+    anchor = target_folder if inbox.failed.is_relative_to(inbox.path) else None
+    try:
+        source = Folder.open(inbox.failed, anchor=anchor)
+    except BaseException:
+        target_folder.close()
+        raise
+    try:
+        target_rel = choose_target_in(target_folder, failed.rel_path, companions)
+        with (
+            source.parent_of(failed.rel_path) as (source_fd, name),
+            target_folder.parent_of(target_rel, create=True) as (target_fd, target_name),
+        ):
+            if suffix:
+                move_entry(source_fd, name + suffix, target_fd, target_name + suffix)
+            move_entry(source_fd, name, target_fd, target_name)
+            set_aside = _set_aside(source_fd, name + ERROR_SUFFIX, RETRIED_MARK + _utc_stamp(now))
+    finally:
+        source.close()
+        target_folder.close()
+    target = inbox.path / target_rel
+    sidecar_target = target.with_name(target.name + suffix) if suffix else None
     if journal is not None:
         record = journal.filed_failure_at(failed.inbox.key, failed.rel_path)
         if record is not None:
             journal.mark_retried(record, now)
-    return Retried(failed, target, sidecar_target, set_aside)
+    return Retried(failed, target, sidecar_target, failed.error_record.with_name(set_aside))
+
+
+def _set_aside(folder_fd: int, name: str, suffix: str) -> str:
+    """Rename the error record to ``name`` + ``suffix`` (+ ``-N`` when a retry in the same
+    second took that name); the new name."""
+    number = 0
+    while True:
+        candidate = name + suffix + (f"-{number}" if number else "")
+        try:
+            rename_noreplace(folder_fd, name, folder_fd, candidate)
+        except FileExistsError:
+            number += 1
+            continue
+        return candidate
 
 
 def _utc_stamp(when: float) -> str:
     return datetime.fromtimestamp(when, UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def _free_name(path: Path, suffix: str) -> Path:
-    """``path`` + ``suffix``, or + ``suffix-N`` when a retry in the same second took it."""
-    candidate = path.with_name(path.name + suffix)
-    number = 1
-    while candidate.exists():
-        candidate = path.with_name(f"{path.name}{suffix}-{number}")
-        number += 1
-    return candidate
 
 
 def _writable_journal(state_dir: Path) -> Journal | None:

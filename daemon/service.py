@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from daemon.audio import AudioInfo, AudioProblem, inspect_file
+from daemon.audio import AudioInfo, AudioProblem
 from daemon.client import (
     AuthenticationError,
     FileChangedError,
@@ -44,9 +44,22 @@ from daemon.convert import (
     produced_for_upload,
 )
 from daemon.convkeys import folder_of, scoped_key
+from daemon.dropped import Examination, examine
 from daemon.endpoint import Endpoint, resolve_webhook_secret, start_endpoint
 from daemon.exports import Exports, fetch_exports, name_export_files
-from daemon.filing import TRANSCRIPT_SUFFIX, choose_target, file_away, record_suffix
+from daemon.filing import TRANSCRIPT_SUFFIX, choose_target_in, file_into, record_suffix
+from daemon.fsboundary import (
+    Boundaries,
+    Checked,
+    Folder,
+    FolderSwapped,
+    InboxFiles,
+    NotRegularFile,
+    display,
+    lstat_in,
+    open_in,
+    sha256_of,
+)
 from daemon.hooks import Happening, HookEvent, HookRunner
 from daemon.intake import (
     Candidate,
@@ -56,10 +69,8 @@ from daemon.intake import (
     TrackedFile,
     audio_name_of_sidecar,
     classify,
-    content_sha256,
     continuation_from_name,
-    find_sidecar,
-    read_directions,
+    directions_from_document,
     short_grace,
 )
 from daemon.journal import (
@@ -73,7 +84,7 @@ from daemon.journal import (
 )
 from daemon.live import LiveState, UploadMeters, remove_live, runtime_dir, write_live
 from daemon.lock import AlreadyRunning, StateLock
-from daemon.logs import get_logger, masker, set_level
+from daemon.logs import MASK, get_logger, masker, set_level
 from daemon.metrics import Metrics
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
@@ -103,6 +114,11 @@ _JOURNAL_DAMAGED = (
 )
 _LIVE_WRITE_SECONDS = 1.0
 _LIVE_REFRESH_SECONDS = 15.0
+_NOT_REGULAR_MESSAGE = (
+    "{}, not a regular file: the daemon never opens, reads or follows such entries; the entry "
+    "itself was moved here"
+)
+_SWAPPED_RETRY_SECONDS = 2.0
 
 
 @dataclass
@@ -184,6 +200,8 @@ class Daemon:
         self._state_room.set()
         self.uploads = UploadMeters()
         self.hooks: HookRunner | None = None
+        # Every file-system operation on inboxes, done/ and failed/ goes through these.
+        self.boundaries = Boundaries()
         # Filing fsyncs several times per file; in its own threads it never queues ahead of
         # the file reads that uploads need from the default pool.
         self._filing_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="symbl-filing")
@@ -344,6 +362,7 @@ class Daemon:
         if self._client is not None:
             await self._client.aclose()
         self._filing_pool.shutdown(wait=True)
+        self.boundaries.close()
         if self.journal is not None:
             self.journal.close()
         log.info("daemon_stopped")
@@ -592,6 +611,9 @@ class Daemon:
             log.info("inbox_watching", inbox=inbox.key, mode=runtime.watcher.mode)
         runtime.available = True
         self.stalls.clear(StallKind.INBOX_UNAVAILABLE, inbox.key)
+        with contextlib.suppress(OSError):  # pinned now: a folder swapped later is noticed
+            for outcome in ("done", "failed"):
+                self._files(inbox).target(outcome)
         self.rescan(runtime)
 
     def _inbox_stalled(self, inbox: Inbox, what: str) -> None:
@@ -610,7 +632,11 @@ class Daemon:
     def rescan(self, runtime: InboxRuntime) -> None:
         """Look at every file in the inbox: the safety net under events."""
         runtime.next_rescan = time.monotonic() + runtime.inbox.rescan_seconds
-        found = runtime.filter.scan()
+        try:
+            found = runtime.filter.scan(self._files(runtime.inbox).inbox)
+        except OSError as exc:  # e.g. the inbox path is now a symlink: never followed
+            log.error("inbox_scan_failed", inbox=runtime.inbox.key, error=str(exc))
+            found = []
         known = len(self.active)
         with self.db.transaction():
             for rel, stat, kind in found:
@@ -635,10 +661,10 @@ class Daemon:
             if kind is Candidate.SIDECAR:
                 self._sidecar_touched(runtime, audio_name_of_sidecar(rel))
             elif not deleted:
-                stat = path.stat()
+                stat = lstat_in(self._files(runtime.inbox).inbox, rel)
                 self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns)
-        except FileNotFoundError:
-            return
+        except OSError:
+            return  # gone, or reached only through a symlink: nothing of this inbox
         except Exception:
             log.exception("internal_error", inbox=inbox_key, file=rel)
 
@@ -729,12 +755,12 @@ class Daemon:
         settle = runtime.inbox.settle_seconds
         now = time.monotonic()
         try:
-            stat = tracked.path.stat()
-        except FileNotFoundError:
+            stat = lstat_in(self._files(runtime.inbox).inbox, tracked.rel)
+        except (FileNotFoundError, NotADirectoryError):
             self._vanished(runtime, tracked.record_id)
             return
         except OSError as exc:
-            log.warning("file_stat_failed", file=str(tracked.path), error=str(exc))
+            log.warning("file_stat_failed", file=display(tracked.rel), error=str(exc))
             self._check_later(runtime, tracked, max(settle, 1.0))
             return
         tracked.observe(stat.st_size, stat.st_mtime_ns, now)
@@ -755,14 +781,36 @@ class Daemon:
         batch is one journal transaction.
         """
         while self._admissions:
+            batch = [
+                self._admissions.popleft()
+                for _ in range(min(_ADMISSION_BATCH, len(self._admissions)))
+            ]
+            # Opening, sniffing and sidecar parsing happen in a worker thread, off the loop.
+            examined = await asyncio.to_thread(self._examine_batch, batch)
             with self.db.transaction():
-                for _ in range(min(_ADMISSION_BATCH, len(self._admissions))):
-                    runtime, tracked, size, mtime_ns = self._admissions.popleft()
-                    self._admit_one(runtime, tracked, size, mtime_ns)
+                for (runtime, tracked, size, mtime_ns), exam in zip(batch, examined, strict=True):
+                    self._admit_one(runtime, tracked, size, mtime_ns, exam)
             await asyncio.sleep(0)
             if self._enough_ready():
                 # The uploads have work queued: the rest is admitted in their pauses.
                 await self._wait_for_quiet_uploads()
+
+    def _examine_batch(
+        self, batch: list[tuple[InboxRuntime, TrackedFile, int, int]]
+    ) -> list[Examination]:
+        examined = []
+        for runtime, tracked, _, _ in batch:
+            is_drop = classify(Path(tracked.rel).name) is Candidate.URL_DROP
+            try:
+                folder = self._files(runtime.inbox).inbox
+            except OSError as exc:
+                examined.append(Examination(audio=exc))
+                continue
+            examined.append(examine(folder, tracked.rel, is_drop=is_drop))
+        return examined
+
+    def _files(self, inbox: Inbox) -> InboxFiles:
+        return self.boundaries.of(inbox.key, inbox.path, inbox.done, inbox.failed)
 
     def _enough_ready(self) -> bool:
         """Whether the ready files would fill every free job slot and upload slot."""
@@ -772,14 +820,19 @@ class Daemon:
         return ready >= max(free_jobs, symbl.max_concurrent_uploads)
 
     def _admit_one(
-        self, runtime: InboxRuntime, tracked: TrackedFile, size: int, mtime_ns: int
+        self,
+        runtime: InboxRuntime,
+        tracked: TrackedFile,
+        size: int,
+        mtime_ns: int,
+        exam: Examination,
     ) -> None:
         record = self.db.get(tracked.record_id)
         if record is None or record.state is not State.WAITING:
             return
         record.size, record.mtime_ns = size, mtime_ns
         try:
-            self._admit(runtime, record, tracked)
+            self._admit(runtime, record, tracked, exam)
         except Exception:
             log.exception("internal_error", inbox=record.inbox, file=record.rel_path)
             runtime.tracked[record.rel_path] = tracked
@@ -798,21 +851,32 @@ class Daemon:
 
     # ================================================================ admission
 
-    def _admit(self, runtime: InboxRuntime, record: FileRecord, tracked: TrackedFile) -> None:
-        """Read the sidecar, check the audio, place the file in its conversation."""
+    def _admit(
+        self, runtime: InboxRuntime, record: FileRecord, tracked: TrackedFile, exam: Examination
+    ) -> None:
+        """Judge the examined entry and its sidecar, place the file in its conversation."""
         inbox = runtime.inbox
-        path = inbox.path / record.rel_path
-        inspected = self._inspect(path) if record.kind is Kind.AUDIO else None
+        if exam.vanished:
+            self._vanished(runtime, record.id)
+            return
+        inspected = exam.audio if record.kind is Kind.AUDIO else None
         if self._still_short(runtime, tracked, inspected):
             return
         profile = self.config.profile_for(inbox)
         record.profile = profile.name
         record.stamp("ready")
-        try:
-            directions = self._directions(record, path, profile)
-        except FileNotFoundError:
-            self._vanished(runtime, record.id)
+        if exam.sidecar is not None:
+            record.data["sidecar"] = exam.sidecar
+        if exam.size is not None and exam.mtime_ns is not None:
+            # What was checked is what is sent: the upload refuses a file changed since.
+            record.size, record.mtime_ns = exam.size, exam.mtime_ns
+        if exam.not_regular is not None:
+            record.data["entry_type"], message = exam.not_regular
+            record.data["params"] = dict(profile.params)
+            self._fail(record, "not_a_regular_file", _NOT_REGULAR_MESSAGE.format(message))
             return
+        try:
+            directions = self._directions(record, exam, profile)
         except _Rejection as rejection:
             record.data["params"] = rejection.params
             self._fail(record, rejection.reason, rejection.message)
@@ -848,34 +912,24 @@ class Daemon:
         else:
             self._hold_or_release(record, conversation)
 
-    def _directions(self, record: FileRecord, path: Path, profile: Profile) -> Directions:
+    def _directions(self, record: FileRecord, exam: Examination, profile: Profile) -> Directions:
         is_drop = record.kind is Kind.URL
-        source = path if is_drop else find_sidecar(path)
-        if source is None:
+        if exam.refused is not None:
+            reason, lines = exam.refused
+            raise _Rejection(reason, "\n".join(lines), dict(profile.params))
+        if is_drop and exam.document is None and isinstance(exam.audio, OSError):
+            error = exam.audio
+            raise _Rejection("unreadable_file", f"cannot read it: {error.strerror}", {})
+        if exam.document is None:
             return Directions(params=dict(profile.params))
-        if not is_drop:
-            record.data["sidecar"] = source.name[len(path.name) :]
+        name = Path(record.rel_path).name + ("" if is_drop else exam.sidecar or "")
         try:
-            return read_directions(source, is_drop=is_drop, profile_params=profile.params)
+            return directions_from_document(
+                exam.document, display(name), is_drop, profile.params, private=exam.private
+            )
         except DirectionsError as exc:
             reason = "bad_url_drop" if is_drop else "bad_sidecar"
             raise _Rejection(reason, "\n".join(exc.lines), dict(profile.params)) from exc
-        except FileNotFoundError:
-            if is_drop:
-                raise
-            return Directions(params=dict(profile.params))
-        except OSError as exc:
-            raise _Rejection(
-                "unreadable_file", f"cannot read {source.name}: {exc.strerror}", {}
-            ) from exc
-
-    @staticmethod
-    def _inspect(path: Path) -> AudioInfo | AudioProblem | OSError:
-        """The header, read once per admission; a problem is returned to be judged later."""
-        try:
-            return inspect_file(path)
-        except (AudioProblem, OSError) as problem:
-            return problem
 
     def _still_short(
         self,
@@ -930,10 +984,12 @@ class Daemon:
         """``on_duplicate: skip``: hash the file off the loop (it may be gigabytes), then send
         it, or file it at once if the same content already reached done/ from this inbox."""
         try:
-            record.sha256 = await asyncio.to_thread(
-                content_sha256, runtime.inbox.path / record.rel_path
-            )
-        except FileNotFoundError:
+            record.sha256 = await asyncio.to_thread(self._hash, runtime.inbox, record.rel_path)
+        except NotRegularFile as exc:
+            record.data["entry_type"] = exc.entry_type
+            self._fail(record, "not_a_regular_file", _NOT_REGULAR_MESSAGE.format(exc.strerror))
+            return
+        except (FileNotFoundError, NotADirectoryError):
             self._vanished(runtime, record.id)
             return
         except OSError as exc:
@@ -954,6 +1010,10 @@ class Daemon:
         self.db.save(record)
         log.info("file_duplicate_skipped", inbox=record.inbox, file=record.rel_path)
         await self._file(record)
+
+    def _hash(self, inbox: Inbox, rel: str) -> str:
+        with open_in(self._files(inbox).inbox, rel) as checked:
+            return sha256_of(checked)
 
     # ================================================================ conversations
 
@@ -1230,9 +1290,14 @@ class Daemon:
         params = dict(record.data.get("params", {}))
         if target is None:
             # Symbl names a conversation after its id unless told; the file name reads better.
-            params.setdefault("name", Path(record.rel_path).name)
+            params.setdefault("name", display(Path(record.rel_path).name))
+        sent = params
         if self.config.http is not None and self.config.http.public_url:
-            params.setdefault("webhookUrl", self._webhook_url())
+            # The journal and the records keep the URL without its secret; only the request
+            # carries it.
+            masked = self._webhook_url(masked=True)
+            if params.setdefault("webhookUrl", masked) == masked:
+                sent = {**params, "webhookUrl": self._webhook_url()}
         record.data["params"] = params
         record.state = State.UPLOADING
         record.data["attempts"] = int(record.data.get("attempts", 0)) + 1
@@ -1245,38 +1310,24 @@ class Daemon:
             append_to=target,
             attempt=record.data["attempts"],
         )
-        path = Path(record.inbox) / record.rel_path
         try:
             if record.kind is Kind.URL:
                 submission = await self.client.submit_url(
-                    str(record.data["url"]), params, conversation_id=target
+                    str(record.data["url"]), sent, conversation_id=target
                 )
             elif record.data.get("send", {}).get("action", "as_is") != "as_is":
-                action = record.data["send"]["action"]
-                state_dir, stem = self.config.state_dir, str(record.id)
-                made = produced_for_upload(action, path, state_dir, stem, record.rel_path)
-                async with made as produced:
-                    note_produced(record.data, produced)
-                    submission = await self.client.submit_file(
-                        produced.path, params, conversation_id=target, content_type="audio/wav"
-                    )
-                    submission = original_submission(submission, produced)
+                submission = await self._submit_produced(record, sent, target)
             else:
-                submission = await self.client.submit_file(
-                    path,
-                    params,
-                    conversation_id=target,
-                    content_type=record.data.get("content_type"),
-                    progress=self.uploads.begin(
-                        record.id, record.inbox, record.rel_path, record.size
-                    ),
-                )
+                submission = await self._submit_checked(record, sent, target)
+        except NotRegularFile as exc:
+            record.data["entry_type"] = exc.entry_type
+            self._fail(record, "not_a_regular_file", _NOT_REGULAR_MESSAGE.format(exc.strerror))
         except SymblError as error:
             self._note_attempts(record, error.attempts)
             self._upload_failed(record, error, appending=target is not None)
         except AudioProblem as problem:
             self._fail(record, problem.reason, problem.message)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             runtime = self.inboxes.get(record.inbox)
             if runtime is not None:
                 self._vanished(runtime, record.id)
@@ -1285,17 +1336,73 @@ class Daemon:
         else:
             self._submitted(record, submission)
 
+    async def _open_admitted(self, record: FileRecord) -> Checked:
+        """The file, opened across the trust boundary and checked again: one that is not the
+        file admitted (size, mtime) is settled and checked anew."""
+        inbox = self._inbox_by_key(record.inbox)
+        if inbox is None:
+            raise FileNotFoundError(record.rel_path)
+        checked = await asyncio.to_thread(open_in, self._files(inbox).inbox, record.rel_path)
+        info = checked.info
+        if (info.st_size, info.st_mtime_ns) != (record.size, record.mtime_ns):
+            checked.close()
+            raise FileChangedError(f"{display(record.rel_path)} changed since it was checked")
+        return checked
+
+    async def _submit_checked(
+        self, record: FileRecord, params: dict[str, Any], target: str | None
+    ) -> Submission:
+        """Upload the admitted file's own descriptor, as it is."""
+        with await self._open_admitted(record) as checked:
+            return await self.client.submit_descriptor(
+                checked.fd,
+                params,
+                conversation_id=target,
+                content_type=record.data.get("content_type"),
+                label=display(record.rel_path),
+                progress=self.uploads.begin(record.id, record.inbox, record.rel_path, record.size),
+            )
+
+    async def _submit_produced(
+        self, record: FileRecord, params: dict[str, Any], target: str | None
+    ) -> Submission:
+        """Upload a mono mix or a conversion, made in state_dir from the admitted descriptor."""
+        action = record.data["send"]["action"]
+        with await self._open_admitted(record) as checked:
+            made = produced_for_upload(
+                action,
+                checked,
+                self.config.state_dir,
+                str(record.id),
+                display(record.rel_path),
+            )
+            async with made as produced:
+                note_produced(record.data, produced)
+                submission = await self.client.submit_file(
+                    produced.path,
+                    params,
+                    conversation_id=target,
+                    content_type="audio/wav",
+                    progress=self.uploads.begin(
+                        record.id, record.inbox, record.rel_path, produced.size
+                    ),
+                )
+                return original_submission(submission, produced)
+
     def _webhooks_on(self) -> bool:
         http = self.config.http
         return self.endpoint is not None and http is not None and bool(http.public_url)
 
-    def _webhook_url(self) -> str:
+    def _webhook_url(self, *, masked: bool = False) -> str:
         assert self.config.http is not None and self.config.http.public_url
+        base = f"{self.config.http.public_url.rstrip('/')}/webhook/"
+        if masked:
+            return base + MASK
         if self._webhook_secret is None:
             self._webhook_secret = self.config.http.webhook_secret or resolve_webhook_secret(
                 self.config
             )
-        return f"{self.config.http.public_url.rstrip('/')}/webhook/{self._webhook_secret}"
+        return base + self._webhook_secret
 
     @staticmethod
     def _note_attempts(record: FileRecord, attempts: tuple[Any, ...]) -> None:
@@ -1597,9 +1704,21 @@ class Daemon:
             return
         outcome = "done" if record.state is State.COMPLETED else "failed"
         target_root = inbox.done if outcome == "done" else inbox.failed
+        files = self._files(inbox)
         sidecar = record.data.get("sidecar")
         companions = {sidecar: sidecar} if sidecar else {}
         extra_files: dict[str, str] = {}
+        loop = asyncio.get_running_loop()
+        try:
+            # Checked before the exports are fetched: a stopped folder costs no API calls.
+            target: Folder | None = await loop.run_in_executor(
+                self._filing_pool, files.target, outcome
+            )
+        except FolderSwapped as exc:
+            self._filing_stopped(record, exc)
+            return
+        except OSError:
+            target = None  # tried again below, and reported with the other filing errors
         if outcome == "done":
             exports = await self._exports(record)
             if exports.transcript is not None:
@@ -1611,25 +1730,39 @@ class Daemon:
         else:
             payload = error_record(record)
         try:
+            if target is None:
+                target = await loop.run_in_executor(self._filing_pool, files.target, outcome)
             if record.filed_path is None:
                 taken_with = [*companions, *extra_files]
-                record.filed_path = choose_target(target_root, record.rel_path, taken_with)
+                record.filed_path = await loop.run_in_executor(
+                    self._filing_pool, choose_target_in, target, record.rel_path, taken_with
+                )
                 record.outcome = outcome
             name_export_files(payload, record.filed_path)
             self.db.save(record)
             self.db.commit()  # the plan is on disk before the filing thread acts on it
-            await asyncio.get_running_loop().run_in_executor(
+            await loop.run_in_executor(
                 self._filing_pool,
-                file_away,
-                inbox.path,
+                file_into,
+                files.inbox,
                 record.rel_path,
-                target_root,
+                target,
                 record.filed_path,
                 payload,
                 outcome,
                 companions,
                 extra_files,
             )
+        except FolderSwapped as exc:
+            self._filing_stopped(record, exc)
+            return
+        except FileExistsError as exc:
+            # Something took the chosen name since: choose again, and file nothing over it.
+            log.warning("filing_name_taken", file=display(record.rel_path), error=str(exc))
+            record.filed_path = None
+            self.db.save(record)
+            self._later(0.1, lambda: self._refile(record.id, attempt + 1))
+            return
         except OSError as exc:
             delay = _backoff(attempt, 1.0, _RETRY_CAP_SECONDS)
             log.error(
@@ -1642,6 +1775,8 @@ class Daemon:
             )
             self._later(delay, lambda: self._refile(record.id, attempt + 1))
             return
+        if self.stalls.clear(StallKind.INBOX_UNAVAILABLE, _filing_subject(record.inbox)):
+            log.info("filing_resumed", inbox=record.inbox)
         record.state = State.FILED
         record.stamp("filed")
         self.db.save(record)
@@ -1656,6 +1791,17 @@ class Daemon:
             reason=record.reason,
             to=str(target_root / record.filed_path),
         )
+
+    def _filing_stopped(self, record: FileRecord, error: FolderSwapped) -> None:
+        """done/ or failed/ was swapped: file nothing there until it is put right."""
+        message = f"filing stopped: {error.strerror}; put the folder back (or make it anew as "
+        message += "the daemon's user) and filing resumes by itself"
+        subject = _filing_subject(record.inbox)
+        if self.stalls.begin(StallKind.INBOX_UNAVAILABLE, message, subject=subject):
+            log.error("filing_stopped", inbox=record.inbox, message=message)
+        else:
+            log.debug("filing_still_stopped", inbox=record.inbox, message=message)
+        self._later(_SWAPPED_RETRY_SECONDS, lambda: self._refile(record.id, 1))
 
     async def _exports(self, record: FileRecord) -> Exports:
         profile = self.config.profiles.get(record.profile or "")
@@ -1838,12 +1984,18 @@ class Daemon:
     def status_line(self) -> str:
         waiting = sum(len(runtime.tracked) for runtime in self.inboxes.values())
         ready = sum(len(runtime.ready) for runtime in self.inboxes.values())
-        stalled = sorted({stall.kind.value for stall in self.stalls.active()})
-        paused = f" (stalled: {', '.join(stalled)})" if stalled else ""
+        paused = " (paused: credentials rejected)" if self._auth_blocked else ""
+        stalled = "".join(f"; {stall.kind}: {stall.message}" for stall in self.stalls.active())
         return (
             f"{waiting} settling, {ready} ready, {len(self.uploading)} uploading, "
-            f"{len(self.tracking)} jobs running{paused}"
+            f"{len(self.tracking)} jobs running{paused}{stalled}"
         )
+
+
+def _filing_subject(inbox_key: str) -> str:
+    """The subject of a stopped-filing stall: apart from the inbox folder's own stall, so that
+    an inbox coming back does not clear a swapped done/ (or a filing clear a missing inbox)."""
+    return f"{inbox_key} (filing)"
 
 
 class _Rejection(Exception):

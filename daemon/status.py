@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from daemon.config import Config, ConfigError, load_config
+from daemon.fsboundary import display
 from daemon.journal import JOURNAL_NAME, FileRecord, Journal, State
 from daemon.live import age_of, printable, read_live, runtime_dir
 from daemon.lock import running_pid
@@ -192,7 +193,7 @@ def _in_flight(record: FileRecord, now: float) -> dict[str, Any]:
     submitted_at = record.times.get("submitted")
     return {
         "inbox": record.inbox,
-        "file": record.rel_path,
+        "file": display(record.rel_path),  # names are any bytes: escaped for people
         "conversationId": record.conversation_id,
         "jobId": record.job_id,
         "jobStatus": record.data.get("job_status"),
@@ -208,10 +209,10 @@ def _failed_folder(config: Config, inbox_key: str) -> Path | None:
 def _failure(record: FileRecord, failed_folder: Path | None) -> dict[str, Any]:
     filed = None
     if failed_folder is not None and record.filed_path is not None:
-        filed = str(failed_folder / record.filed_path)
+        filed = display(str(failed_folder / record.filed_path))
     return {
         "inbox": record.inbox,
-        "file": record.rel_path,
+        "file": display(record.rel_path),  # names are any bytes: escaped for people
         "filedAs": filed,
         "reason": record.reason,
         "message": record.data.get("message"),
@@ -304,7 +305,7 @@ human_age = _age
 
 
 def _one_line(message: Any) -> str:
-    return " ".join(str(message or "").split())
+    return display(" ".join(str(message or "").split()))
 
 
 def read_journal(config: Config, read: Callable[[Journal | None], T]) -> tuple[T, bool] | None:
@@ -351,7 +352,7 @@ def gather_conversations(journal: Journal | None) -> list[dict[str, Any]]:
     return [
         {
             "inbox": record.inbox,
-            "key": record.key,
+            "key": display(record.key),  # a key taken from a file name: any bytes
             "conversationId": record.conversation_id,
             "partsDone": record.last_part_done,
             "rejected": record.rejected,

@@ -17,7 +17,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 from daemon.config.model import Inbox
 
@@ -112,7 +112,11 @@ class InboxWatcher:
     def start(self) -> None:
         """Begin watching; OSError (inbox missing or unmounted) passes to the caller to retry."""
         observer: BaseObserver = (
-            PollingObserver(timeout=self.inbox.poll_interval_seconds)
+            # lstat: the polling snapshot never descends into a dropper's symlink (a link to
+            # "/" or two links to "." would have it walk the whole disk, or for ever).
+            PollingObserverVFS(
+                os.lstat, os.scandir, polling_interval=self.inbox.poll_interval_seconds
+            )
             if self.mode == "poll"
             else Observer()
         )

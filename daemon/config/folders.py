@@ -7,6 +7,7 @@ folders on disk. Every check returns problems rather than raising, so they are a
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -113,7 +114,7 @@ def inbox_problems(inbox: InboxFolders) -> list[ParamProblem]:
 
 def filing_problems(inbox: InboxFolders) -> list[ParamProblem]:
     """done/ and failed/ may be missing (they are created) but not unusable."""
-    return [
+    return symlink_problems(inbox) + [
         ParamProblem(inbox.loc(kind), problem)
         for kind, folder in inbox.filing()
         if (problem := _folder_problem(folder, must_exist=False))
@@ -165,3 +166,71 @@ def filesystem_warnings(inbox: InboxFolders) -> list[ParamProblem]:
         for kind, folder, device in devices
         if device != inbox_device
     ]
+
+
+def trust_warnings(inbox: InboxFolders) -> list[ParamProblem]:
+    """done/ or failed/ inside an inbox that others may write, without the sticky bit.
+
+    There, whoever drops files can also rename, replace or delete done/ and failed/ and what
+    was filed in them. The daemon notices a swapped folder and stops filing into it, but the
+    safe layout is a sticky inbox (``chmod +t``) or done/ and failed/ outside the inbox.
+    """
+    foreign = [
+        ParamProblem(
+            inbox.loc(kind),
+            f"{folder} is owned by uid {owner}: the daemon files only into folders of its own "
+            f"user (uid {os.geteuid()}) or root, and stops filing there",
+        )
+        for kind, folder in inbox.filing()
+        if (owner := _owner(folder)) is not None and owner not in (os.geteuid(), 0)
+    ]
+    try:
+        mode = inbox.path.stat().st_mode
+    except OSError:
+        return foreign
+    if not mode & (stat.S_IWGRP | stat.S_IWOTH) or mode & stat.S_ISVTX:
+        return foreign
+    who = "everyone" if mode & stat.S_IWOTH else "its group"
+    return foreign + [
+        ParamProblem(
+            inbox.loc(kind),
+            f"{folder} lies inside {inbox.path}, which {who} may write and which has no sticky "
+            "bit: droppers can rename or replace it and what is filed there. Make the inbox "
+            f"sticky (chmod +t {inbox.path}) or move {kind} outside it",
+        )
+        for kind, folder in inbox.filing()
+        if folder.is_relative_to(inbox.path)
+    ]
+
+
+def resolve_outside(path: Path, inbox: Path) -> Path:
+    """``path`` with its symlinks resolved, except those that lie below ``inbox``.
+
+    A folder below an inbox is taken as written: the daemon reaches it from the inbox without
+    following symlinks, so one a dropper planted there is never where it files.
+    """
+    current = Path(path.anchor)
+    for part in path.parts[1:]:
+        candidate = current / part
+        current = candidate if candidate.is_relative_to(inbox) else candidate.resolve()
+    return current
+
+
+def symlink_problems(inbox: InboxFolders) -> list[ParamProblem]:
+    """done/ or failed/ below the inbox that is a symlink: the daemon would never file there."""
+    return [
+        ParamProblem(
+            inbox.loc(kind),
+            f"{folder} is a symbolic link inside the inbox; the daemon never follows symlinks "
+            "there: make it a real folder, or name the folder it points to",
+        )
+        for kind, folder in inbox.filing()
+        if folder.is_relative_to(inbox.path) and folder.is_symlink()
+    ]
+
+
+def _owner(folder: Path) -> int | None:
+    try:
+        return folder.lstat().st_uid
+    except OSError:
+        return None

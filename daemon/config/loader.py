@@ -24,7 +24,9 @@ from daemon.config.folders import (
     filing_problems,
     inbox_problems,
     layout_problems,
+    resolve_outside,
     state_dir_problems,
+    trust_warnings,
 )
 from daemon.config.model import (
     Config,
@@ -197,6 +199,13 @@ class _Loading:
         # Relative paths are relative to the configuration file, not to whoever runs the daemon.
         return (self.base / text).resolve()
 
+    def _filing_path(self, text: str | None, inbox: Path, default: str) -> Path:
+        """done/ or failed/ as given (or inside the inbox), resolved like any path except
+        that no symlink below the inbox is followed: droppers may have made those."""
+        if not text:
+            return inbox / default
+        return resolve_outside(Path(os.path.normpath(self.base / text)), inbox)
+
     # ------------------------------------------------------------ secrets
 
     def _secret(self, section: Any, loc: Location, key: str, *, required: bool) -> str | None:
@@ -287,8 +296,8 @@ class _Loading:
                 InboxFolders(
                     index=index,
                     path=path,
-                    done=self._path(section.done) if section.done else path / "done",
-                    failed=self._path(section.failed) if section.failed else path / "failed",
+                    done=self._filing_path(section.done, path, "done"),
+                    failed=self._filing_path(section.failed, path, "failed"),
                     recursive=section.recursive,
                     exclude=tuple(section.exclude),
                 )
@@ -314,6 +323,7 @@ class _Loading:
         self.problems.extend(create_folder(state_dir, ("state_dir",)))
         for inbox in folders:
             self.warnings.extend(filesystem_warnings(inbox))
+            self.warnings.extend(trust_warnings(inbox))
 
 
 # ---------------------------------------------------------------- building the result

@@ -43,10 +43,15 @@ class YamlDocument:
         return ConfigProblem(self.filename, self.line_of(loc), dotted(loc), message)
 
 
-def load_yaml_document(text: str, filename: str) -> YamlDocument:
-    """Parse one YAML document; a syntax error or a duplicate key raises ``ConfigError``."""
+def load_yaml_document(
+    text: str, filename: str, *, loader_class: type[TextKeyLoader] | None = None
+) -> YamlDocument:
+    """Parse one YAML document; a syntax error or a duplicate key raises ``ConfigError``.
+
+    ``loader_class`` may be a subclass of ``TextKeyLoader`` with limits (sidecars use one).
+    """
     try:
-        loader = _TextKeyLoader(text)
+        loader = (loader_class or _TextKeyLoader)(text)
     except yaml.reader.ReaderError as exc:
         raise ConfigError([_reader_problem(filename, text, exc)]) from None
     try:
@@ -110,6 +115,10 @@ class _TextKeyLoader(yaml.SafeLoader):
         for key_node, value_node in node.value:
             mapping[_key_of(key_node)] = self.construct_object(value_node, deep=deep)
         return mapping
+
+
+# For loaders with limits of their own (sidecars): subclass this one.
+TextKeyLoader = _TextKeyLoader
 
 
 def _entries(node: MappingNode) -> Iterator[tuple[str, Node, Node]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -181,6 +182,34 @@ class TestUrlRequest:
             await client.submit_url("https://example.com/b.mp3", {}, conversation_id="42")
         assert fake.api_requests[0].method == "PUT"
         assert fake.api_requests[0].url.path == "/v1/process/audio/url/42"
+
+
+class TestPathSegments:
+    """An id sent in a path stays one segment: it cannot add segments, a query or a fragment."""
+
+    async def test_ids_are_escaped(self, wav: Path) -> None:
+        fake = FakeSymbl(accepted)
+        hostile = "1/../../v1/job/x?y=1#z"
+        async with fake.client() as client:
+            await client.submit_url("https://example.com/b.mp3", {}, conversation_id=hostile)
+            await client.submit_file(wav, {}, conversation_id=hostile)
+        escaped = "1%2F..%2F..%2Fv1%2Fjob%2Fx%3Fy%3D1%23z"
+        raw = [request.url.raw_path.decode() for request in fake.api_requests]
+        assert raw[0] == f"/v1/process/audio/url/{escaped}"
+        assert raw[1].split("?")[0] == f"/v1/process/audio/{escaped}"
+
+    async def test_a_checked_descriptor_is_read_by_position(self, wav: Path) -> None:
+        fake = FakeSymbl(accepted)
+        fd = os.open(wav, os.O_RDONLY)
+        try:
+            os.lseek(fd, 100, os.SEEK_SET)  # where the caller left it does not matter
+            await asyncio.to_thread(wav.unlink)  # nor what the path names now
+            async with fake.client() as client:
+                result = await client.submit_descriptor(fd, {})
+        finally:
+            os.close(fd)
+        assert fake.bodies[0] == WAV_BYTES
+        assert result.sha256 == hashlib.sha256(WAV_BYTES).hexdigest()
 
 
 class TestTokens:

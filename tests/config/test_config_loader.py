@@ -394,3 +394,92 @@ class TestWithoutSecrets:
         with pytest.raises(ConfigError) as caught:
             load_config(config_path, environ={}, prepare_folders=False)
         assert "CREDENTIALS_DIRECTORY" in str(caught.value)
+
+
+class TestUnsafeLayout:
+    """check-config warns when droppers could rename or replace done/ or failed/."""
+
+    def test_warns_for_a_writable_inbox_without_the_sticky_bit(
+        self,
+        folder: Path,
+        write_config: Callable[[str], Path],
+        check_config: Callable[[Path], Outcome],
+    ) -> None:
+        path = write_config(VALID)
+        (folder / "inbox").chmod(0o777)
+
+        outcome = check_config(path)
+
+        assert outcome.code == 0
+        inbox = folder / "inbox"
+        assert outcome.errors == [
+            f"warning: {path}:10: inboxes[0].{kind}: {inbox}/{kind} lies inside {inbox}, which "
+            "everyone may write and which has no sticky bit: droppers can rename or replace it "
+            f"and what is filed there. Make the inbox sticky (chmod +t {inbox}) or move {kind} "
+            "outside it"
+            for kind in ("done", "failed")
+        ]
+
+    @pytest.mark.parametrize("mode", [0o755, 0o1777, 0o3770])
+    def test_quiet_for_a_safe_inbox(
+        self,
+        mode: int,
+        folder: Path,
+        write_config: Callable[[str], Path],
+        check_config: Callable[[Path], Outcome],
+    ) -> None:
+        path = write_config(VALID)
+        (folder / "inbox").chmod(mode)
+
+        assert check_config(path).errors == []
+
+    def test_quiet_when_done_and_failed_lie_outside(
+        self,
+        folder: Path,
+        write_config: Callable[[str], Path],
+        check_config: Callable[[Path], Outcome],
+    ) -> None:
+        path = write_config(VALID + f"    done: {folder}/done\n    failed: {folder}/failed\n")
+        (folder / "inbox").chmod(0o777)
+
+        assert check_config(path).errors == []
+
+    def test_a_planted_symlink_is_not_where_done_goes(
+        self,
+        folder: Path,
+        write_config: Callable[[str], Path],
+        check_config: Callable[[Path], Outcome],
+    ) -> None:
+        elsewhere = folder / "elsewhere"
+        elsewhere.mkdir()
+        (folder / "inbox" / "done").symlink_to(elsewhere)
+        path = write_config(VALID + f"    done: {folder}/inbox/done\n")
+
+        assert load(path, prepare_folders=False).inboxes[0].done == folder / "inbox" / "done"
+        outcome = check_config(path)
+        assert outcome.code == 2
+        assert outcome.errors == [
+            f"{path}:12: inboxes[0].done: {folder}/inbox/done is a symbolic link inside the "
+            "inbox; the daemon never follows symlinks there: make it a real folder, or name "
+            "the folder it points to"
+        ]
+
+    def test_warns_for_a_filing_folder_of_another_user(
+        self,
+        folder: Path,
+        write_config: Callable[[str], Path],
+        check_config: Callable[[Path], Outcome],
+    ) -> None:
+        if os.geteuid() != 0:
+            pytest.skip("making a folder of another user needs root")
+        (folder / "inbox" / "failed").mkdir()
+        os.chown(folder / "inbox" / "failed", 65534, 65534)
+        path = write_config(VALID)
+
+        outcome = check_config(path)
+
+        assert outcome.errors == [
+            f"warning: {path}:10: inboxes[0].failed: {folder}/inbox/failed is owned by uid "
+            "65534: the daemon files only into folders of its own user (uid 0) or root, and "
+            "stops filing there"
+        ]

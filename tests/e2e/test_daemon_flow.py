@@ -116,7 +116,8 @@ class TestEveryRoute:
         (harness.inbox / "call.wav").write_bytes(make_wav(0.3))
         harness.wait_filed(1)
         assert harness.results()["call.wav"]["parameters"]["confidenceThreshold"] == 0.9
-        assert (harness.done / "call.wav.yaml").exists()
+        # The record is written first, then the audio and its sidecar move beside it.
+        wait_until(lambda: (harness.done / "call.wav.yaml").exists(), 10, "the sidecar filed")
         assert harness.emulator.state.submissions[0].params["confidenceThreshold"] == 0.9
 
     def test_a_name_clash_in_done_gets_a_suffix(self, harness: DaemonHarness) -> None:

@@ -11,7 +11,8 @@ import pytest
 
 from daemon.audio import AudioFormat, AudioProblem, inspect_bytes
 from daemon.exports import render_transcript
-from daemon.filing import choose_target, file_away, move_file
+from daemon.filing import choose_target_in, file_into
+from daemon.fsboundary import Folder, InboxFiles
 from daemon.intake import Candidate, InboxFilter, classify, continuation_from_name
 from daemon.samples import make_mp3, make_wav, wav_header
 from daemon.watch import OverflowAlarm, filesystem_type, needs_polling
@@ -115,30 +116,38 @@ class TestFilingNames:
     """Filing never overwrites: a clash gets a numbered name, companions included."""
 
     def test_free_names(self, tmp_path: Path) -> None:
-        assert choose_target(tmp_path, "a/call.wav") == "a/call.wav"
+        folder = Folder.open(tmp_path)
+        assert choose_target_in(folder, "a/call.wav") == "a/call.wav"
         (tmp_path / "a").mkdir()
         (tmp_path / "a" / "call.wav.result.json").write_text("{}")
-        assert choose_target(tmp_path, "a/call.wav") == "a/call.1.wav"
+        assert choose_target_in(folder, "a/call.wav") == "a/call.1.wav"
         (tmp_path / "a" / "call.1.wav.yaml").write_text("")
-        assert choose_target(tmp_path, "a/call.wav", [".yaml"]) == "a/call.2.wav"
+        assert choose_target_in(folder, "a/call.wav", [".yaml"]) == "a/call.2.wav"
+        (tmp_path / "a" / "call.2.wav.transcript.txt").symlink_to("/nowhere")
+        assert choose_target_in(folder, "a/call.wav", [".yaml"]) == "a/call.3.wav"
         (tmp_path / "x.url.yaml").write_text("")
-        assert choose_target(tmp_path, "x.url.yaml") == "x.1.url.yaml"
+        assert choose_target_in(folder, "x.url.yaml") == "x.1.url.yaml"
+        long = "b" * 251 + ".wav"
+        (tmp_path / long).write_text("")
+        numbered = choose_target_in(folder, long)
+        assert numbered.endswith(".1.wav") and len(numbered.encode()) <= 255
+        folder.close()
 
     def test_file_away_writes_the_record_then_moves(self, tmp_path: Path) -> None:
         inbox, done = tmp_path / "inbox", tmp_path / "done"
         inbox.mkdir()
         (inbox / "c.wav").write_bytes(b"audio")
         (inbox / "c.wav.yaml").write_text("part: 1\n")
-        file_away(inbox, "c.wav", done, "c.wav", {"ok": True}, "done", {".yaml": ".yaml"})
+        files = InboxFiles(inbox, done, tmp_path / "failed")
+        args = ("c.wav", files.target("done"), "c.wav", {"ok": True}, "done", {".yaml": ".yaml"})
+        file_into(files.inbox, *args)
         assert (done / "c.wav").read_bytes() == b"audio"
         assert (done / "c.wav.yaml").exists() and (done / "c.wav.result.json").exists()
         assert list(inbox.iterdir()) == []
         # Filing again (after a crash) is harmless: the source is gone, the record rewritten.
-        file_away(inbox, "c.wav", done, "c.wav", {"ok": True}, "done", {".yaml": ".yaml"})
+        file_into(files.inbox, *args)
         assert (done / "c.wav").read_bytes() == b"audio"
-
-    def test_move_of_a_missing_source_says_so(self, tmp_path: Path) -> None:
-        assert move_file(tmp_path / "nothing.wav", tmp_path / "x" / "nothing.wav") is False
+        files.close()
 
 
 class TestMountTable:
