@@ -191,9 +191,12 @@ class DaemonHarness:
                 continue  # the daemon's temporary name while it writes the record
             rel = path.relative_to(folder).as_posix()[: -len(suffix)]
             try:
-                found[rel] = json.loads(path.read_text())
+                record = json.loads(path.read_text())
             except (ValueError, FileNotFoundError):
                 continue  # renamed or half-read: the next poll reads it whole
+            if not record.get("recordNameShortened") and not os.path.lexists(folder / rel):
+                continue  # the record is written first; the file is filed once it follows
+            found[rel] = record
         return found
 
     def wait_filed(self, count: int, timeout: float = 30) -> None:
