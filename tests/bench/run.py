@@ -55,7 +55,7 @@ QUICK = Sizes(
 # The measurements by name, in the order they run; ``--only`` picks some of them.
 MEASUREMENTS = (
     "batch", "ours_3_files", "pickup_inotify", "pickup_poll", "backlog", "idle", "rss",
-    "throughput", "sdk", "downmix", "convert", "backlog_mp3",
+    "throughput", "throughput_proxy", "sdk", "downmix", "convert", "backlog_mp3",
 )  # fmt: skip
 
 
