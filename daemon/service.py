@@ -80,6 +80,7 @@ from daemon.journal import (
     FileRecord,
     Journal,
     Kind,
+    SqliteJournal,
     State,
 )
 from daemon.live import LiveState, UploadMeters, remove_live, runtime_dir, write_live
@@ -238,7 +239,7 @@ class Daemon:
     async def _run_locked(self) -> int:
         assert self._loop is not None
         try:
-            self.journal = Journal.in_state_dir(self.config.state_dir)
+            self.journal = SqliteJournal.in_state_dir(self.config.state_dir)
             self._recover_check()
         except sqlite3.DatabaseError as exc:
             path = self.config.state_dir / JOURNAL_NAME
@@ -514,7 +515,7 @@ class Daemon:
             self._state_room.clear()
         return False
 
-    def _journal_full(self, error: sqlite3.Error) -> None:
+    def _journal_full(self, error: Exception) -> None:
         """A commit found the disk full despite the margin (``StateSpace``): pause at once."""
         log.error(
             "journal_commit_failed",
