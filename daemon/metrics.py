@@ -10,7 +10,6 @@ The registry is this object's own: two daemons in one process (the tests) never 
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -145,12 +144,12 @@ def _runtime_metrics(daemon: Daemon) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         PREFIX + "credentials_rejected",
         "1 while submissions are paused because Symbl rejected the credentials.",
-        value=1.0 if daemon._auth_blocked else 0.0,
+        value=1.0 if daemon.scheduler.blocked else 0.0,
     )
     yield GaugeMetricFamily(
         PREFIX + "rate_limit_pause_seconds",
         "Seconds left before submissions resume after a 429 (0 when not paused).",
-        value=max(0.0, daemon._pause_until - time.monotonic()),
+        value=daemon.scheduler.pause_remaining(),
     )
 
 

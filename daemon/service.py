@@ -89,6 +89,7 @@ from daemon.logs import MASK, get_logger, masker, set_level
 from daemon.metrics import Metrics
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
+from daemon.pipeline.scheduler import PAUSE_CAP_SECONDS, Scheduler, backoff
 from daemon.recordings import as_dropped, params_as_planned, plan_upload, planned
 from daemon.records import error_record, iso, result_record
 from daemon.stalls import Stall, StallBoard, StallKind
@@ -98,12 +99,7 @@ from daemon.watch import InboxWatcher, OverflowAlarm
 log = get_logger("symbl_inbox.daemon")
 
 _RETRY_CAP_SECONDS = 300.0
-_PAUSE_CAP_SECONDS = 60.0
-_CAP_PROBE_SECONDS = 30.0
 _ADMISSION_BATCH = 32
-# How long work that no upload waits for (a status check after a webhook, filing, admission
-# beyond what fills the free slots) waits for the uploads in flight to pause.
-_FILING_YIELD_SECONDS = 2.0
 _MAINTENANCE_SECONDS = 5.0
 _FAILED_LOCALLY = "failed_locally"
 # These failures say nothing about the part's slot in its conversation: it stays open.
@@ -131,7 +127,6 @@ class InboxRuntime:
     watcher: InboxWatcher | None = None
     available: bool = False
     tracked: dict[str, TrackedFile] = field(default_factory=dict)
-    ready: deque[int] = field(default_factory=deque)
     next_rescan: float = 0.0
 
 
@@ -142,10 +137,6 @@ def make_filter(inbox: Inbox) -> InboxFilter:
         skip_dirs=(inbox.done, inbox.failed),
         exclude=inbox.exclude,
     )
-
-
-def _backoff(attempt: int, initial: float, cap: float) -> float:
-    return float(min(cap, initial * 2 ** max(0, attempt - 1)))
 
 
 class Daemon:
@@ -167,25 +158,18 @@ class Daemon:
         self.uploading: dict[int, asyncio.Task[None]] = {}
         self.tracking: dict[int, asyncio.Task[None]] = {}
         self.job_wakeups: dict[str, asyncio.Event] = {}
-        # Jobs a webhook reported as ended, not yet confirmed by a GET: their slots are free.
-        self._ended_by_webhook: set[str] = set()
         self.stop_event = asyncio.Event()
         # Set once the startup scan is done (systemd's READY=1 goes out at the same moment).
         self.ready_event = asyncio.Event()
-        self._pause_until = 0.0
-        self._pause_streak = 0
-        # Jobs the account takes at once, as learned from 429s (never above the configured cap).
-        self._job_cap = config.symbl.max_concurrent_jobs
-        self._last_rate_limit = 0.0
-        self._auth_blocked: str | None = None
+        self.scheduler = Scheduler(
+            max_jobs=config.symbl.max_concurrent_jobs,
+            max_uploads=config.symbl.max_concurrent_uploads,
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pump_scheduled = False
-        self._uploads_quiet = asyncio.Event()
-        self._uploads_quiet.set()
         self._can_convert = convert_extra_installed()
-        self._rr: deque[str] = deque()
         self._retired_inboxes: dict[str, Inbox] = {}
         self._admissions: deque[tuple[InboxRuntime, TrackedFile, int, int]] = deque()
         self._admitter: asyncio.Task[None] | None = None
@@ -575,10 +559,10 @@ class Daemon:
         runtime = InboxRuntime(inbox, make_filter(inbox))
         self.inboxes[inbox.key] = runtime
         self._retired_inboxes.pop(inbox.key, None)
-        self._rr.append(inbox.key)
+        self.scheduler.add_inbox(inbox.key)
         for record in self.db.active(inbox.key):
             if record.state is State.READY:
-                runtime.ready.append(record.id)
+                self.scheduler.enqueue(inbox.key, record.id)
             elif record.state is State.WAITING:
                 self._track(runtime, record)
         held = {r.conversation_key for r in self.db.active(inbox.key) if r.state is State.HELD}
@@ -722,8 +706,7 @@ class Daemon:
             return
         if (record.size, record.mtime_ns) == (size, mtime_ns):
             return
-        with contextlib.suppress(ValueError):
-            runtime.ready.remove(record.id)
+        self.scheduler.discard(record.inbox, record.id)
         record.state, record.size, record.mtime_ns = State.WAITING, size, mtime_ns
         self.db.save(record)
         log.info("file_changed_again", inbox=record.inbox, file=record.rel_path)
@@ -792,9 +775,9 @@ class Daemon:
                 for (runtime, tracked, size, mtime_ns), exam in zip(batch, examined, strict=True):
                     self._admit_one(runtime, tracked, size, mtime_ns, exam)
             await asyncio.sleep(0)
-            if self._enough_ready():
+            if self.scheduler.enough_ready():
                 # The uploads have work queued: the rest is admitted in their pauses.
-                await self._wait_for_quiet_uploads()
+                await self.scheduler.wait_for_quiet_uploads()
 
     def _examine_batch(
         self, batch: list[tuple[InboxRuntime, TrackedFile, int, int]]
@@ -812,13 +795,6 @@ class Daemon:
 
     def _files(self, inbox: Inbox) -> InboxFiles:
         return self.boundaries.of(inbox.key, inbox.path, inbox.done, inbox.failed)
-
-    def _enough_ready(self) -> bool:
-        """Whether the ready files would fill every free job slot and upload slot."""
-        symbl = self.config.symbl
-        free_jobs = min(symbl.max_concurrent_jobs, self._job_cap) - self._jobs_in_flight()
-        ready = sum(len(runtime.ready) for runtime in self.inboxes.values())
-        return ready >= max(free_jobs, symbl.max_concurrent_uploads)
 
     def _admit_one(
         self,
@@ -844,8 +820,7 @@ class Daemon:
         if record is None:
             return
         runtime.tracked.pop(record.rel_path, None)
-        with contextlib.suppress(ValueError):
-            runtime.ready.remove(record.id)
+        self.scheduler.discard(record.inbox, record.id)
         self.active.pop((record.inbox, record.rel_path), None)
         self.db.forget(record)
         log.info("file_vanished", inbox=record.inbox, file=record.rel_path, state=record.state)
@@ -1176,21 +1151,13 @@ class Daemon:
     def _make_ready(self, record: FileRecord) -> None:
         record.state = State.READY
         self.db.save(record)
-        runtime = self.inboxes.get(record.inbox)
-        if runtime is not None:
-            runtime.ready.append(record.id)
+        self.scheduler.enqueue(record.inbox, record.id)
         self._pump()
 
     def _requeue(self, record: FileRecord, delay: float, *, front: bool = False) -> None:
         def back() -> None:
-            runtime = self.inboxes.get(record.inbox)
-            if runtime is None:
-                return
-            if front:
-                runtime.ready.appendleft(record.id)
-            else:
-                runtime.ready.append(record.id)
-            self._pump()
+            if self.scheduler.enqueue(record.inbox, record.id, front=front):
+                self._pump()
 
         if delay <= 0:
             back()
@@ -1205,60 +1172,26 @@ class Daemon:
         self._loop.call_soon(self._pump_now)
 
     def _can_start(self) -> bool:
-        symbl = self.config.symbl
         return (
             not self.stop_event.is_set()
-            and self._auth_blocked is None
             and self._state_room.is_set()
-            and time.monotonic() >= self._pause_until
-            and len(self.uploading) < symbl.max_concurrent_uploads
-            and self._jobs_in_flight() < min(symbl.max_concurrent_jobs, self._job_cap)
+            and self.scheduler.can_start()
         )
 
     def _jobs_in_flight(self) -> int:
-        """Uploads plus jobs the account still counts as running."""
-        return len(self.uploading) + len(self.tracking) - len(self._ended_by_webhook)
+        return self.scheduler.jobs_in_flight()
 
     def _pump_now(self) -> None:
         self._pump_scheduled = False
-        if time.monotonic() >= self._pause_until:
+        if not self.scheduler.paused():
             self.stalls.clear(StallKind.RATE_LIMITED)
         while self._can_start():
-            record = self._next_ready()
+            record = self.scheduler.take_next(self.db)
             if record is None:
                 break
+            self.scheduler.upload_started(record.id)
             self.uploading[record.id] = self._spawn(self._upload(record))
-        if self.uploading:
-            self._uploads_quiet.clear()
-        else:
-            self._uploads_quiet.set()
-
-    async def _wait_for_quiet_uploads(self) -> None:
-        """Let the uploads in flight go first, for up to _FILING_YIELD_SECONDS.
-
-        When a round of jobs ends, their slots refill with uploads while the same loop checks
-        and files the finished ones. No upload waits for those, yet they took their share of
-        every turn, and each round of a batch spread wider than the one before: in the batch
-        benchmark, checking and filing in the uploads' pauses took the ratio to the job limit
-        from 1.24 to 1.15. The cap keeps a steady stream of uploads from holding results back
-        for long.
-        """
-        if self._uploads_quiet.is_set():
-            return  # the usual case, without wait_for's task
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._uploads_quiet.wait(), _FILING_YIELD_SECONDS)
-
-    def _next_ready(self) -> FileRecord | None:
-        """Oldest first within an inbox, round robin across inboxes."""
-        for _ in range(len(self._rr)):
-            key = self._rr[0]
-            self._rr.rotate(-1)
-            runtime = self.inboxes.get(key)
-            while runtime is not None and runtime.ready:
-                record = self.db.get(runtime.ready.popleft())
-                if record is not None and record.state is State.READY:
-                    return record
-        return None
+        self.scheduler.pumped()
 
     # ================================================================ uploading
 
@@ -1278,6 +1211,7 @@ class Daemon:
             self._requeue(record, 30.0)
         finally:
             self.uploading.pop(record.id, None)
+            self.scheduler.upload_ended(record.id)
             self.uploads.end(record.id)
             self._pump()
 
@@ -1428,11 +1362,8 @@ class Daemon:
         record.data["job_status"] = "scheduled"
         record.stamp("submitted")
         self.db.save(record)
-        self._pause_streak = 0
+        self.scheduler.submitted()
         self._api_answer()
-        quiet_for = time.monotonic() - self._last_rate_limit
-        if quiet_for > _CAP_PROBE_SECONDS and self._job_cap < self.config.symbl.max_concurrent_jobs:
-            self._job_cap += 1  # probe upwards again once 429s have stopped for a while
         log.info(
             "file_submitted",
             inbox=record.inbox,
@@ -1466,7 +1397,7 @@ class Daemon:
             self._rate_limited()
             self._back_to_ready(record, 0.0, front=True)
         elif isinstance(error, TransientError):
-            delay = _backoff(attempts, 2.0, _RETRY_CAP_SECONDS)
+            delay = backoff(attempts, 2.0, _RETRY_CAP_SECONDS)
             log.warning(
                 "upload_deferred",
                 inbox=record.inbox,
@@ -1487,38 +1418,24 @@ class Daemon:
             reason = "too_large" if error.status == 413 else "rejected_by_api"
             self._fail_http(record, reason, error)
         else:
-            self._back_to_ready(record, _backoff(attempts, 2.0, _RETRY_CAP_SECONDS))
+            self._back_to_ready(record, backoff(attempts, 2.0, _RETRY_CAP_SECONDS))
 
     def _rate_limited(self) -> None:
-        """429: the account is full. Learn how many jobs fit, and pause new submissions.
-
-        Concurrent uploads often hear 429 together; they count as one pause, not many. The
-        pause ends early when one of our jobs finishes, since that frees a slot for certain.
-        """
-        now = time.monotonic()
-        in_flight = self._jobs_in_flight() - 1
-        self._job_cap = max(1, in_flight)
-        self._last_rate_limit = now
-        if now < self._pause_until:
+        """429: the scheduler learns how many jobs fit; a pause it begins is shown and timed."""
+        pause = self.scheduler.rate_limited()
+        if pause is None:
             return
-        self._pause_streak += 1
-        pause = _backoff(self._pause_streak, 1.0, _PAUSE_CAP_SECONDS)
-        self._pause_until = now + pause
         log.warning(
-            "submissions_paused", reason="rate_limited", seconds=pause, job_cap=self._job_cap
-        )
+            "submissions_paused", reason="rate_limited", seconds=pause.seconds,
+            job_cap=pause.job_cap,
+        )  # fmt: skip
         self.stalls.begin(
             StallKind.RATE_LIMITED,
-            f"Symbl's limit of concurrent jobs is reached (429): {self._job_cap} run at once; "
+            f"Symbl's limit of concurrent jobs is reached (429): {pause.job_cap} run at once; "
             f"new submissions wait until one ends, at the latest until "
-            f"{iso(time.time() + pause)}",
+            f"{iso(time.time() + pause.seconds)}",
         )
-        self._later(pause, self._pump)
-
-    def _slot_freed(self) -> None:
-        if self._pause_until > time.monotonic():
-            self._pause_until = 0.0
-        self._pump()
+        self._later(pause.seconds, self._pump)
 
     def _back_to_ready(self, record: FileRecord, delay: float, *, front: bool = False) -> None:
         record.state = State.READY
@@ -1543,11 +1460,11 @@ class Daemon:
                 if not isinstance(error, TransientError):
                     log.warning("symbl_refused_token", error=error.message)
                     return
-                delay = _backoff(attempt, 2.0, _PAUSE_CAP_SECONDS)
+                delay = backoff(attempt, 2.0, PAUSE_CAP_SECONDS)
                 (log.warning if attempt == 1 else log.debug)(
                     "symbl_unreachable",
                     error=error.message,
-                    message=f"no answer from Symbl; trying again every {_PAUSE_CAP_SECONDS:.0f} s "
+                    message=f"no answer from Symbl; trying again every {PAUSE_CAP_SECONDS:.0f} s "
                     "at most, files wait in their inboxes",
                     retry_seconds=delay,
                 )
@@ -1560,12 +1477,11 @@ class Daemon:
             return
 
     def _block_on_credentials(self, error: SymblError) -> None:
-        if self._auth_blocked is None:
+        if self.scheduler.block(error.message):
             log.error(
                 "credentials_rejected",
                 message=f"{error.message}; submissions are paused until the credentials work",
             )
-        self._auth_blocked = error.message
         self.stalls.begin(
             StallKind.CREDENTIALS_REFUSED,
             f"{error.message}. Nothing is sent until they work: fix them, then reload "
@@ -1574,8 +1490,7 @@ class Daemon:
         self._later(60.0, self._unblock_credentials)
 
     def _unblock_credentials(self) -> None:
-        # Try again: the next upload fetches a new token; if it fails, the block comes back.
-        self._auth_blocked = None
+        self.scheduler.unblock()
         self._pump()
 
     # ================================================================ tracking
@@ -1584,6 +1499,7 @@ class Daemon:
         if record.id in self.tracking or record.job_id is None:
             return
         self.job_wakeups[record.job_id] = asyncio.Event()
+        self.scheduler.job_started(record.job_id)
         self.tracking[record.id] = self._spawn(self._follow(record))
 
     def job_ended(self, job_id: str) -> bool:
@@ -1597,9 +1513,8 @@ class Daemon:
         if event is None:
             return False
         event.set()
-        if job_id not in self._ended_by_webhook:
-            self._ended_by_webhook.add(job_id)
-            self._slot_freed()
+        if self.scheduler.job_ended_by_webhook(job_id):
+            self._pump()
         return True
 
     async def _follow(self, record: FileRecord) -> None:
@@ -1615,19 +1530,19 @@ class Daemon:
                     await asyncio.wait_for(wakeup.wait(), timeout=delay)
                 wakeup.clear()
                 delay = min(delay * tracking.poll_backoff_factor, tracking.poll_max_seconds)
-                if record.job_id in self._ended_by_webhook:
-                    await self._wait_for_quiet_uploads()  # its slot is free already
+                if self.scheduler.ended_by_webhook(record.job_id):
+                    await self.scheduler.wait_for_quiet_uploads()  # its slot is free already
                 await self._state_room.wait()  # its answer could not be committed
                 status = await self._poll(record)
                 if status in ("completed", "failed", _FAILED_LOCALLY):
                     break
                 if status is not None:
-                    self._ended_by_webhook.discard(record.job_id)
+                    self.scheduler.job_still_running(record.job_id)
         finally:
-            self._ended_by_webhook.discard(record.job_id)
             self.job_wakeups.pop(record.job_id, None)
             self.tracking.pop(record.id, None)
-            self._slot_freed()
+            self.scheduler.job_done(record.job_id)
+            self._pump()
         await self._job_finished(record, status)
 
     async def _poll(self, record: FileRecord) -> str | None:
@@ -1665,7 +1580,7 @@ class Daemon:
             # the job is asked again.
             record.state = State.COMPLETED
             log.info("job_completed", file=record.rel_path, job_id=record.job_id)
-            await self._wait_for_quiet_uploads()
+            await self.scheduler.wait_for_quiet_uploads()
             await self._file(record)
         elif status == "failed":
             record.data["message"] = (
@@ -1765,7 +1680,7 @@ class Daemon:
             self._later(0.1, lambda: self._refile(record.id, attempt + 1))
             return
         except OSError as exc:
-            delay = _backoff(attempt, 1.0, _RETRY_CAP_SECONDS)
+            delay = backoff(attempt, 1.0, _RETRY_CAP_SECONDS)
             log.error(
                 "filing_failed",
                 inbox=record.inbox,
@@ -1901,8 +1816,9 @@ class Daemon:
         """New work uses a client with the new settings; uploads under way finish on the old."""
         old_client = self._client
         self._client = SymblClient(new.symbl)
-        self._auth_blocked = None
-        self._job_cap = new.symbl.max_concurrent_jobs
+        self.scheduler.configure(
+            max_jobs=new.symbl.max_concurrent_jobs, max_uploads=new.symbl.max_concurrent_uploads
+        )
         self._reach.threshold = new.symbl.unreachable_after_seconds
         self._spawn(self._authenticate())  # tells at once whether the new credentials work
         if old_client is not None:
@@ -1920,8 +1836,7 @@ class Daemon:
         if runtime is not None and runtime.watcher is not None:
             runtime.watcher.stop()
         self.stalls.clear(StallKind.INBOX_UNAVAILABLE, inbox.key)
-        with contextlib.suppress(ValueError):
-            self._rr.remove(inbox.key)
+        self.scheduler.remove_inbox(inbox.key)
         self._retired_inboxes[inbox.key] = inbox
 
     def _rebuild_params(self, changed_profiles: set[str]) -> None:
@@ -1984,8 +1899,8 @@ class Daemon:
 
     def status_line(self) -> str:
         waiting = sum(len(runtime.tracked) for runtime in self.inboxes.values())
-        ready = sum(len(runtime.ready) for runtime in self.inboxes.values())
-        paused = " (paused: credentials rejected)" if self._auth_blocked else ""
+        ready = self.scheduler.ready_count()
+        paused = " (paused: credentials rejected)" if self.scheduler.blocked else ""
         stalled = "".join(f"; {stall.kind}: {stall.message}" for stall in self.stalls.active())
         return (
             f"{waiting} settling, {ready} ready, {len(self.uploading)} uploading, "
