@@ -43,7 +43,6 @@ from daemon.convert import (
     original_submission,
     produced_for_upload,
 )
-from daemon.convkeys import folder_of, scoped_key
 from daemon.dropped import Examination, examine
 from daemon.endpoint import Endpoint, resolve_webhook_secret, start_endpoint
 from daemon.exports import Exports, fetch_exports, name_export_files
@@ -69,14 +68,12 @@ from daemon.intake import (
     TrackedFile,
     audio_name_of_sidecar,
     classify,
-    continuation_from_name,
     directions_from_document,
     short_grace,
 )
 from daemon.journal import (
     FINAL_STATES,
     JOURNAL_NAME,
-    ConversationRecord,
     FileRecord,
     Journal,
     Kind,
@@ -89,6 +86,7 @@ from daemon.logs import MASK, get_logger, masker, set_level
 from daemon.metrics import Metrics
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
+from daemon.pipeline.conversations import Conversations, Decision, Reject, Release
 from daemon.pipeline.scheduler import PAUSE_CAP_SECONDS, Scheduler, backoff
 from daemon.recordings import as_dropped, params_as_planned, plan_upload, planned
 from daemon.records import error_record, iso, result_record
@@ -153,6 +151,7 @@ class Daemon:
         self.notifier = notifier or SystemdNotifier()
         self._client = client
         self.journal: Journal | None = None
+        self._conversations: Conversations | None = None
         self.inboxes: dict[str, InboxRuntime] = {}
         self.active: dict[tuple[str, str], int] = {}
         self.uploading: dict[int, asyncio.Task[None]] = {}
@@ -206,6 +205,11 @@ class Daemon:
         assert self.journal is not None
         return self.journal
 
+    @property
+    def conversations(self) -> Conversations:
+        assert self._conversations is not None
+        return self._conversations
+
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
         masker.register(self.config.secrets())
@@ -224,6 +228,7 @@ class Daemon:
         assert self._loop is not None
         try:
             self.journal = SqliteJournal.in_state_dir(self.config.state_dir)
+            self._conversations = Conversations(self.journal)
             self._recover_check()
         except sqlite3.DatabaseError as exc:
             path = self.config.state_dir / JOURNAL_NAME
@@ -547,7 +552,7 @@ class Daemon:
                 record.state = State.SUBMITTED if record.job_id else State.READY
                 self.db.save(record)
             if record.state is State.HELD:
-                self._schedule_hold_timeout(record)
+                self._expire_hold(record, Conversations.hold_seconds(record, now=time.time()))
         for record in self.db.in_states((State.SUBMITTED,)):
             self._start_tracking(record)
         for record in self.db.in_states(FINAL_STATES):
@@ -568,7 +573,7 @@ class Daemon:
         held = {r.conversation_key for r in self.db.active(inbox.key) if r.state is State.HELD}
         for key in held:
             if key is not None:
-                self._reconcile(inbox.key, key)
+                self._act(self.conversations.reconcile(inbox.key, key))
         self._bring_up(runtime)
 
     def _bring_up(self, runtime: InboxRuntime) -> None:
@@ -862,14 +867,10 @@ class Daemon:
             record.data["overrides"] = dict(directions.overrides)
         if directions.url is not None:
             record.data["url"] = directions.url
-        conversation = self._join_conversation(record, directions, profile)
-        if conversation is not None and self._is_duplicate_part(record):
-            self._fail(
-                record,
-                "duplicate_part",
-                f"part {record.part} of conversation {record.conversation_key!r} was already "
-                "sent or is on its way",
-            )
+        conversation = self.conversations.join(record, directions, profile)
+        duplicate = None if conversation is None else self.conversations.duplicate_part(record)
+        if duplicate is not None:
+            self._act([duplicate])
             return
         try:
             if inspected is not None:
@@ -886,7 +887,7 @@ class Daemon:
             else:
                 self._make_ready(record)
         else:
-            self._hold_or_release(record, conversation)
+            self._act([self.conversations.place(record, conversation)])
 
     def _directions(self, record: FileRecord, exam: Examination, profile: Profile) -> Directions:
         is_drop = record.kind is Kind.URL
@@ -993,158 +994,23 @@ class Daemon:
 
     # ================================================================ conversations
 
-    def _conversation_of(
-        self, record: FileRecord, directions: Directions, profile: Profile
-    ) -> tuple[str | None, int | None]:
-        if directions.conversation is not None:
-            return directions.conversation, directions.part
-        if directions.conversation_id is not None:
-            # Appends to one existing conversation still go one at a time, in arrival order.
-            return f"conversationId:{directions.conversation_id}", directions.part
-        named = continuation_from_name(profile.continuation_pattern, Path(record.rel_path).name)
-        if named is not None:
-            return named
-        return None, None
+    def _act(self, decisions: list[Decision]) -> None:
+        """Carry out what the conversation order decided."""
+        for decision in decisions:
+            if isinstance(decision, Release):
+                self._make_ready(decision.record)
+            elif isinstance(decision, Reject):
+                self._fail(decision.record, decision.reason, decision.message)
+            else:
+                self.conversations.hold(decision)
+                self._expire_hold(decision.record, decision.seconds)
 
-    def _join_conversation(
-        self, record: FileRecord, directions: Directions, profile: Profile
-    ) -> ConversationRecord | None:
-        """Give a continuation its conversation key and part number; None for a lone file."""
-        key, part = self._conversation_of(record, directions, profile)
-        if key is None:
-            return None
-        key = self._scoped_key(record, key)
-        conversation = self.db.conversation(record.inbox, key)
-        if directions.conversation_id and not conversation.conversation_id:
-            conversation.conversation_id = directions.conversation_id
-        if part is None:
-            part = conversation.last_part_assigned + 1
-        conversation.last_part_assigned = max(conversation.last_part_assigned, part)
-        record.conversation_key, record.part = key, part
-        record.data["continuation_wait_seconds"] = profile.continuation_wait_seconds
-        if conversation.rejected and part == 1:
-            conversation.rejected = False  # part 1 again (a retry): a new chance
-        self.db.save_conversation(conversation)
-        self.db.save(record)
-        return conversation
+    def _expire_hold(self, record: FileRecord, seconds: float) -> None:
+        def expired() -> None:
+            rejected = self.conversations.hold_expired(record.id)
+            self._act([rejected] if rejected is not None else [])
 
-    def _scoped_key(self, record: FileRecord, key: str) -> str:
-        """The key scoped to the file's folder (see ``daemon.convkeys``), unless a conversation
-        begun before keys were scoped continues under the bare key in this same folder."""
-        scoped = scoped_key(record.rel_path, key)
-        if scoped == key:
-            return key
-        fresh = self.db.conversation(record.inbox, scoped)
-        if fresh.last_part_assigned == 0 and fresh.conversation_id is None:
-            folder = folder_of(record.rel_path)
-            earlier = self.db.parts_of(record.inbox, key)
-            if earlier and all(folder_of(other.rel_path) == folder for other in earlier):
-                return key
-        return scoped
-
-    def _is_duplicate_part(self, record: FileRecord) -> bool:
-        assert record.conversation_key is not None
-        for other in self.db.parts_of(record.inbox, record.conversation_key):
-            if other.id == record.id or other.part != record.part:
-                continue
-            if other.outcome == "done" or other.state not in (State.FILED, State.FAILED):
-                return True
-        return False
-
-    def _hold_or_release(self, record: FileRecord, conversation: ConversationRecord) -> None:
-        assert record.part is not None
-        if conversation.rejected:
-            self._fail(
-                record,
-                "predecessor_rejected",
-                f"the first part of conversation {conversation.key!r} was rejected, so no "
-                "conversation exists to append this part to",
-            )
-        elif record.part <= conversation.last_part_done:
-            self._fail(
-                record,
-                "duplicate_part",
-                f"part {record.part} of conversation {conversation.key!r} was already sent",
-            )
-        elif record.part == conversation.last_part_done + 1:
-            self._make_ready(record)
-        else:
-            record.state = State.HELD
-            record.stamp("held")
-            self.db.save(record)
-            log.info(
-                "part_held",
-                inbox=record.inbox,
-                file=record.rel_path,
-                conversation=conversation.key,
-                part=record.part,
-                waiting_for=conversation.last_part_done + 1,
-            )
-            self._schedule_hold_timeout(record)
-
-    def _schedule_hold_timeout(self, record: FileRecord) -> None:
-        wait = float(record.data.get("continuation_wait_seconds", 86400.0))
-        due = record.times.get("held", time.time()) + wait - time.time()
-        self._later(due, lambda: self._hold_expired(record.id))
-
-    def _hold_expired(self, record_id: int) -> None:
-        record = self.db.get(record_id)
-        if record is None or record.state is not State.HELD:
-            return
-        conversation = self.db.conversation(record.inbox, record.conversation_key or "")
-        missing = conversation.last_part_done + 1
-        wait = record.data.get("continuation_wait_seconds")
-        self._fail(
-            record,
-            "missing_part",
-            f"part {missing} of conversation {record.conversation_key!r} did not arrive within "
-            f"{wait} s, so part {record.part} could not be appended in order",
-        )
-
-    def _part_settled(self, record: FileRecord, *, accepted: bool) -> None:
-        """A part was accepted or finally refused: the conversation moves on (or is lost)."""
-        if record.conversation_key is None or record.part is None:
-            return
-        conversation = self.db.conversation(record.inbox, record.conversation_key)
-        if accepted:
-            conversation.conversation_id = conversation.conversation_id or record.conversation_id
-        elif conversation.conversation_id is None and record.part == 1:
-            conversation.rejected = True
-        self._advance(conversation, {record.part})
-        self.db.save_conversation(conversation)
-        self._release_held(conversation)
-
-    @staticmethod
-    def _advance(conversation: ConversationRecord, parts: set[int]) -> None:
-        """Move ``last_part_done`` over every part dealt with, keeping those beyond a gap."""
-        settled = set(conversation.data.get("settled_parts", [])) | parts
-        while conversation.last_part_done + 1 in settled:
-            conversation.last_part_done += 1
-        conversation.data["settled_parts"] = sorted(
-            part for part in settled if part > conversation.last_part_done
-        )
-
-    def _reconcile(self, inbox: str, key: str) -> None:
-        """After a crash between committing a part and its conversation, catch up from the parts."""
-        conversation = self.db.conversation(inbox, key)
-        accepted = {
-            other.part: other
-            for other in self.db.parts_of(inbox, key)
-            if other.part is not None and other.job_id is not None
-        }
-        first = accepted.get(1)
-        if conversation.conversation_id is None and first is not None:
-            conversation.conversation_id = first.conversation_id
-        self._advance(conversation, set(accepted))
-        self.db.save_conversation(conversation)
-        self._release_held(conversation)
-
-    def _release_held(self, conversation: ConversationRecord) -> None:
-        for other in self.db.parts_of(conversation.inbox, conversation.key):
-            if other.state is not State.HELD:
-                continue
-            if conversation.rejected or other.part == conversation.last_part_done + 1:
-                self._hold_or_release(other, conversation)
+        self._later(seconds, expired)
 
     # ================================================================ scheduling
 
@@ -1215,13 +1081,8 @@ class Daemon:
             self.uploads.end(record.id)
             self._pump()
 
-    def _target_conversation(self, record: FileRecord) -> str | None:
-        if record.conversation_key is None:
-            return None
-        return self.db.conversation(record.inbox, record.conversation_key).conversation_id
-
     async def _send(self, record: FileRecord) -> None:
-        target = self._target_conversation(record)
+        target = self.conversations.target(record)
         params = dict(record.data.get("params", {}))
         if target is None:
             # Symbl names a conversation after its id unless told; the file name reads better.
@@ -1371,21 +1232,9 @@ class Daemon:
             conversation_id=record.conversation_id,
             job_id=record.job_id,
         )
-        self._note_predecessor_outcome(record)
-        self._part_settled(record, accepted=True)
+        self.conversations.note_predecessor_outcome(record)
+        self._act(self.conversations.settled(record, accepted=True))
         self._start_tracking(record)
-
-    def _note_predecessor_outcome(self, record: FileRecord) -> None:
-        if record.conversation_key is None or record.part is None or record.part == 1:
-            return
-        for other in self.db.parts_of(record.inbox, record.conversation_key):
-            if other.part != record.part - 1:
-                continue
-            if other.data.get("job_status") == "failed":
-                record.data["predecessor_job_failed"] = True
-            elif other.outcome == "failed" or other.state is State.FAILED:
-                record.data["predecessor_failed"] = other.reason
-        self.db.save(record)
 
     def _upload_failed(self, record: FileRecord, error: SymblError, *, appending: bool) -> None:
         attempts = int(record.data.get("attempts", 1))
@@ -1607,7 +1456,7 @@ class Daemon:
             "file_failed", inbox=record.inbox, file=record.rel_path, reason=reason, message=message
         )
         if was_pending and reason not in _NOT_THE_PARTS_OWN_FAILURE:
-            self._part_settled(record, accepted=False)
+            self._act(self.conversations.settled(record, accepted=False))
         self._spawn(self._file(record))
 
     async def _file(self, record: FileRecord, attempt: int = 1) -> None:
