@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from daemon.audio import AudioInfo, AudioProblem
+from daemon.audio import AudioProblem
 from daemon.client import (
     AuthenticationError,
     FileChangedError,
@@ -35,7 +35,7 @@ from daemon.client import (
     SymblError,
     TransientError,
 )
-from daemon.config.model import Config, Inbox, Profile
+from daemon.config.model import Config, Inbox
 from daemon.config.profiles import convert_extra_installed
 from daemon.convert import (
     clear_work_folder,
@@ -62,14 +62,10 @@ from daemon.fsboundary import (
 from daemon.hooks import Happening, HookEvent, HookRunner
 from daemon.intake import (
     Candidate,
-    Directions,
-    DirectionsError,
     InboxFilter,
     TrackedFile,
     audio_name_of_sidecar,
     classify,
-    directions_from_document,
-    short_grace,
 )
 from daemon.journal import (
     FINAL_STATES,
@@ -86,9 +82,17 @@ from daemon.logs import MASK, get_logger, masker, set_level
 from daemon.metrics import Metrics
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
+from daemon.pipeline.admission import (
+    NOT_REGULAR_MESSAGE,
+    Rejected,
+    Vanished,
+    duplicate_notes,
+    judge,
+    still_short,
+)
 from daemon.pipeline.conversations import Conversations, Decision, Reject, Release
 from daemon.pipeline.scheduler import PAUSE_CAP_SECONDS, Scheduler, backoff
-from daemon.recordings import as_dropped, params_as_planned, plan_upload, planned
+from daemon.recordings import params_as_planned
 from daemon.records import error_record, iso, result_record
 from daemon.stalls import Stall, StallBoard, StallKind
 from daemon.stallwatch import Reachability, StateSpace
@@ -109,10 +113,6 @@ _JOURNAL_DAMAGED = (
 )
 _LIVE_WRITE_SECONDS = 1.0
 _LIVE_REFRESH_SECONDS = 15.0
-_NOT_REGULAR_MESSAGE = (
-    "{}, not a regular file: the daemon never opens, reads or follows such entries; the entry "
-    "itself was moved here"
-)
 _SWAPPED_RETRY_SECONDS = 2.0
 
 
@@ -835,13 +835,18 @@ class Daemon:
     def _admit(
         self, runtime: InboxRuntime, record: FileRecord, tracked: TrackedFile, exam: Examination
     ) -> None:
-        """Judge the examined entry and its sidecar, place the file in its conversation."""
+        """Act on admission's verdict; place the file in its conversation."""
         inbox = runtime.inbox
         if exam.vanished:
             self._vanished(runtime, record.id)
             return
         inspected = exam.audio if record.kind is Kind.AUDIO else None
-        if self._still_short(runtime, tracked, inspected):
+        now = time.monotonic()
+        if still_short(inspected, tracked.short_since or now, now, inbox.settle_seconds):
+            # A WAV shorter than its header says may still be written: it gets a grace period.
+            tracked.short_since = tracked.short_since or now
+            runtime.tracked[tracked.rel] = tracked
+            self._check_later(runtime, tracked, max(inbox.settle_seconds, 0.2))
             return
         profile = self.config.profile_for(inbox)
         record.profile = profile.name
@@ -851,17 +856,11 @@ class Daemon:
         if exam.size is not None and exam.mtime_ns is not None:
             # What was checked is what is sent: the upload refuses a file changed since.
             record.size, record.mtime_ns = exam.size, exam.mtime_ns
-        if exam.not_regular is not None:
-            record.data["entry_type"], message = exam.not_regular
-            record.data["params"] = dict(profile.params)
-            self._fail(record, "not_a_regular_file", _NOT_REGULAR_MESSAGE.format(message))
+        verdict = judge(record, exam, profile, can_convert=self._can_convert)
+        if isinstance(verdict, Rejected):
+            self._reject(record, verdict)
             return
-        try:
-            directions = self._directions(record, exam, profile)
-        except _Rejection as rejection:
-            record.data["params"] = rejection.params
-            self._fail(record, rejection.reason, rejection.message)
-            return
+        directions = verdict.directions
         record.data["params"] = dict(directions.params)
         if directions.overrides:
             record.data["overrides"] = dict(directions.overrides)
@@ -872,15 +871,13 @@ class Daemon:
         if duplicate is not None:
             self._act([duplicate])
             return
-        try:
-            if inspected is not None:
-                self._check_audio(inspected, directions, record, profile)
-        except FileNotFoundError:
+        if isinstance(verdict.audio, Vanished):
             self._vanished(runtime, record.id)
             return
-        except _Rejection as rejection:
-            self._fail(record, rejection.reason, rejection.message)
+        if isinstance(verdict.audio, Rejected):
+            self._reject(record, verdict.audio)
             return
+        record.data.update(verdict.audio.notes)
         if conversation is None:
             if inbox.on_duplicate == "skip" and record.kind is Kind.AUDIO:
                 self._spawn(self._ready_unless_duplicate(runtime, record))
@@ -889,73 +886,11 @@ class Daemon:
         else:
             self._act([self.conversations.place(record, conversation)])
 
-    def _directions(self, record: FileRecord, exam: Examination, profile: Profile) -> Directions:
-        is_drop = record.kind is Kind.URL
-        if exam.refused is not None:
-            reason, lines = exam.refused
-            raise _Rejection(reason, "\n".join(lines), dict(profile.params))
-        if is_drop and exam.document is None and isinstance(exam.audio, OSError):
-            error = exam.audio
-            raise _Rejection("unreadable_file", f"cannot read it: {error.strerror}", {})
-        if exam.document is None:
-            return Directions(params=dict(profile.params))
-        name = Path(record.rel_path).name + ("" if is_drop else exam.sidecar or "")
-        try:
-            return directions_from_document(
-                exam.document, display(name), is_drop, profile.params, private=exam.private
-            )
-        except DirectionsError as exc:
-            reason = "bad_url_drop" if is_drop else "bad_sidecar"
-            raise _Rejection(reason, "\n".join(exc.lines), dict(profile.params)) from exc
-
-    def _still_short(
-        self,
-        runtime: InboxRuntime,
-        tracked: TrackedFile,
-        inspected: AudioInfo | AudioProblem | OSError | None,
-    ) -> bool:
-        """A WAV shorter than its header says may still be written: give it a grace period.
-
-        The grace restarts whenever the file changes (``TrackedFile.observe``), so a file that
-        keeps growing never times out; one that stays short is then failed as truncated.
-        """
-        if not isinstance(inspected, AudioProblem) or inspected.reason != "truncated_audio":
-            return False
-        now = time.monotonic()
-        tracked.short_since = tracked.short_since or now
-        settle = runtime.inbox.settle_seconds
-        if now - tracked.short_since >= short_grace(settle):
-            return False
-        runtime.tracked[tracked.rel] = tracked
-        self._check_later(runtime, tracked, max(settle, 0.2))
-        return True
-
-    def _check_audio(
-        self,
-        inspected: AudioInfo | AudioProblem | OSError,
-        directions: Directions,
-        record: FileRecord,
-        profile: Profile,
-    ) -> None:
-        """Decide what goes up (``daemon.recordings``) and note it in the record."""
-        params = dict(directions.params)
-        if isinstance(inspected, FileNotFoundError):
-            raise inspected
-        if isinstance(inspected, OSError):
-            message = f"cannot read the file: {inspected.strerror}"
-            raise _Rejection("unreadable_file", message, params)
-        try:
-            plan = plan_upload(
-                inspected,
-                name=record.rel_path,
-                profile=profile,
-                params=params,
-                can_convert=self._can_convert,
-            )
-        except AudioProblem as problem:
-            record.data.update(as_dropped(inspected, record.size))
-            raise _Rejection(problem.reason, problem.message, params) from None
-        record.data.update(planned(plan, inspected, record.size, params))
+    def _reject(self, record: FileRecord, rejected: Rejected) -> None:
+        record.data.update(rejected.notes)
+        if rejected.params is not None:
+            record.data["params"] = rejected.params
+        self._fail(record, rejected.reason, rejected.message)
 
     async def _ready_unless_duplicate(self, runtime: InboxRuntime, record: FileRecord) -> None:
         """``on_duplicate: skip``: hash the file off the loop (it may be gigabytes), then send
@@ -964,7 +899,7 @@ class Daemon:
             record.sha256 = await asyncio.to_thread(self._hash, runtime.inbox, record.rel_path)
         except NotRegularFile as exc:
             record.data["entry_type"] = exc.entry_type
-            self._fail(record, "not_a_regular_file", _NOT_REGULAR_MESSAGE.format(exc.strerror))
+            self._fail(record, "not_a_regular_file", NOT_REGULAR_MESSAGE.format(exc.strerror))
             return
         except (FileNotFoundError, NotADirectoryError):
             self._vanished(runtime, record.id)
@@ -977,12 +912,7 @@ class Daemon:
             self._make_ready(record)
             return
         record.conversation_id, record.job_id = original.conversation_id, original.job_id
-        record.data["duplicate_of"] = {
-            "file": original.filed_path or original.rel_path,
-            "conversationId": original.conversation_id,
-            "jobId": original.job_id,
-        }
-        record.data["job_status"] = "skipped_duplicate"
+        record.data.update(duplicate_notes(original))
         record.state = State.COMPLETED
         self.db.save(record)
         log.info("file_duplicate_skipped", inbox=record.inbox, file=record.rel_path)
@@ -1117,7 +1047,7 @@ class Daemon:
                 submission = await self._submit_checked(record, sent, target)
         except NotRegularFile as exc:
             record.data["entry_type"] = exc.entry_type
-            self._fail(record, "not_a_regular_file", _NOT_REGULAR_MESSAGE.format(exc.strerror))
+            self._fail(record, "not_a_regular_file", NOT_REGULAR_MESSAGE.format(exc.strerror))
         except SymblError as error:
             self._note_attempts(record, error.attempts)
             self._upload_failed(record, error, appending=target is not None)
@@ -1761,16 +1691,6 @@ def _filing_subject(inbox_key: str) -> str:
     """The subject of a stopped-filing stall: apart from the inbox folder's own stall, so that
     an inbox coming back does not clear a swapped done/ (or a filing clear a missing inbox)."""
     return f"{inbox_key} (filing)"
-
-
-class _Rejection(Exception):
-    """A file that cannot be sent: it goes to failed/ with ``reason``."""
-
-    def __init__(self, reason: str, message: str, params: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.params = params
 
 
 # ==================================================================== command
