@@ -2,8 +2,9 @@
 
 The journal holds what lasts; this holds what is live and would be lost with the process
 (a 429 pause, an upload at 40 %, credentials refused a minute ago). The HTTP endpoint, the
-status page and the metrics read ``Daemon.live_state()``; ``symbl-inbox status`` is another
-process, so the daemon also writes the snapshot to ``live.json`` in its runtime folder.
+status page and the metrics read it through ``daemon.http.view.Observed``; ``symbl-inbox
+status`` is another process, so the daemon also writes the snapshot to ``live.json`` in its
+runtime folder.
 
 Why a file and not a question to the daemon's HTTP endpoint: ``status`` must work without an
 ``http:`` section, and it must show a full state folder, which is exactly when nothing more
@@ -96,6 +97,14 @@ class LiveState:
     inboxes: Mapping[str, bool] = field(default_factory=dict)
     """Inbox id -> watched right now."""
     uploads: tuple[UploadProgress, ...] = ()
+    # For the metrics only (live.json keeps what ``status`` shows).
+    uploading: int = 0
+    """Uploads running now."""
+    jobs: int = 0
+    """Submitted jobs being followed until completed or failed."""
+    credentials_rejected: bool = False
+    pause_seconds: float = 0.0
+    """Seconds left of a 429 pause."""
 
     def stops_all_work(self) -> list[Stall]:
         return [stall for stall in self.stalls if stall.kind in STOPS_ALL_WORK]

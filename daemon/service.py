@@ -26,6 +26,7 @@ from typing import Any
 from daemon.audio import AudioProblem
 from daemon.client import (
     AuthenticationError,
+    ClientStats,
     FileChangedError,
     FinalError,
     NotFoundError,
@@ -44,7 +45,6 @@ from daemon.convert import (
     produced_for_upload,
 )
 from daemon.dropped import Examination, examine
-from daemon.endpoint import Endpoint, resolve_webhook_secret, start_endpoint
 from daemon.exports import Exports, fetch_exports, name_export_files
 from daemon.filing import TRANSCRIPT_SUFFIX, choose_target_in, file_into, record_suffix
 from daemon.fsboundary import (
@@ -60,6 +60,8 @@ from daemon.fsboundary import (
     sha256_of,
 )
 from daemon.hooks import Happening, HookEvent, HookRunner
+from daemon.http.endpoint import Endpoint, resolve_webhook_secret, start_endpoint
+from daemon.http.metrics import Metrics
 from daemon.intake import (
     Candidate,
     InboxFilter,
@@ -79,7 +81,6 @@ from daemon.journal import (
 from daemon.live import LiveState, UploadMeters, remove_live, runtime_dir, write_live
 from daemon.lock import AlreadyRunning, StateLock
 from daemon.logs import MASK, get_logger, masker, set_level
-from daemon.metrics import Metrics
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
 from daemon.pipeline.admission import (
@@ -450,7 +451,14 @@ class Daemon:
                 for key, runtime in self.inboxes.items()
             },
             uploads=self.uploads.snapshot(),
+            uploading=len(self.uploading),
+            jobs=len(self.tracking),
+            credentials_rejected=self.scheduler.blocked is not None,
+            pause_seconds=self.scheduler.pause_remaining(),
         )
+
+    def client_stats(self) -> ClientStats | None:
+        return self._client.stats if self._client is not None else None
 
     def _health_line(self) -> tuple[bool, str]:
         """Whether work proceeds (for pings) and the status line."""

@@ -15,7 +15,7 @@ from endpoint_harness import Running, StartDaemon, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.emulator import EmulatorServer
-from daemon.endpoint import MAX_WEBHOOK_BYTES, SECRET_FILE
+from daemon.http.endpoint import MAX_WEBHOOK_BYTES, SECRET_FILE
 from daemon.samples import make_wav
 
 SECRET = "webhook-secret-for-the-endpoint-tests"

@@ -15,9 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from daemon.client import SymblClient
 from daemon.config import load_config
 from daemon.config.model import Config, HttpSettings
-from daemon.endpoint import SECRET_FILE, resolve_webhook_secret, start_endpoint
+from daemon.http.endpoint import SECRET_FILE, resolve_webhook_secret, start_endpoint
+from daemon.http.metrics import Metrics
 from daemon.logs import MASK, masker
-from daemon.metrics import Metrics
 from daemon.service import Daemon
 
 SECRET = "configured-webhook-secret"
