@@ -93,6 +93,8 @@ from daemon.pipeline.admission import (
 )
 from daemon.pipeline.conversations import Conversations, Decision, Reject, Release
 from daemon.pipeline.scheduler import PAUSE_CAP_SECONDS, Scheduler, backoff
+from daemon.pipeline.supervisor import Supervisor
+from daemon.pipeline.tracker import Tracker
 from daemon.recordings import params_as_planned
 from daemon.records import error_record, iso, result_record
 from daemon.stalls import Stall, StallBoard, StallKind
@@ -104,7 +106,6 @@ log = get_logger("symbl_inbox.daemon")
 _RETRY_CAP_SECONDS = 300.0
 _ADMISSION_BATCH = 32
 _MAINTENANCE_SECONDS = 5.0
-_FAILED_LOCALLY = "failed_locally"
 # These failures say nothing about the part's slot in its conversation: it stays open.
 _NOT_THE_PARTS_OWN_FAILURE = ("missing_part", "predecessor_rejected", "duplicate_part")
 _JOURNAL_DAMAGED = (
@@ -156,17 +157,14 @@ class Daemon:
         self.inboxes: dict[str, InboxRuntime] = {}
         self.active: dict[tuple[str, str], int] = {}
         self.uploading: dict[int, asyncio.Task[None]] = {}
-        self.tracking: dict[int, asyncio.Task[None]] = {}
-        self.job_wakeups: dict[str, asyncio.Event] = {}
-        self.stop_event = asyncio.Event()
+        self.supervisor = Supervisor()
+        self.stop_event = self.supervisor.stop_event
         # Set once the startup scan is done (systemd's READY=1 goes out at the same moment).
         self.ready_event = asyncio.Event()
         self.scheduler = Scheduler(
             max_jobs=config.symbl.max_concurrent_jobs,
             max_uploads=config.symbl.max_concurrent_uploads,
         )
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._timers: set[asyncio.TimerHandle] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pump_scheduled = False
         self._can_convert = convert_extra_installed()
@@ -174,6 +172,7 @@ class Daemon:
         self._admissions: deque[tuple[InboxRuntime, TrackedFile, int, int]] = deque()
         self._admitter: asyncio.Task[None] | None = None
         self.metrics = Metrics()
+        self.tracker = Tracker(self, self.scheduler, self.supervisor, self.metrics)
         # Conditions that stop work, for status, /healthz, the status page and hooks.
         self.stalls = StallBoard()
         self.stalls.subscribe(self._stall_changed)
@@ -205,6 +204,22 @@ class Daemon:
     def db(self) -> Journal:
         assert self.journal is not None
         return self.journal
+
+    @property
+    def tracking(self) -> dict[int, asyncio.Task[None]]:
+        """The jobs being followed, by file id."""
+        return self.tracker.tracking
+
+    @property
+    def job_wakeups(self) -> dict[str, asyncio.Event]:
+        return self.tracker.job_wakeups
+
+    def job_ended(self, job_id: str) -> bool:
+        """A webhook said this job ended (the endpoint's ``WebhookSink``)."""
+        return self.tracker.job_ended(job_id)
+
+    async def state_room(self) -> None:
+        await self._state_room.wait()
 
     @property
     def conversations(self) -> Conversations:
@@ -253,7 +268,7 @@ class Daemon:
             self._recover()
             for inbox in self.config.inboxes:
                 self._add_inbox(inbox)
-            self._pump()
+            self.pump()
             self.notifier.ready(self.status_line())
             self.ready_event.set()
             log.info("daemon_ready", inboxes=len(self.inboxes), active=len(self.active))
@@ -331,8 +346,7 @@ class Daemon:
         for runtime in self.inboxes.values():
             if runtime.watcher is not None:
                 runtime.watcher.stop()
-        for timer in self._timers:
-            timer.cancel()
+        self.supervisor.cancel_timers()
         for task in list(self.tracking.values()):
             task.cancel()
         uploads = list(self.uploading.values())
@@ -341,10 +355,7 @@ class Daemon:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        others = [task for task in self._tasks if not task.done()]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, *self.tracking.values(), return_exceptions=True)
+        await self.supervisor.end_all(*self.tracking.values())
         if self.hooks is not None:
             await self.hooks.stop()
         remove_live(runtime_dir(self.config.state_dir))
@@ -359,33 +370,10 @@ class Daemon:
         log.info("daemon_stopped")
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("internal_error", exc_info=task.exception())
+        return self.supervisor.spawn(coroutine)
 
     def _later(self, delay: float, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the loop after ``delay``; errors are logged, never fatal."""
-        assert self._loop is not None
-        handle: asyncio.TimerHandle | None = None
-
-        def fire() -> None:
-            if handle is not None:
-                self._timers.discard(handle)
-            if self.stop_event.is_set():
-                return
-            try:
-                callback()
-            except Exception:
-                log.exception("internal_error")
-
-        handle = self._loop.call_later(max(0.0, delay), fire)
-        self._timers.add(handle)
+        self.supervisor.later(delay, callback)
 
     # ================================================================ stalls, hooks, live state
 
@@ -484,7 +472,7 @@ class Daemon:
                     log.warning("live_state_unwritable", folder=str(folder), error=str(error))
             await asyncio.sleep(_LIVE_WRITE_SECONDS)
 
-    def _api_answer(self, error: SymblError | None = None) -> None:
+    def api_answer(self, error: SymblError | None = None) -> None:
         """What a request to Symbl tells about the stalls credentials_refused, api_unreachable."""
         no_answer = isinstance(error, TransientError) and not isinstance(error, RateLimitedError)
         if no_answer and error is not None and (error.status is None or error.status >= 500):
@@ -506,7 +494,7 @@ class Daemon:
             if may_resume and self.stalls.clear(StallKind.STATE_FULL) is not None:
                 self._state_room.set()
                 self.rescan_all()
-                self._pump()
+                self.pump()
             return not self.stalls.has(StallKind.STATE_FULL)
         if self.stalls.begin(StallKind.STATE_FULL, self._space.message()):
             self._state_room.clear()
@@ -562,9 +550,9 @@ class Daemon:
             if record.state is State.HELD:
                 self._expire_hold(record, Conversations.hold_seconds(record, now=time.time()))
         for record in self.db.in_states((State.SUBMITTED,)):
-            self._start_tracking(record)
+            self.tracker.start(record)
         for record in self.db.in_states(FINAL_STATES):
-            self._spawn(self._file(record))
+            self._spawn(self.file(record))
 
     # ================================================================ inboxes and events
 
@@ -898,7 +886,7 @@ class Daemon:
         record.data.update(rejected.notes)
         if rejected.params is not None:
             record.data["params"] = rejected.params
-        self._fail(record, rejected.reason, rejected.message)
+        self.fail(record, rejected.reason, rejected.message)
 
     async def _ready_unless_duplicate(self, runtime: InboxRuntime, record: FileRecord) -> None:
         """``on_duplicate: skip``: hash the file off the loop (it may be gigabytes), then send
@@ -907,13 +895,13 @@ class Daemon:
             record.sha256 = await asyncio.to_thread(self._hash, runtime.inbox, record.rel_path)
         except NotRegularFile as exc:
             record.data["entry_type"] = exc.entry_type
-            self._fail(record, "not_a_regular_file", NOT_REGULAR_MESSAGE.format(exc.strerror))
+            self.fail(record, "not_a_regular_file", NOT_REGULAR_MESSAGE.format(exc.strerror))
             return
         except (FileNotFoundError, NotADirectoryError):
             self._vanished(runtime, record.id)
             return
         except OSError as exc:
-            self._fail(record, "unreadable_file", f"cannot read the file: {exc.strerror}")
+            self.fail(record, "unreadable_file", f"cannot read the file: {exc.strerror}")
             return
         original = self.db.completed_with_sha(record.inbox, record.sha256, record.id)
         if original is None:
@@ -924,7 +912,7 @@ class Daemon:
         record.state = State.COMPLETED
         self.db.save(record)
         log.info("file_duplicate_skipped", inbox=record.inbox, file=record.rel_path)
-        await self._file(record)
+        await self.file(record)
 
     def _hash(self, inbox: Inbox, rel: str) -> str:
         with open_in(self._files(inbox).inbox, rel) as checked:
@@ -938,7 +926,7 @@ class Daemon:
             if isinstance(decision, Release):
                 self._make_ready(decision.record)
             elif isinstance(decision, Reject):
-                self._fail(decision.record, decision.reason, decision.message)
+                self.fail(decision.record, decision.reason, decision.message)
             else:
                 self.conversations.hold(decision)
                 self._expire_hold(decision.record, decision.seconds)
@@ -956,19 +944,19 @@ class Daemon:
         record.state = State.READY
         self.db.save(record)
         self.scheduler.enqueue(record.inbox, record.id)
-        self._pump()
+        self.pump()
 
     def _requeue(self, record: FileRecord, delay: float, *, front: bool = False) -> None:
         def back() -> None:
             if self.scheduler.enqueue(record.inbox, record.id, front=front):
-                self._pump()
+                self.pump()
 
         if delay <= 0:
             back()
         else:
             self._later(delay, back)
 
-    def _pump(self) -> None:
+    def pump(self) -> None:
         """Start as many uploads as the caps allow (coalesced: at most once per loop turn)."""
         if self._pump_scheduled or self._loop is None:
             return
@@ -1017,7 +1005,7 @@ class Daemon:
             self.uploading.pop(record.id, None)
             self.scheduler.upload_ended(record.id)
             self.uploads.end(record.id)
-            self._pump()
+            self.pump()
 
     async def _send(self, record: FileRecord) -> None:
         target = self.conversations.target(record)
@@ -1055,18 +1043,18 @@ class Daemon:
                 submission = await self._submit_checked(record, sent, target)
         except NotRegularFile as exc:
             record.data["entry_type"] = exc.entry_type
-            self._fail(record, "not_a_regular_file", NOT_REGULAR_MESSAGE.format(exc.strerror))
+            self.fail(record, "not_a_regular_file", NOT_REGULAR_MESSAGE.format(exc.strerror))
         except SymblError as error:
             self._note_attempts(record, error.attempts)
             self._upload_failed(record, error, appending=target is not None)
         except AudioProblem as problem:
-            self._fail(record, problem.reason, problem.message)
+            self.fail(record, problem.reason, problem.message)
         except (FileNotFoundError, NotADirectoryError):
             runtime = self.inboxes.get(record.inbox)
             if runtime is not None:
                 self._vanished(runtime, record.id)
         except OSError as exc:
-            self._fail(record, "unreadable_file", f"cannot read the file: {exc.strerror}")
+            self.fail(record, "unreadable_file", f"cannot read the file: {exc.strerror}")
         else:
             self._submitted(record, submission)
 
@@ -1123,7 +1111,7 @@ class Daemon:
                 )
                 return original_submission(submission, produced)
 
-    def _webhooks_on(self) -> bool:
+    def webhooks_on(self) -> bool:
         http = self.config.http
         return self.endpoint is not None and http is not None and bool(http.public_url)
 
@@ -1162,7 +1150,7 @@ class Daemon:
         record.stamp("submitted")
         self.db.save(record)
         self.scheduler.submitted()
-        self._api_answer()
+        self.api_answer()
         log.info(
             "file_submitted",
             inbox=record.inbox,
@@ -1172,13 +1160,13 @@ class Daemon:
         )
         self.conversations.note_predecessor_outcome(record)
         self._act(self.conversations.settled(record, accepted=True))
-        self._start_tracking(record)
+        self.tracker.start(record)
 
     def _upload_failed(self, record: FileRecord, error: SymblError, *, appending: bool) -> None:
         attempts = int(record.data.get("attempts", 1))
-        self._api_answer(error)
+        self.api_answer(error)
         if isinstance(error, AuthenticationError):
-            self._block_on_credentials(error)
+            self.credentials_refused(error)
             self._back_to_ready(record, 0.0, front=True)
         elif isinstance(error, RateLimitedError):
             self._rate_limited()
@@ -1200,10 +1188,10 @@ class Daemon:
             if runtime is not None:
                 self._track(runtime, record)
         elif isinstance(error, NotFoundError) and appending:
-            self._fail_http(record, "unknown_conversation", error)
+            self.fail_http(record, "unknown_conversation", error)
         elif isinstance(error, FinalError):
             reason = "too_large" if error.status == 413 else "rejected_by_api"
-            self._fail_http(record, reason, error)
+            self.fail_http(record, reason, error)
         else:
             self._back_to_ready(record, backoff(attempts, 2.0, _RETRY_CAP_SECONDS))
 
@@ -1222,7 +1210,7 @@ class Daemon:
             f"new submissions wait until one ends, at the latest until "
             f"{iso(time.time() + pause.seconds)}",
         )
-        self._later(pause.seconds, self._pump)
+        self._later(pause.seconds, self.pump)
 
     def _back_to_ready(self, record: FileRecord, delay: float, *, front: bool = False) -> None:
         record.state = State.READY
@@ -1240,10 +1228,10 @@ class Daemon:
             try:
                 await self.client.authenticate()
             except AuthenticationError as error:
-                self._block_on_credentials(error)
+                self.credentials_refused(error)
                 return
             except SymblError as error:
-                self._api_answer(error)
+                self.api_answer(error)
                 if not isinstance(error, TransientError):
                     log.warning("symbl_refused_token", error=error.message)
                     return
@@ -1258,12 +1246,12 @@ class Daemon:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop_event.wait(), delay)
                 continue
-            self._api_answer()
+            self.api_answer()
             if attempt > 1:
                 log.info("symbl_reachable", attempts=attempt)
             return
 
-    def _block_on_credentials(self, error: SymblError) -> None:
+    def credentials_refused(self, error: SymblError) -> None:
         if self.scheduler.block(error.message):
             log.error(
                 "credentials_rejected",
@@ -1278,112 +1266,16 @@ class Daemon:
 
     def _unblock_credentials(self) -> None:
         self.scheduler.unblock()
-        self._pump()
-
-    # ================================================================ tracking
-
-    def _start_tracking(self, record: FileRecord) -> None:
-        if record.id in self.tracking or record.job_id is None:
-            return
-        self.job_wakeups[record.job_id] = asyncio.Event()
-        self.scheduler.job_started(record.job_id)
-        self.tracking[record.id] = self._spawn(self._follow(record))
-
-    def job_ended(self, job_id: str) -> bool:
-        """A webhook said this job ended: free its slot; check the job soon, not at the next poll.
-
-        The account stops counting a job when it ends, so its slot goes to the next file at
-        once; the check that decides the file's outcome (and its export) follows when the
-        uploads pause. Should the check find the job still running, the slot is taken back.
-        """
-        event = self.job_wakeups.get(job_id)
-        if event is None:
-            return False
-        event.set()
-        if self.scheduler.job_ended_by_webhook(job_id):
-            self._pump()
-        return True
-
-    async def _follow(self, record: FileRecord) -> None:
-        assert record.job_id is not None
-        tracking = self.config.tracking
-        delay = tracking.poll_initial_seconds
-        if self._webhooks_on():
-            delay = tracking.poll_max_seconds  # webhooks lead; polling is the slower safety net
-        wakeup = self.job_wakeups[record.job_id]
-        try:
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wakeup.wait(), timeout=delay)
-                wakeup.clear()
-                delay = min(delay * tracking.poll_backoff_factor, tracking.poll_max_seconds)
-                if self.scheduler.ended_by_webhook(record.job_id):
-                    await self.scheduler.wait_for_quiet_uploads()  # its slot is free already
-                await self._state_room.wait()  # its answer could not be committed
-                status = await self._poll(record)
-                if status in ("completed", "failed", _FAILED_LOCALLY):
-                    break
-                if status is not None:
-                    self.scheduler.job_still_running(record.job_id)
-        finally:
-            self.job_wakeups.pop(record.job_id, None)
-            self.tracking.pop(record.id, None)
-            self.scheduler.job_done(record.job_id)
-            self._pump()
-        await self._job_finished(record, status)
-
-    async def _poll(self, record: FileRecord) -> str | None:
-        assert record.job_id is not None
-        try:
-            status = await self.client.job_status(record.job_id)
-        except NotFoundError as error:
-            self._fail_http(record, "unknown_job", error)
-            return _FAILED_LOCALLY
-        except TransientError as error:
-            log.warning("job_poll_deferred", job_id=record.job_id, error=error.message)
-            self._api_answer(error)
-            return None
-        except AuthenticationError as error:
-            self._block_on_credentials(error)
-            return None
-        except FinalError as error:
-            log.warning("job_poll_refused", job_id=record.job_id, error=error.message)
-            self._api_answer(error)
-            return None
-        self._api_answer()
-        if status != record.data.get("job_status"):
-            # Kept in memory only: the final state is committed with it, and after a crash the
-            # job is simply asked again.
-            record.data["job_status"] = status
-            record.stamp(status)
-        return status
-
-    async def _job_finished(self, record: FileRecord, status: str | None) -> None:
-        submitted = record.times.get("submitted")
-        if status in ("completed", "failed") and submitted is not None:
-            self.metrics.job_finished(record.inbox, status, time.time() - submitted)
-        if status == "completed":
-            # Committed together with the filing plan in _file; a crash before that only means
-            # the job is asked again.
-            record.state = State.COMPLETED
-            log.info("job_completed", file=record.rel_path, job_id=record.job_id)
-            await self.scheduler.wait_for_quiet_uploads()
-            await self._file(record)
-        elif status == "failed":
-            record.data["message"] = (
-                "Symbl reports the job as failed; the API gives no reason. Use "
-                "`symbl-inbox retry` to send the file again."
-            )
-            self._fail(record, "job_failed", record.data["message"])
+        self.pump()
 
     # ================================================================ failing and filing
 
-    def _fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
+    def fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
         record.data["http_status"] = error.status
         record.data["http_body"] = error.body
-        self._fail(record, reason, error.message)
+        self.fail(record, reason, error.message)
 
-    def _fail(self, record: FileRecord, reason: str, message: str) -> None:
+    def fail(self, record: FileRecord, reason: str, message: str) -> None:
         was_pending = record.state in (State.WAITING, State.READY, State.HELD, State.UPLOADING)
         record.state = State.FAILED
         record.reason = reason
@@ -1395,9 +1287,9 @@ class Daemon:
         )
         if was_pending and reason not in _NOT_THE_PARTS_OWN_FAILURE:
             self._act(self.conversations.settled(record, accepted=False))
-        self._spawn(self._file(record))
+        self._spawn(self.file(record))
 
-    async def _file(self, record: FileRecord, attempt: int = 1) -> None:
+    async def file(self, record: FileRecord, attempt: int = 1) -> None:
         """Move the file and its record to done/ or failed/; on trouble, keep it and retry."""
         await self._state_room.wait()
         runtime = self.inboxes.get(record.inbox)
@@ -1521,7 +1413,7 @@ class Daemon:
     def _refile(self, record_id: int, attempt: int) -> None:
         record = self.db.get(record_id)
         if record is not None and record.state in FINAL_STATES:
-            self._spawn(self._file(record, attempt))
+            self._spawn(self.file(record, attempt))
 
     def _inbox_by_key(self, key: str) -> Inbox | None:
         """A configured inbox, or one removed by a reload whose files are still in flight."""
@@ -1597,7 +1489,7 @@ class Daemon:
         )
         if new.log_level != old.log_level:
             set_level(new.log_level)  # after the line above, which says what changed
-        self._pump()
+        self.pump()
 
     def _swap_client(self, new: Config) -> None:
         """New work uses a client with the new settings; uploads under way finish on the old."""
@@ -1641,7 +1533,7 @@ class Daemon:
             record.profile = profile.name
             if problems:
                 message = "; ".join(f"params.{dotted(p.loc)}: {p.message}" for p in problems)
-                self._fail(record, "bad_parameters", f"after the reload: {message}")
+                self.fail(record, "bad_parameters", f"after the reload: {message}")
                 continue
             record.data["params"] = params_as_planned(record.data.get("send"), params)
             self.db.save(record)

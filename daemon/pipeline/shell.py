@@ -1,0 +1,52 @@
+"""What a stage may ask of the daemon that wires the stages together (``daemon.service``).
+
+A stage owns its state and decides within it; what belongs to another stage (failing a file,
+filing it, sending it again, freeing a slot) it asks for through this protocol, never by
+reaching into that stage. The daemon implements it; unit tests may implement it too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from daemon.client import SymblClient, SymblError
+    from daemon.config.model import Config
+    from daemon.journal import FileRecord, Journal
+
+
+class Shell(Protocol):
+    @property
+    def config(self) -> Config:
+        """The configuration in force (a reload replaces it)."""
+
+    @property
+    def client(self) -> SymblClient:
+        """The client for new work (a reload with new Symbl settings replaces it)."""
+
+    @property
+    def db(self) -> Journal: ...
+
+    def pump(self) -> None:
+        """Start as many uploads as the scheduler allows, at the end of this loop turn."""
+
+    def webhooks_on(self) -> bool:
+        """Whether Symbl is told to post status changes to our endpoint."""
+
+    async def state_room(self) -> None:
+        """Return once the journal can take writes (at once, unless the state folder is full)."""
+
+    def api_answer(self, error: SymblError | None = None) -> None:
+        """What a request to Symbl told about reachability and credentials."""
+
+    def credentials_refused(self, error: SymblError) -> None:
+        """Symbl refused the credentials: nothing is sent until they work."""
+
+    def fail(self, record: FileRecord, reason: str, message: str) -> None:
+        """The file cannot go on: it goes to failed/ with ``reason``."""
+
+    def fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
+        """``fail``, keeping the API's status and body in the record."""
+
+    async def file(self, record: FileRecord) -> None:
+        """Move a file in a final state to done/ or failed/."""
