@@ -18,7 +18,6 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,13 +44,9 @@ from daemon.convert import (
     produced_for_upload,
 )
 from daemon.dropped import Examination, examine
-from daemon.exports import Exports, fetch_exports, name_export_files
-from daemon.filing import TRANSCRIPT_SUFFIX, choose_target_in, file_into, record_suffix
 from daemon.fsboundary import (
     Boundaries,
     Checked,
-    Folder,
-    FolderSwapped,
     InboxFiles,
     NotRegularFile,
     display,
@@ -92,11 +87,12 @@ from daemon.pipeline.admission import (
     still_short,
 )
 from daemon.pipeline.conversations import Conversations, Decision, Reject, Release
+from daemon.pipeline.filer import Filer
 from daemon.pipeline.scheduler import PAUSE_CAP_SECONDS, Scheduler, backoff
 from daemon.pipeline.supervisor import Supervisor
 from daemon.pipeline.tracker import Tracker
 from daemon.recordings import params_as_planned
-from daemon.records import error_record, iso, result_record
+from daemon.records import iso
 from daemon.stalls import Stall, StallBoard, StallKind
 from daemon.stallwatch import Reachability, StateSpace
 from daemon.watch import InboxWatcher, OverflowAlarm
@@ -115,7 +111,6 @@ _JOURNAL_DAMAGED = (
 )
 _LIVE_WRITE_SECONDS = 1.0
 _LIVE_REFRESH_SECONDS = 15.0
-_SWAPPED_RETRY_SECONDS = 2.0
 
 
 @dataclass
@@ -186,9 +181,9 @@ class Daemon:
         self.hooks: HookRunner | None = None
         # Every file-system operation on inboxes, done/ and failed/ goes through these.
         self.boundaries = Boundaries()
-        # Filing fsyncs several times per file; in its own threads it never queues ahead of
-        # the file reads that uploads need from the default pool.
-        self._filing_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="symbl-filing")
+        self.filer = Filer(
+            self, self.supervisor, self.boundaries, self.stalls, self.metrics, lambda: self.hooks
+        )
         self.endpoint: Endpoint | None = None
         self._webhook_secret: str | None = None
         self._reload_requested = asyncio.Event()
@@ -363,7 +358,7 @@ class Daemon:
             await self.endpoint.stop()
         if self._client is not None:
             await self._client.aclose()
-        self._filing_pool.shutdown(wait=True)
+        self.filer.close()
         self.boundaries.close()
         if self.journal is not None:
             self.journal.close()
@@ -510,32 +505,6 @@ class Daemon:
         )
         if self.stalls.begin(StallKind.STATE_FULL, self._space.message()):
             self._state_room.clear()
-
-    def _hook_filed(self, record: FileRecord, target_root: Path, outcome: str) -> None:
-        event = HookEvent.DONE if outcome == "done" else HookEvent.FAILED
-        if self.hooks is None or record.filed_path is None:
-            return
-        if not self.hooks.listens(event, record.profile):
-            return
-        filed = target_root / record.filed_path
-        transcript = filed.with_name(filed.name + TRANSCRIPT_SUFFIX)
-        self.hooks.emit(
-            Happening(
-                event,
-                time.time(),
-                inbox=record.inbox,
-                file=record.rel_path,
-                filed_as=str(filed),
-                record=str(filed.with_name(filed.name + record_suffix(outcome))),
-                transcript=str(transcript) if transcript.exists() else None,
-                profile=record.profile,
-                reason=record.reason,
-                message=record.data.get("message") if outcome == "failed" else None,
-                conversation_id=record.conversation_id,
-                job_id=record.job_id,
-            ),
-            record.profile,
-        )
 
     # ================================================================ recovery
 
@@ -1289,131 +1258,15 @@ class Daemon:
             self._act(self.conversations.settled(record, accepted=False))
         self._spawn(self.file(record))
 
-    async def file(self, record: FileRecord, attempt: int = 1) -> None:
-        """Move the file and its record to done/ or failed/; on trouble, keep it and retry."""
-        await self._state_room.wait()
-        runtime = self.inboxes.get(record.inbox)
-        inbox = runtime.inbox if runtime else self._inbox_by_key(record.inbox)
-        if inbox is None:
-            log.warning("filing_postponed", file=record.rel_path, reason="inbox not configured")
-            return
-        outcome = "done" if record.state is State.COMPLETED else "failed"
-        target_root = inbox.done if outcome == "done" else inbox.failed
-        files = self._files(inbox)
-        sidecar = record.data.get("sidecar")
-        companions = {sidecar: sidecar} if sidecar else {}
-        extra_files: dict[str, str] = {}
-        loop = asyncio.get_running_loop()
-        try:
-            # Checked before the exports are fetched: a stopped folder costs no API calls.
-            target: Folder | None = await loop.run_in_executor(
-                self._filing_pool, files.target, outcome
-            )
-        except FolderSwapped as exc:
-            self._filing_stopped(record, exc)
-            return
-        except OSError:
-            target = None  # tried again below, and reported with the other filing errors
-        if outcome == "done":
-            exports = await self._exports(record)
-            if exports.transcript is not None:
-                extra_files[TRANSCRIPT_SUFFIX] = exports.transcript
-            extra_files.update(exports.files)
-            if exports.errors:
-                record.data["export_errors"] = exports.errors
-            payload = result_record(record, exports.data)
-        else:
-            payload = error_record(record)
-        try:
-            if target is None:
-                target = await loop.run_in_executor(self._filing_pool, files.target, outcome)
-            if record.filed_path is None:
-                taken_with = [*companions, *extra_files]
-                record.filed_path = await loop.run_in_executor(
-                    self._filing_pool, choose_target_in, target, record.rel_path, taken_with
-                )
-                record.outcome = outcome
-            name_export_files(payload, record.filed_path)
-            self.db.save(record)
-            self.db.commit()  # the plan is on disk before the filing thread acts on it
-            await loop.run_in_executor(
-                self._filing_pool,
-                file_into,
-                files.inbox,
-                record.rel_path,
-                target,
-                record.filed_path,
-                payload,
-                outcome,
-                companions,
-                extra_files,
-            )
-        except FolderSwapped as exc:
-            self._filing_stopped(record, exc)
-            return
-        except FileExistsError as exc:
-            # Something took the chosen name since: choose again, and file nothing over it.
-            log.warning("filing_name_taken", file=display(record.rel_path), error=str(exc))
-            record.filed_path = None
-            self.db.save(record)
-            self._later(0.1, lambda: self._refile(record.id, attempt + 1))
-            return
-        except OSError as exc:
-            delay = backoff(attempt, 1.0, _RETRY_CAP_SECONDS)
-            log.error(
-                "filing_failed",
-                inbox=record.inbox,
-                file=record.rel_path,
-                target=str(target_root),
-                error=str(exc),
-                retry_seconds=delay,
-            )
-            self._later(delay, lambda: self._refile(record.id, attempt + 1))
-            return
-        if self.stalls.clear(StallKind.INBOX_UNAVAILABLE, _filing_subject(record.inbox)):
-            log.info("filing_resumed", inbox=record.inbox)
-        record.state = State.FILED
-        record.stamp("filed")
-        self.db.save(record)
+    async def file(self, record: FileRecord) -> None:
+        await self.filer.file(record)
+
+    def filed(self, record: FileRecord) -> None:
         self.active.pop((record.inbox, record.rel_path), None)
-        self.metrics.file_filed(record.inbox, outcome, record.reason)
-        self._hook_filed(record, target_root, outcome)
-        log.info(
-            "file_filed",
-            inbox=record.inbox,
-            file=record.rel_path,
-            outcome=outcome,
-            reason=record.reason,
-            to=str(target_root / record.filed_path),
-        )
 
-    def _filing_stopped(self, record: FileRecord, error: FolderSwapped) -> None:
-        """done/ or failed/ was swapped: file nothing there until it is put right."""
-        message = f"filing stopped: {error.strerror}; put the folder back (or make it anew as "
-        message += "the daemon's user) and filing resumes by itself"
-        subject = _filing_subject(record.inbox)
-        if self.stalls.begin(StallKind.INBOX_UNAVAILABLE, message, subject=subject):
-            log.error("filing_stopped", inbox=record.inbox, message=message)
-        else:
-            log.debug("filing_still_stopped", inbox=record.inbox, message=message)
-        self._later(_SWAPPED_RETRY_SECONDS, lambda: self._refile(record.id, 1))
-
-    async def _exports(self, record: FileRecord) -> Exports:
-        profile = self.config.profiles.get(record.profile or "")
-        skipped = record.data.get("job_status") == "skipped_duplicate"
-        if profile is None or not profile.export or not record.conversation_id or skipped:
-            return Exports()
-        exports = await fetch_exports(
-            self.client, record.conversation_id, profile.export, profile.transcript_options
-        )
-        for name, message in exports.errors.items():
-            log.warning("export_failed", file=record.rel_path, export=name, error=message)
-        return exports
-
-    def _refile(self, record_id: int, attempt: int) -> None:
-        record = self.db.get(record_id)
-        if record is not None and record.state in FINAL_STATES:
-            self._spawn(self.file(record, attempt))
+    def inbox(self, key: str) -> Inbox | None:
+        runtime = self.inboxes.get(key)
+        return runtime.inbox if runtime else self._inbox_by_key(key)
 
     def _inbox_by_key(self, key: str) -> Inbox | None:
         """A configured inbox, or one removed by a reload whose files are still in flight."""
@@ -1585,12 +1438,6 @@ class Daemon:
             f"{waiting} settling, {ready} ready, {len(self.uploading)} uploading, "
             f"{len(self.tracking)} jobs running{paused}{stalled}"
         )
-
-
-def _filing_subject(inbox_key: str) -> str:
-    """The subject of a stopped-filing stall: apart from the inbox folder's own stall, so that
-    an inbox coming back does not clear a swapped done/ (or a filing clear a missing inbox)."""
-    return f"{inbox_key} (filing)"
 
 
 # ==================================================================== command

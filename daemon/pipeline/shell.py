@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from daemon.client import SymblClient, SymblError
-    from daemon.config.model import Config
+    from daemon.config.model import Config, Inbox
     from daemon.journal import FileRecord, Journal
 
 
@@ -50,3 +50,9 @@ class Shell(Protocol):
 
     async def file(self, record: FileRecord) -> None:
         """Move a file in a final state to done/ or failed/."""
+
+    def inbox(self, key: str) -> Inbox | None:
+        """A configured inbox, or one removed by a reload whose files are still in flight."""
+
+    def filed(self, record: FileRecord) -> None:
+        """The file left its inbox (to done/ or failed/): it is no longer in flight."""
