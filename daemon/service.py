@@ -22,15 +22,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from daemon.audio import AudioProblem
 from daemon.client import (
     AuthenticationError,
     ClientStats,
-    FileChangedError,
     FinalError,
-    NotFoundError,
     RateLimitedError,
-    Submission,
     SymblClient,
     SymblError,
     TransientError,
@@ -39,14 +35,10 @@ from daemon.config.model import Config, Inbox
 from daemon.config.profiles import convert_extra_installed
 from daemon.convert import (
     clear_work_folder,
-    note_produced,
-    original_submission,
-    produced_for_upload,
 )
 from daemon.dropped import Examination, examine
 from daemon.fsboundary import (
     Boundaries,
-    Checked,
     InboxFiles,
     NotRegularFile,
     display,
@@ -55,7 +47,7 @@ from daemon.fsboundary import (
     sha256_of,
 )
 from daemon.hooks import Happening, HookEvent, HookRunner
-from daemon.http.endpoint import Endpoint, resolve_webhook_secret, start_endpoint
+from daemon.http.endpoint import Endpoint, start_endpoint
 from daemon.http.metrics import Metrics
 from daemon.intake import (
     Candidate,
@@ -73,9 +65,9 @@ from daemon.journal import (
     SqliteJournal,
     State,
 )
-from daemon.live import LiveState, UploadMeters, remove_live, runtime_dir, write_live
+from daemon.live import LiveState, remove_live, runtime_dir, write_live
 from daemon.lock import AlreadyRunning, StateLock
-from daemon.logs import MASK, get_logger, masker, set_level
+from daemon.logs import get_logger, masker, set_level
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
 from daemon.pipeline.admission import (
@@ -88,11 +80,11 @@ from daemon.pipeline.admission import (
 )
 from daemon.pipeline.conversations import Conversations, Decision, Reject, Release
 from daemon.pipeline.filer import Filer
-from daemon.pipeline.scheduler import PAUSE_CAP_SECONDS, Scheduler, backoff
+from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.supervisor import Supervisor
 from daemon.pipeline.tracker import Tracker
+from daemon.pipeline.uploader import Uploader
 from daemon.recordings import params_as_planned
-from daemon.records import iso
 from daemon.stalls import Stall, StallBoard, StallKind
 from daemon.stallwatch import Reachability, StateSpace
 from daemon.watch import InboxWatcher, OverflowAlarm
@@ -151,7 +143,6 @@ class Daemon:
         self._conversations: Conversations | None = None
         self.inboxes: dict[str, InboxRuntime] = {}
         self.active: dict[tuple[str, str], int] = {}
-        self.uploading: dict[int, asyncio.Task[None]] = {}
         self.supervisor = Supervisor()
         self.stop_event = self.supervisor.stop_event
         # Set once the startup scan is done (systemd's READY=1 goes out at the same moment).
@@ -161,7 +152,6 @@ class Daemon:
             max_uploads=config.symbl.max_concurrent_uploads,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pump_scheduled = False
         self._can_convert = convert_extra_installed()
         self._retired_inboxes: dict[str, Inbox] = {}
         self._admissions: deque[tuple[InboxRuntime, TrackedFile, int, int]] = deque()
@@ -177,15 +167,21 @@ class Daemon:
         self._space = StateSpace(config.state_dir)
         self._state_room = asyncio.Event()  # cleared while the state folder is full
         self._state_room.set()
-        self.uploads = UploadMeters()
         self.hooks: HookRunner | None = None
         # Every file-system operation on inboxes, done/ and failed/ goes through these.
         self.boundaries = Boundaries()
+        self.uploader = Uploader(
+            self,
+            self.scheduler,
+            self.supervisor,
+            self.tracker,
+            self.boundaries,
+            self.stalls,
+        )
         self.filer = Filer(
             self, self.supervisor, self.boundaries, self.stalls, self.metrics, lambda: self.hooks
         )
         self.endpoint: Endpoint | None = None
-        self._webhook_secret: str | None = None
         self._reload_requested = asyncio.Event()
 
     # ================================================================ lifecycle
@@ -215,6 +211,33 @@ class Daemon:
 
     async def state_room(self) -> None:
         await self._state_room.wait()
+
+    def has_room(self) -> bool:
+        return self._state_room.is_set()
+
+    @property
+    def uploading(self) -> dict[int, asyncio.Task[None]]:
+        """The uploads in flight, by file id."""
+        return self.uploader.uploading
+
+    def pump(self) -> None:
+        self.uploader.pump()
+
+    def credentials_refused(self, error: SymblError) -> None:
+        self.uploader.credentials_refused(error)
+
+    def part_settled(self, record: FileRecord, *, accepted: bool) -> None:
+        self._act(self.conversations.settled(record, accepted=accepted))
+
+    def vanished(self, inbox: str, record_id: int) -> None:
+        runtime = self.inboxes.get(inbox)
+        if runtime is not None:
+            self._vanished(runtime, record_id)
+
+    def retrack(self, record: FileRecord) -> None:
+        runtime = self.inboxes.get(record.inbox)
+        if runtime is not None:
+            self._track(runtime, record)
 
     @property
     def conversations(self) -> Conversations:
@@ -269,7 +292,7 @@ class Daemon:
             log.info("daemon_ready", inboxes=len(self.inboxes), active=len(self.active))
             self._spawn(self._maintenance())
             self._spawn(self._reloader())
-            self._spawn(self._authenticate())
+            self._spawn(self.uploader.authenticate())
             self._spawn(self._live_writer())
             await self.stop_event.wait()
         finally:
@@ -433,7 +456,7 @@ class Daemon:
                 key: runtime.available and runtime.inbox.path.is_dir()
                 for key, runtime in self.inboxes.items()
             },
-            uploads=self.uploads.snapshot(),
+            uploads=self.uploader.meters.snapshot(),
             uploading=len(self.uploading),
             jobs=len(self.tracking),
             credentials_rejected=self.scheduler.blocked is not None,
@@ -847,7 +870,7 @@ class Daemon:
             if inbox.on_duplicate == "skip" and record.kind is Kind.AUDIO:
                 self._spawn(self._ready_unless_duplicate(runtime, record))
             else:
-                self._make_ready(record)
+                self.uploader.make_ready(record)
         else:
             self._act([self.conversations.place(record, conversation)])
 
@@ -874,7 +897,7 @@ class Daemon:
             return
         original = self.db.completed_with_sha(record.inbox, record.sha256, record.id)
         if original is None:
-            self._make_ready(record)
+            self.uploader.make_ready(record)
             return
         record.conversation_id, record.job_id = original.conversation_id, original.job_id
         record.data.update(duplicate_notes(original))
@@ -893,7 +916,7 @@ class Daemon:
         """Carry out what the conversation order decided."""
         for decision in decisions:
             if isinstance(decision, Release):
-                self._make_ready(decision.record)
+                self.uploader.make_ready(decision.record)
             elif isinstance(decision, Reject):
                 self.fail(decision.record, decision.reason, decision.message)
             else:
@@ -909,333 +932,11 @@ class Daemon:
 
     # ================================================================ scheduling
 
-    def _make_ready(self, record: FileRecord) -> None:
-        record.state = State.READY
-        self.db.save(record)
-        self.scheduler.enqueue(record.inbox, record.id)
-        self.pump()
-
-    def _requeue(self, record: FileRecord, delay: float, *, front: bool = False) -> None:
-        def back() -> None:
-            if self.scheduler.enqueue(record.inbox, record.id, front=front):
-                self.pump()
-
-        if delay <= 0:
-            back()
-        else:
-            self._later(delay, back)
-
-    def pump(self) -> None:
-        """Start as many uploads as the caps allow (coalesced: at most once per loop turn)."""
-        if self._pump_scheduled or self._loop is None:
-            return
-        self._pump_scheduled = True
-        self._loop.call_soon(self._pump_now)
-
-    def _can_start(self) -> bool:
-        return (
-            not self.stop_event.is_set()
-            and self._state_room.is_set()
-            and self.scheduler.can_start()
-        )
-
-    def _jobs_in_flight(self) -> int:
-        return self.scheduler.jobs_in_flight()
-
-    def _pump_now(self) -> None:
-        self._pump_scheduled = False
-        if not self.scheduler.paused():
-            self.stalls.clear(StallKind.RATE_LIMITED)
-        while self._can_start():
-            record = self.scheduler.take_next(self.db)
-            if record is None:
-                break
-            self.scheduler.upload_started(record.id)
-            self.uploading[record.id] = self._spawn(self._upload(record))
-        self.scheduler.pumped()
-
     # ================================================================ uploading
-
-    async def _upload(self, record: FileRecord) -> None:
-        try:
-            await self._send(record)
-        except asyncio.CancelledError:
-            # Shutdown: nothing committed says the API has it, so it is sent again next run.
-            if record.state is State.UPLOADING:
-                record.state = State.READY
-                self.db.save(record)
-            raise
-        except Exception:
-            log.exception("internal_error", inbox=record.inbox, file=record.rel_path)
-            record.state = State.READY
-            self.db.save(record)
-            self._requeue(record, 30.0)
-        finally:
-            self.uploading.pop(record.id, None)
-            self.scheduler.upload_ended(record.id)
-            self.uploads.end(record.id)
-            self.pump()
-
-    async def _send(self, record: FileRecord) -> None:
-        target = self.conversations.target(record)
-        params = dict(record.data.get("params", {}))
-        if target is None:
-            # Symbl names a conversation after its id unless told; the file name reads better.
-            params.setdefault("name", display(Path(record.rel_path).name))
-        sent = params
-        if self.config.http is not None and self.config.http.public_url:
-            # The journal and the records keep the URL without its secret; only the request
-            # carries it.
-            masked = self._webhook_url(masked=True)
-            if params.setdefault("webhookUrl", masked) == masked:
-                sent = {**params, "webhookUrl": self._webhook_url()}
-        record.data["params"] = params
-        record.state = State.UPLOADING
-        record.data["attempts"] = int(record.data.get("attempts", 0)) + 1
-        record.stamp("upload_started")
-        self.db.save(record)
-        log.info(
-            "upload_started",
-            inbox=record.inbox,
-            file=record.rel_path,
-            append_to=target,
-            attempt=record.data["attempts"],
-        )
-        try:
-            if record.kind is Kind.URL:
-                submission = await self.client.submit_url(
-                    str(record.data["url"]), sent, conversation_id=target
-                )
-            elif record.data.get("send", {}).get("action", "as_is") != "as_is":
-                submission = await self._submit_produced(record, sent, target)
-            else:
-                submission = await self._submit_checked(record, sent, target)
-        except NotRegularFile as exc:
-            record.data["entry_type"] = exc.entry_type
-            self.fail(record, "not_a_regular_file", NOT_REGULAR_MESSAGE.format(exc.strerror))
-        except SymblError as error:
-            self._note_attempts(record, error.attempts)
-            self._upload_failed(record, error, appending=target is not None)
-        except AudioProblem as problem:
-            self.fail(record, problem.reason, problem.message)
-        except (FileNotFoundError, NotADirectoryError):
-            runtime = self.inboxes.get(record.inbox)
-            if runtime is not None:
-                self._vanished(runtime, record.id)
-        except OSError as exc:
-            self.fail(record, "unreadable_file", f"cannot read the file: {exc.strerror}")
-        else:
-            self._submitted(record, submission)
-
-    async def _open_admitted(self, record: FileRecord) -> Checked:
-        """The file, opened across the trust boundary and checked again: one that is not the
-        file admitted (size, mtime) is settled and checked anew."""
-        inbox = self._inbox_by_key(record.inbox)
-        if inbox is None:
-            raise FileNotFoundError(record.rel_path)
-        checked = await asyncio.to_thread(open_in, self._files(inbox).inbox, record.rel_path)
-        info = checked.info
-        if (info.st_size, info.st_mtime_ns) != (record.size, record.mtime_ns):
-            checked.close()
-            raise FileChangedError(f"{display(record.rel_path)} changed since it was checked")
-        return checked
-
-    async def _submit_checked(
-        self, record: FileRecord, params: dict[str, Any], target: str | None
-    ) -> Submission:
-        """Upload the admitted file's own descriptor, as it is."""
-        with await self._open_admitted(record) as checked:
-            return await self.client.submit_descriptor(
-                checked.fd,
-                params,
-                conversation_id=target,
-                content_type=record.data.get("content_type"),
-                label=display(record.rel_path),
-                progress=self.uploads.begin(record.id, record.inbox, record.rel_path, record.size),
-            )
-
-    async def _submit_produced(
-        self, record: FileRecord, params: dict[str, Any], target: str | None
-    ) -> Submission:
-        """Upload a mono mix or a conversion, made in state_dir from the admitted descriptor."""
-        action = record.data["send"]["action"]
-        with await self._open_admitted(record) as checked:
-            made = produced_for_upload(
-                action,
-                checked,
-                self.config.state_dir,
-                str(record.id),
-                display(record.rel_path),
-            )
-            async with made as produced:
-                note_produced(record.data, produced)
-                submission = await self.client.submit_file(
-                    produced.path,
-                    params,
-                    conversation_id=target,
-                    content_type="audio/wav",
-                    progress=self.uploads.begin(
-                        record.id, record.inbox, record.rel_path, produced.size
-                    ),
-                )
-                return original_submission(submission, produced)
 
     def webhooks_on(self) -> bool:
         http = self.config.http
         return self.endpoint is not None and http is not None and bool(http.public_url)
-
-    def _webhook_url(self, *, masked: bool = False) -> str:
-        assert self.config.http is not None and self.config.http.public_url
-        base = f"{self.config.http.public_url.rstrip('/')}/webhook/"
-        if masked:
-            return base + MASK
-        if self._webhook_secret is None:
-            self._webhook_secret = self.config.http.webhook_secret or resolve_webhook_secret(
-                self.config
-            )
-        return base + self._webhook_secret
-
-    @staticmethod
-    def _note_attempts(record: FileRecord, attempts: tuple[Any, ...]) -> None:
-        log_entries = record.data.setdefault("attempt_log", [])
-        for attempt in attempts:
-            log_entries.append(
-                {
-                    "startedAt": attempt.started_at,
-                    "finishedAt": attempt.finished_at,
-                    "status": attempt.status,
-                    "error": attempt.error,
-                }
-            )
-
-    def _submitted(self, record: FileRecord, submission: Submission) -> None:
-        self._note_attempts(record, submission.attempts)
-        record.conversation_id = submission.conversation_id
-        record.job_id = submission.job_id
-        if submission.sha256 is not None:
-            record.sha256 = submission.sha256
-        record.state = State.SUBMITTED
-        record.data["job_status"] = "scheduled"
-        record.stamp("submitted")
-        self.db.save(record)
-        self.scheduler.submitted()
-        self.api_answer()
-        log.info(
-            "file_submitted",
-            inbox=record.inbox,
-            file=record.rel_path,
-            conversation_id=record.conversation_id,
-            job_id=record.job_id,
-        )
-        self.conversations.note_predecessor_outcome(record)
-        self._act(self.conversations.settled(record, accepted=True))
-        self.tracker.start(record)
-
-    def _upload_failed(self, record: FileRecord, error: SymblError, *, appending: bool) -> None:
-        attempts = int(record.data.get("attempts", 1))
-        self.api_answer(error)
-        if isinstance(error, AuthenticationError):
-            self.credentials_refused(error)
-            self._back_to_ready(record, 0.0, front=True)
-        elif isinstance(error, RateLimitedError):
-            self._rate_limited()
-            self._back_to_ready(record, 0.0, front=True)
-        elif isinstance(error, TransientError):
-            delay = backoff(attempts, 2.0, _RETRY_CAP_SECONDS)
-            log.warning(
-                "upload_deferred",
-                inbox=record.inbox,
-                file=record.rel_path,
-                error=error.message,
-                retry_seconds=delay,
-            )
-            self._back_to_ready(record, delay)
-        elif isinstance(error, FileChangedError):
-            record.state = State.WAITING
-            self.db.save(record)
-            runtime = self.inboxes.get(record.inbox)
-            if runtime is not None:
-                self._track(runtime, record)
-        elif isinstance(error, NotFoundError) and appending:
-            self.fail_http(record, "unknown_conversation", error)
-        elif isinstance(error, FinalError):
-            reason = "too_large" if error.status == 413 else "rejected_by_api"
-            self.fail_http(record, reason, error)
-        else:
-            self._back_to_ready(record, backoff(attempts, 2.0, _RETRY_CAP_SECONDS))
-
-    def _rate_limited(self) -> None:
-        """429: the scheduler learns how many jobs fit; a pause it begins is shown and timed."""
-        pause = self.scheduler.rate_limited()
-        if pause is None:
-            return
-        log.warning(
-            "submissions_paused", reason="rate_limited", seconds=pause.seconds,
-            job_cap=pause.job_cap,
-        )  # fmt: skip
-        self.stalls.begin(
-            StallKind.RATE_LIMITED,
-            f"Symbl's limit of concurrent jobs is reached (429): {pause.job_cap} run at once; "
-            f"new submissions wait until one ends, at the latest until "
-            f"{iso(time.time() + pause.seconds)}",
-        )
-        self._later(pause.seconds, self.pump)
-
-    def _back_to_ready(self, record: FileRecord, delay: float, *, front: bool = False) -> None:
-        record.state = State.READY
-        self.db.save(record)
-        self._requeue(record, delay, front=front)
-
-    async def _authenticate(self) -> None:
-        """Fetch a token at start: bad credentials are reported before any file waits on them.
-
-        Symbl unreachable is one warning, then quiet retries until it answers.
-        """
-        attempt = 0
-        while not self.stop_event.is_set():
-            attempt += 1
-            try:
-                await self.client.authenticate()
-            except AuthenticationError as error:
-                self.credentials_refused(error)
-                return
-            except SymblError as error:
-                self.api_answer(error)
-                if not isinstance(error, TransientError):
-                    log.warning("symbl_refused_token", error=error.message)
-                    return
-                delay = backoff(attempt, 2.0, PAUSE_CAP_SECONDS)
-                (log.warning if attempt == 1 else log.debug)(
-                    "symbl_unreachable",
-                    error=error.message,
-                    message=f"no answer from Symbl; trying again every {PAUSE_CAP_SECONDS:.0f} s "
-                    "at most, files wait in their inboxes",
-                    retry_seconds=delay,
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop_event.wait(), delay)
-                continue
-            self.api_answer()
-            if attempt > 1:
-                log.info("symbl_reachable", attempts=attempt)
-            return
-
-    def credentials_refused(self, error: SymblError) -> None:
-        if self.scheduler.block(error.message):
-            log.error(
-                "credentials_rejected",
-                message=f"{error.message}; submissions are paused until the credentials work",
-            )
-        self.stalls.begin(
-            StallKind.CREDENTIALS_REFUSED,
-            f"{error.message}. Nothing is sent until they work: fix them, then reload "
-            "(systemctl reload symbl-inbox)",
-        )
-        self._later(60.0, self._unblock_credentials)
-
-    def _unblock_credentials(self) -> None:
-        self.scheduler.unblock()
-        self.pump()
 
     # ================================================================ failing and filing
 
@@ -1313,7 +1014,7 @@ class Daemon:
         if new.symbl != old.symbl:
             self._swap_client(new)
         if new.http != old.http:
-            self._webhook_secret = None
+            self.uploader.forget_webhook_secret()
             self._spawn(self._restart_endpoint(old))
         old_inboxes = {inbox.key: inbox for inbox in old.inboxes}
         new_inboxes = {inbox.key: inbox for inbox in new.inboxes}
@@ -1352,7 +1053,7 @@ class Daemon:
             max_jobs=new.symbl.max_concurrent_jobs, max_uploads=new.symbl.max_concurrent_uploads
         )
         self._reach.threshold = new.symbl.unreachable_after_seconds
-        self._spawn(self._authenticate())  # tells at once whether the new credentials work
+        self._spawn(self.uploader.authenticate())  # tells at once whether the new credentials work
         if old_client is not None:
             self._spawn(self._retire(old_client, list(self.uploading.values())))
 

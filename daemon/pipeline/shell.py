@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from daemon.client import SymblClient, SymblError
     from daemon.config.model import Config, Inbox
     from daemon.journal import FileRecord, Journal
+    from daemon.pipeline.conversations import Conversations
 
 
 class Shell(Protocol):
@@ -27,11 +28,18 @@ class Shell(Protocol):
     @property
     def db(self) -> Journal: ...
 
+    @property
+    def conversations(self) -> Conversations:
+        """Part order (once the journal is open)."""
+
     def pump(self) -> None:
         """Start as many uploads as the scheduler allows, at the end of this loop turn."""
 
     def webhooks_on(self) -> bool:
         """Whether Symbl is told to post status changes to our endpoint."""
+
+    def has_room(self) -> bool:
+        """Whether the journal can take writes now (False while the state folder is full)."""
 
     async def state_room(self) -> None:
         """Return once the journal can take writes (at once, unless the state folder is full)."""
@@ -50,6 +58,15 @@ class Shell(Protocol):
 
     async def file(self, record: FileRecord) -> None:
         """Move a file in a final state to done/ or failed/."""
+
+    def part_settled(self, record: FileRecord, *, accepted: bool) -> None:
+        """A part was accepted or finally refused: the parts held behind it move on."""
+
+    def vanished(self, inbox: str, record_id: int) -> None:
+        """The file is gone from its inbox before it was sent: forget it."""
+
+    def retrack(self, record: FileRecord) -> None:
+        """The file changed since it was checked: it settles and is admitted again."""
 
     def inbox(self, key: str) -> Inbox | None:
         """A configured inbox, or one removed by a reload whose files are still in flight."""

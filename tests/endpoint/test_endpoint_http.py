@@ -190,7 +190,7 @@ class TestWebhook:
         assert response.status_code == 200
         await wait_until(lambda: len(emulator.state.submissions) == 2)
         # ...and the check, which finds the first job still running, takes its slot back.
-        await wait_until(lambda: running.daemon._jobs_in_flight() == 2)
+        await wait_until(lambda: running.daemon.scheduler.jobs_in_flight() == 2)
         assert running.filed("first.wav") is None
         assert emulator.state.job_status(first_job) == "scheduled"
 
