@@ -16,10 +16,8 @@ import signal
 import sqlite3
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 from daemon.client import (
@@ -33,53 +31,21 @@ from daemon.client import (
 )
 from daemon.config.model import Config, Inbox
 from daemon.config.profiles import convert_extra_installed
-from daemon.convert import (
-    clear_work_folder,
-)
-from daemon.dropped import Examination, examine
-from daemon.fsboundary import (
-    Boundaries,
-    InboxFiles,
-    NotRegularFile,
-    display,
-    lstat_in,
-    open_in,
-    sha256_of,
-)
+from daemon.convert import clear_work_folder
+from daemon.fsboundary import Boundaries
 from daemon.hooks import Happening, HookEvent, HookRunner
 from daemon.http.endpoint import Endpoint, start_endpoint
 from daemon.http.metrics import Metrics
-from daemon.intake import (
-    Candidate,
-    InboxFilter,
-    TrackedFile,
-    audio_name_of_sidecar,
-    classify,
-)
-from daemon.journal import (
-    FINAL_STATES,
-    JOURNAL_NAME,
-    FileRecord,
-    Journal,
-    Kind,
-    SqliteJournal,
-    State,
-)
+from daemon.journal import FINAL_STATES, JOURNAL_NAME, FileRecord, Journal, SqliteJournal, State
 from daemon.live import LiveState, remove_live, runtime_dir, write_live
 from daemon.lock import AlreadyRunning, StateLock
 from daemon.logs import get_logger, masker, set_level
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
-from daemon.pipeline.admission import (
-    NOT_REGULAR_MESSAGE,
-    Rejected,
-    Vanished,
-    duplicate_notes,
-    judge,
-    still_short,
-)
+from daemon.pipeline.admitter import Admitter
 from daemon.pipeline.conversations import Conversations, Decision, Reject, Release
 from daemon.pipeline.filer import Filer
+from daemon.pipeline.inboxes import MAINTENANCE_SECONDS, Inboxes, InboxRuntime
 from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.supervisor import Supervisor
 from daemon.pipeline.tracker import Tracker
@@ -87,13 +53,10 @@ from daemon.pipeline.uploader import Uploader
 from daemon.recordings import params_as_planned
 from daemon.stalls import Stall, StallBoard, StallKind
 from daemon.stallwatch import Reachability, StateSpace
-from daemon.watch import InboxWatcher, OverflowAlarm
+from daemon.watch import OverflowAlarm
 
 log = get_logger("symbl_inbox.daemon")
 
-_RETRY_CAP_SECONDS = 300.0
-_ADMISSION_BATCH = 32
-_MAINTENANCE_SECONDS = 5.0
 # These failures say nothing about the part's slot in its conversation: it stays open.
 _NOT_THE_PARTS_OWN_FAILURE = ("missing_part", "predecessor_rejected", "duplicate_part")
 _JOURNAL_DAMAGED = (
@@ -103,27 +66,6 @@ _JOURNAL_DAMAGED = (
 )
 _LIVE_WRITE_SECONDS = 1.0
 _LIVE_REFRESH_SECONDS = 15.0
-
-
-@dataclass
-class InboxRuntime:
-    """What the daemon keeps in memory for one inbox."""
-
-    inbox: Inbox
-    filter: InboxFilter
-    watcher: InboxWatcher | None = None
-    available: bool = False
-    tracked: dict[str, TrackedFile] = field(default_factory=dict)
-    next_rescan: float = 0.0
-
-
-def make_filter(inbox: Inbox) -> InboxFilter:
-    return InboxFilter(
-        root=inbox.path,
-        recursive=inbox.recursive,
-        skip_dirs=(inbox.done, inbox.failed),
-        exclude=inbox.exclude,
-    )
 
 
 class Daemon:
@@ -141,8 +83,6 @@ class Daemon:
         self._client = client
         self.journal: Journal | None = None
         self._conversations: Conversations | None = None
-        self.inboxes: dict[str, InboxRuntime] = {}
-        self.active: dict[tuple[str, str], int] = {}
         self.supervisor = Supervisor()
         self.stop_event = self.supervisor.stop_event
         # Set once the startup scan is done (systemd's READY=1 goes out at the same moment).
@@ -152,10 +92,6 @@ class Daemon:
             max_uploads=config.symbl.max_concurrent_uploads,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._can_convert = convert_extra_installed()
-        self._retired_inboxes: dict[str, Inbox] = {}
-        self._admissions: deque[tuple[InboxRuntime, TrackedFile, int, int]] = deque()
-        self._admitter: asyncio.Task[None] | None = None
         self.metrics = Metrics()
         self.tracker = Tracker(self, self.scheduler, self.supervisor, self.metrics)
         # Conditions that stop work, for status, /healthz, the status page and hooks.
@@ -170,6 +106,22 @@ class Daemon:
         self.hooks: HookRunner | None = None
         # Every file-system operation on inboxes, done/ and failed/ goes through these.
         self.boundaries = Boundaries()
+        self.watched = Inboxes(
+            self,
+            self.supervisor,
+            self.scheduler,
+            self.stalls,
+            self.boundaries,
+            has_room=self._state_has_room,
+            settled=lambda *settled: self.admitter.settled(*settled),
+        )
+        self.admitter = Admitter(
+            self,
+            self.supervisor,
+            self.scheduler,
+            self.watched,
+            can_convert=convert_extra_installed(),
+        )
         self.uploader = Uploader(
             self,
             self.scheduler,
@@ -227,17 +179,30 @@ class Daemon:
         self.uploader.credentials_refused(error)
 
     def part_settled(self, record: FileRecord, *, accepted: bool) -> None:
-        self._act(self.conversations.settled(record, accepted=accepted))
+        self.act(self.conversations.settled(record, accepted=accepted))
 
     def vanished(self, inbox: str, record_id: int) -> None:
         runtime = self.inboxes.get(inbox)
         if runtime is not None:
-            self._vanished(runtime, record_id)
+            self.watched.vanished(runtime, record_id)
 
     def retrack(self, record: FileRecord) -> None:
         runtime = self.inboxes.get(record.inbox)
         if runtime is not None:
-            self._track(runtime, record)
+            self.watched.track(runtime, record)
+
+    def make_ready(self, record: FileRecord) -> None:
+        self.uploader.make_ready(record)
+
+    @property
+    def inboxes(self) -> dict[str, InboxRuntime]:
+        """The runtime of every inbox watched, by key."""
+        return self.watched.runtimes
+
+    @property
+    def active(self) -> dict[tuple[str, str], int]:
+        """(inbox, path) -> id of every file not yet filed."""
+        return self.watched.active
 
     @property
     def conversations(self) -> Conversations:
@@ -274,7 +239,7 @@ class Daemon:
         if self._client is None:
             self._client = SymblClient(self.config.symbl)
         self._install_signal_handlers()
-        alarm = OverflowAlarm(self._loop, self.rescan_all)
+        alarm = OverflowAlarm(self._loop, self.watched.rescan_all)
         alarm.install()
         try:
             for warning in self.config.warnings:
@@ -452,10 +417,7 @@ class Daemon:
             started=self.ready_event.is_set(),
             stopping=self.stop_event.is_set(),
             stalls=tuple(self.stalls.active()),
-            inboxes={
-                key: runtime.available and runtime.inbox.path.is_dir()
-                for key, runtime in self.inboxes.items()
-            },
+            inboxes=self.watched.watched(),
             uploads=self.uploader.meters.snapshot(),
             uploading=len(self.uploading),
             jobs=len(self.tracking),
@@ -511,7 +473,7 @@ class Daemon:
         if not self._space.full():
             if may_resume and self.stalls.clear(StallKind.STATE_FULL) is not None:
                 self._state_room.set()
-                self.rescan_all()
+                self.watched.rescan_all()
                 self.pump()
             return not self.stalls.has(StallKind.STATE_FULL)
         if self.stalls.begin(StallKind.STATE_FULL, self._space.message()):
@@ -546,373 +508,30 @@ class Daemon:
         for record in self.db.in_states(FINAL_STATES):
             self._spawn(self.file(record))
 
-    # ================================================================ inboxes and events
+    # ================================================================ inboxes
 
     def _add_inbox(self, inbox: Inbox) -> None:
-        runtime = InboxRuntime(inbox, make_filter(inbox))
-        self.inboxes[inbox.key] = runtime
-        self._retired_inboxes.pop(inbox.key, None)
+        runtime = self.watched.add(inbox)
         self.scheduler.add_inbox(inbox.key)
         for record in self.db.active(inbox.key):
             if record.state is State.READY:
                 self.scheduler.enqueue(inbox.key, record.id)
             elif record.state is State.WAITING:
-                self._track(runtime, record)
+                self.watched.track(runtime, record)
         held = {r.conversation_key for r in self.db.active(inbox.key) if r.state is State.HELD}
         for key in held:
             if key is not None:
-                self._act(self.conversations.reconcile(inbox.key, key))
-        self._bring_up(runtime)
+                self.act(self.conversations.reconcile(inbox.key, key))
+        self.watched.bring_up(runtime)
 
-    def _bring_up(self, runtime: InboxRuntime) -> None:
-        """Start watching and scan; a missing inbox is reported and tried again later."""
-        inbox = runtime.inbox
-        if not inbox.path.is_dir():
-            if runtime.available or runtime.next_rescan == 0.0:
-                log.error("inbox_unavailable", inbox=inbox.key, retry_seconds=_MAINTENANCE_SECONDS)
-            self._inbox_stalled(inbox, "is missing")
-            runtime.available = False
-            runtime.next_rescan = time.monotonic() + _MAINTENANCE_SECONDS
-            return
-        assert self._loop is not None
-        if runtime.watcher is None or not runtime.watcher.running:
-            runtime.watcher = InboxWatcher(inbox, self._loop, self.on_event)
-            try:
-                runtime.watcher.start()
-            except OSError as exc:
-                log.error("inbox_watch_failed", inbox=inbox.key, error=str(exc))
-                self._inbox_stalled(inbox, f"cannot be watched ({exc.strerror or exc})")
-                runtime.watcher = None
-                runtime.next_rescan = time.monotonic() + _MAINTENANCE_SECONDS
-                return
-        if not runtime.available:
-            log.info("inbox_watching", inbox=inbox.key, mode=runtime.watcher.mode)
-        runtime.available = True
-        self.stalls.clear(StallKind.INBOX_UNAVAILABLE, inbox.key)
-        with contextlib.suppress(OSError):  # pinned now: a folder swapped later is noticed
-            for outcome in ("done", "failed"):
-                self._files(inbox).target(outcome)
-        self.rescan(runtime)
-
-    def _inbox_stalled(self, inbox: Inbox, what: str) -> None:
-        self.stalls.begin(
-            StallKind.INBOX_UNAVAILABLE,
-            f"the inbox folder {inbox.path} {what}; files dropped there wait, and it is watched "
-            "again within seconds of coming back",
-            inbox.key,
-        )
-
-    def rescan_all(self) -> None:
-        for runtime in self.inboxes.values():
-            if runtime.available:
-                self.rescan(runtime)
-
-    def rescan(self, runtime: InboxRuntime) -> None:
-        """Look at every file in the inbox: the safety net under events."""
-        runtime.next_rescan = time.monotonic() + runtime.inbox.rescan_seconds
-        try:
-            found = runtime.filter.scan(self._files(runtime.inbox).inbox)
-        except OSError as exc:  # e.g. the inbox path is now a symlink: never followed
-            log.error("inbox_scan_failed", inbox=runtime.inbox.key, error=str(exc))
-            found = []
-        known = len(self.active)
-        with self.db.transaction():
-            for rel, stat, kind in found:
-                if kind is not Candidate.SIDECAR:
-                    self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns, quiet=True)
-        new = len(self.active) - known
-        (log.info if new else log.debug)(
-            "inbox_scanned", inbox=runtime.inbox.key, files=len(found), new_files=new
-        )
-
-    def on_event(self, inbox_key: str, path_text: str, deleted: bool) -> None:
-        """A watchdog event, delivered on the loop."""
-        runtime = self.inboxes.get(inbox_key)
-        if runtime is None or self.stop_event.is_set():
-            return
-        path = Path(path_text)
-        rel = runtime.filter.relative(path)
-        kind = classify(path.name)
-        if rel is None or kind is None:
-            return
-        try:
-            if kind is Candidate.SIDECAR:
-                self._sidecar_touched(runtime, audio_name_of_sidecar(rel))
-            elif not deleted:
-                stat = lstat_in(self._files(runtime.inbox).inbox, rel)
-                self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns)
-        except OSError:
-            return  # gone, or reached only through a symlink: nothing of this inbox
-        except Exception:
-            log.exception("internal_error", inbox=inbox_key, file=rel)
-
-    def _sidecar_touched(self, runtime: InboxRuntime, audio_rel: str) -> None:
-        """A sidecar written while its audio settles restarts the audio's settle window."""
-        tracked = runtime.tracked.get(audio_rel)
-        if tracked is not None:
-            tracked.last_change = time.monotonic()
-
-    def _see(
-        self,
-        runtime: InboxRuntime,
-        rel: str,
-        kind: Candidate,
-        size: int,
-        mtime_ns: int,
-        *,
-        quiet: bool = False,
-    ) -> None:
-        if not self._state_has_room():
-            return  # it stays in the inbox; the rescan when space is back finds it
-        now = time.monotonic()
-        tracked = runtime.tracked.get(rel)
-        if tracked is not None:
-            tracked.observe(size, mtime_ns, now)
-            if not quiet:
-                tracked.last_change = now
-            return
-        key = (runtime.inbox.key, rel)
-        existing_id = self.active.get(key)
-        if existing_id is not None:
-            self._seen_again(runtime, existing_id, size, mtime_ns)
-            return
-        record_kind = Kind.URL if kind is Candidate.URL_DROP else Kind.AUDIO
-        record = self.db.add_file(
-            runtime.inbox.key, rel, record_kind, size, mtime_ns, State.WAITING
-        )
-        record.profile = runtime.inbox.profile
-        self.active[key] = record.id
-        # A scan of a large backlog would write thousands of lines; it writes one summary.
-        (log.debug if quiet else log.info)(
-            "file_seen", inbox=runtime.inbox.key, file=rel, size=size
-        )
-        # A scan that finds a file untouched for longer than the settle window has watched that
-        # window already: its mtime says nothing changed in it. Events always wait the window.
-        untouched_for = time.time() - mtime_ns / 1e9
-        settled = quiet and untouched_for >= runtime.inbox.settle_seconds
-        self._track(runtime, record, settled=settled)
-
-    def _seen_again(self, runtime: InboxRuntime, record_id: int, size: int, mtime_ns: int) -> None:
-        """A file we already know changed: before it is sent, it settles again."""
-        record = self.db.get(record_id)
-        if record is None or record.state not in (State.READY, State.HELD):
-            return
-        if (record.size, record.mtime_ns) == (size, mtime_ns):
-            return
-        self.scheduler.discard(record.inbox, record.id)
-        record.state, record.size, record.mtime_ns = State.WAITING, size, mtime_ns
-        self.db.save(record)
-        log.info("file_changed_again", inbox=record.inbox, file=record.rel_path)
-        self._track(runtime, record)
-
-    # ================================================================ settling
-
-    def _track(self, runtime: InboxRuntime, record: FileRecord, *, settled: bool = False) -> None:
-        settle = runtime.inbox.settle_seconds
-        last_change = time.monotonic() - (settle if settled else 0.0)
-        tracked = TrackedFile(
-            record.id,
-            runtime.inbox.path / record.rel_path,
-            record.rel_path,
-            record.size,
-            record.mtime_ns,
-            last_change,
-        )
-        runtime.tracked[record.rel_path] = tracked
-        self._check_later(runtime, tracked, 0.0 if settled else settle)
-
-    def _check_later(self, runtime: InboxRuntime, tracked: TrackedFile, delay: float) -> None:
-        self._later(delay, lambda: self._check_settled(runtime, tracked))
-
-    def _check_settled(self, runtime: InboxRuntime, tracked: TrackedFile) -> None:
-        if self.inboxes.get(runtime.inbox.key) is not runtime:
-            return  # the inbox was removed or changed by a reload; its new runtime takes over
-        if runtime.tracked.get(tracked.rel) is not tracked:
-            return  # superseded by a newer watch of the same file
-        settle = runtime.inbox.settle_seconds
-        now = time.monotonic()
-        try:
-            stat = lstat_in(self._files(runtime.inbox).inbox, tracked.rel)
-        except (FileNotFoundError, NotADirectoryError):
-            self._vanished(runtime, tracked.record_id)
-            return
-        except OSError as exc:
-            log.warning("file_stat_failed", file=display(tracked.rel), error=str(exc))
-            self._check_later(runtime, tracked, max(settle, 1.0))
-            return
-        tracked.observe(stat.st_size, stat.st_mtime_ns, now)
-        quiet_for = now - tracked.last_change
-        if quiet_for < settle:
-            self._check_later(runtime, tracked, settle - quiet_for)
-            return
-        runtime.tracked.pop(tracked.rel, None)
-        self._admissions.append((runtime, tracked, stat.st_size, stat.st_mtime_ns))
-        if self._admitter is None or self._admitter.done():
-            self._admitter = self._spawn(self._admit_settled())
-
-    async def _admit_settled(self) -> None:
-        """Admit settled files in small batches, so uploads start while a backlog is admitted.
-
-        A backlog of thousands of files settles in the same instant; admitting all of them in
-        one turn of the loop would hold back the first upload until the last is checked. Each
-        batch is one journal transaction.
-        """
-        while self._admissions:
-            batch = [
-                self._admissions.popleft()
-                for _ in range(min(_ADMISSION_BATCH, len(self._admissions)))
-            ]
-            # Opening, sniffing and sidecar parsing happen in a worker thread, off the loop.
-            examined = await asyncio.to_thread(self._examine_batch, batch)
-            with self.db.transaction():
-                for (runtime, tracked, size, mtime_ns), exam in zip(batch, examined, strict=True):
-                    self._admit_one(runtime, tracked, size, mtime_ns, exam)
-            await asyncio.sleep(0)
-            if self.scheduler.enough_ready():
-                # The uploads have work queued: the rest is admitted in their pauses.
-                await self.scheduler.wait_for_quiet_uploads()
-
-    def _examine_batch(
-        self, batch: list[tuple[InboxRuntime, TrackedFile, int, int]]
-    ) -> list[Examination]:
-        examined = []
-        for runtime, tracked, _, _ in batch:
-            is_drop = classify(Path(tracked.rel).name) is Candidate.URL_DROP
-            try:
-                folder = self._files(runtime.inbox).inbox
-            except OSError as exc:
-                examined.append(Examination(audio=exc))
-                continue
-            examined.append(examine(folder, tracked.rel, is_drop=is_drop))
-        return examined
-
-    def _files(self, inbox: Inbox) -> InboxFiles:
-        return self.boundaries.of(inbox.key, inbox.path, inbox.done, inbox.failed)
-
-    def _admit_one(
-        self,
-        runtime: InboxRuntime,
-        tracked: TrackedFile,
-        size: int,
-        mtime_ns: int,
-        exam: Examination,
-    ) -> None:
-        record = self.db.get(tracked.record_id)
-        if record is None or record.state is not State.WAITING:
-            return
-        record.size, record.mtime_ns = size, mtime_ns
-        try:
-            self._admit(runtime, record, tracked, exam)
-        except Exception:
-            log.exception("internal_error", inbox=record.inbox, file=record.rel_path)
-            runtime.tracked[record.rel_path] = tracked
-            self._check_later(runtime, tracked, 30.0)
-
-    def _vanished(self, runtime: InboxRuntime, record_id: int) -> None:
-        record = self.db.get(record_id)
-        if record is None:
-            return
-        runtime.tracked.pop(record.rel_path, None)
-        self.scheduler.discard(record.inbox, record.id)
-        self.active.pop((record.inbox, record.rel_path), None)
-        self.db.forget(record)
-        log.info("file_vanished", inbox=record.inbox, file=record.rel_path, state=record.state)
-
-    # ================================================================ admission
-
-    def _admit(
-        self, runtime: InboxRuntime, record: FileRecord, tracked: TrackedFile, exam: Examination
-    ) -> None:
-        """Act on admission's verdict; place the file in its conversation."""
-        inbox = runtime.inbox
-        if exam.vanished:
-            self._vanished(runtime, record.id)
-            return
-        inspected = exam.audio if record.kind is Kind.AUDIO else None
-        now = time.monotonic()
-        if still_short(inspected, tracked.short_since or now, now, inbox.settle_seconds):
-            # A WAV shorter than its header says may still be written: it gets a grace period.
-            tracked.short_since = tracked.short_since or now
-            runtime.tracked[tracked.rel] = tracked
-            self._check_later(runtime, tracked, max(inbox.settle_seconds, 0.2))
-            return
-        profile = self.config.profile_for(inbox)
-        record.profile = profile.name
-        record.stamp("ready")
-        if exam.sidecar is not None:
-            record.data["sidecar"] = exam.sidecar
-        if exam.size is not None and exam.mtime_ns is not None:
-            # What was checked is what is sent: the upload refuses a file changed since.
-            record.size, record.mtime_ns = exam.size, exam.mtime_ns
-        verdict = judge(record, exam, profile, can_convert=self._can_convert)
-        if isinstance(verdict, Rejected):
-            self._reject(record, verdict)
-            return
-        directions = verdict.directions
-        record.data["params"] = dict(directions.params)
-        if directions.overrides:
-            record.data["overrides"] = dict(directions.overrides)
-        if directions.url is not None:
-            record.data["url"] = directions.url
-        conversation = self.conversations.join(record, directions, profile)
-        duplicate = None if conversation is None else self.conversations.duplicate_part(record)
-        if duplicate is not None:
-            self._act([duplicate])
-            return
-        if isinstance(verdict.audio, Vanished):
-            self._vanished(runtime, record.id)
-            return
-        if isinstance(verdict.audio, Rejected):
-            self._reject(record, verdict.audio)
-            return
-        record.data.update(verdict.audio.notes)
-        if conversation is None:
-            if inbox.on_duplicate == "skip" and record.kind is Kind.AUDIO:
-                self._spawn(self._ready_unless_duplicate(runtime, record))
-            else:
-                self.uploader.make_ready(record)
-        else:
-            self._act([self.conversations.place(record, conversation)])
-
-    def _reject(self, record: FileRecord, rejected: Rejected) -> None:
-        record.data.update(rejected.notes)
-        if rejected.params is not None:
-            record.data["params"] = rejected.params
-        self.fail(record, rejected.reason, rejected.message)
-
-    async def _ready_unless_duplicate(self, runtime: InboxRuntime, record: FileRecord) -> None:
-        """``on_duplicate: skip``: hash the file off the loop (it may be gigabytes), then send
-        it, or file it at once if the same content already reached done/ from this inbox."""
-        try:
-            record.sha256 = await asyncio.to_thread(self._hash, runtime.inbox, record.rel_path)
-        except NotRegularFile as exc:
-            record.data["entry_type"] = exc.entry_type
-            self.fail(record, "not_a_regular_file", NOT_REGULAR_MESSAGE.format(exc.strerror))
-            return
-        except (FileNotFoundError, NotADirectoryError):
-            self._vanished(runtime, record.id)
-            return
-        except OSError as exc:
-            self.fail(record, "unreadable_file", f"cannot read the file: {exc.strerror}")
-            return
-        original = self.db.completed_with_sha(record.inbox, record.sha256, record.id)
-        if original is None:
-            self.uploader.make_ready(record)
-            return
-        record.conversation_id, record.job_id = original.conversation_id, original.job_id
-        record.data.update(duplicate_notes(original))
-        record.state = State.COMPLETED
-        self.db.save(record)
-        log.info("file_duplicate_skipped", inbox=record.inbox, file=record.rel_path)
-        await self.file(record)
-
-    def _hash(self, inbox: Inbox, rel: str) -> str:
-        with open_in(self._files(inbox).inbox, rel) as checked:
-            return sha256_of(checked)
+    def _remove_inbox(self, inbox: Inbox) -> None:
+        """Stop watching; files already submitted are still tracked and filed where they were."""
+        self.watched.remove(inbox)
+        self.scheduler.remove_inbox(inbox.key)
 
     # ================================================================ conversations
 
-    def _act(self, decisions: list[Decision]) -> None:
+    def act(self, decisions: list[Decision]) -> None:
         """Carry out what the conversation order decided."""
         for decision in decisions:
             if isinstance(decision, Release):
@@ -926,13 +545,9 @@ class Daemon:
     def _expire_hold(self, record: FileRecord, seconds: float) -> None:
         def expired() -> None:
             rejected = self.conversations.hold_expired(record.id)
-            self._act([rejected] if rejected is not None else [])
+            self.act([rejected] if rejected is not None else [])
 
         self._later(seconds, expired)
-
-    # ================================================================ scheduling
-
-    # ================================================================ uploading
 
     def webhooks_on(self) -> bool:
         http = self.config.http
@@ -956,7 +571,7 @@ class Daemon:
             "file_failed", inbox=record.inbox, file=record.rel_path, reason=reason, message=message
         )
         if was_pending and reason not in _NOT_THE_PARTS_OWN_FAILURE:
-            self._act(self.conversations.settled(record, accepted=False))
+            self.act(self.conversations.settled(record, accepted=False))
         self._spawn(self.file(record))
 
     async def file(self, record: FileRecord) -> None:
@@ -967,12 +582,7 @@ class Daemon:
 
     def inbox(self, key: str) -> Inbox | None:
         runtime = self.inboxes.get(key)
-        return runtime.inbox if runtime else self._inbox_by_key(key)
-
-    def _inbox_by_key(self, key: str) -> Inbox | None:
-        """A configured inbox, or one removed by a reload whose files are still in flight."""
-        current = next((inbox for inbox in self.config.inboxes if inbox.key == key), None)
-        return current or self._retired_inboxes.get(key)
+        return runtime.inbox if runtime else self.watched.inbox_by_key(key)
 
     # ================================================================ reload (SIGHUP)
 
@@ -1063,21 +673,12 @@ class Daemon:
             await asyncio.wait(uploads)
         await client.aclose()
 
-    def _remove_inbox(self, inbox: Inbox) -> None:
-        """Stop watching; files already submitted are still tracked and filed where they were."""
-        runtime = self.inboxes.pop(inbox.key, None)
-        if runtime is not None and runtime.watcher is not None:
-            runtime.watcher.stop()
-        self.stalls.clear(StallKind.INBOX_UNAVAILABLE, inbox.key)
-        self.scheduler.remove_inbox(inbox.key)
-        self._retired_inboxes[inbox.key] = inbox
-
     def _rebuild_params(self, changed_profiles: set[str]) -> None:
         """Files not yet submitted take the new profile's parameters (plus their sidecar's)."""
         if not changed_profiles:
             return
         for record in self.db.in_states((State.READY, State.HELD)):
-            inbox = self._inbox_by_key(record.inbox)
+            inbox = self.watched.inbox_by_key(record.inbox)
             if inbox is None or inbox.profile not in changed_profiles:
                 continue
             profile = self.config.profile_for(inbox)
@@ -1096,7 +697,7 @@ class Daemon:
 
     async def _maintenance(self) -> None:
         """Bring back inboxes that went missing, rescan on schedule, keep systemd informed."""
-        interval = _MAINTENANCE_SECONDS
+        interval = MAINTENANCE_SECONDS
         if self.notifier.watchdog_seconds:
             interval = min(interval, self.notifier.watchdog_seconds)
         while not self.stop_event.is_set():
@@ -1105,33 +706,12 @@ class Daemon:
             if not self._state_has_room(may_resume=True):
                 self.notifier.watchdog()
                 continue
-            for runtime in list(self.inboxes.values()):
-                try:
-                    self._maintain(runtime, now)
-                except Exception:
-                    log.exception("internal_error", inbox=runtime.inbox.key)
+            self.watched.maintain_all(now)
             self.notifier.watchdog()
             self.notifier.status(self.status_line())
 
-    def _maintain(self, runtime: InboxRuntime, now: float) -> None:
-        healthy = runtime.inbox.path.is_dir() and (
-            runtime.watcher is not None and runtime.watcher.running
-        )
-        if not healthy:
-            if runtime.available:
-                log.error("inbox_unavailable", inbox=runtime.inbox.key)
-                if runtime.watcher is not None:
-                    runtime.watcher.stop()
-                    runtime.watcher = None
-                runtime.available = False
-                runtime.next_rescan = now  # watched again as soon as it is back, not at rescan
-            if now >= runtime.next_rescan:
-                self._bring_up(runtime)
-        elif now >= runtime.next_rescan:
-            self.rescan(runtime)
-
     def status_line(self) -> str:
-        waiting = sum(len(runtime.tracked) for runtime in self.inboxes.values())
+        waiting = self.watched.settling()
         ready = self.scheduler.ready_count()
         paused = " (paused: credentials rejected)" if self.scheduler.blocked else ""
         stalled = "".join(f"; {stall.kind}: {stall.message}" for stall in self.stalls.active())

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from daemon.client import SymblClient, SymblError
     from daemon.config.model import Config, Inbox
     from daemon.journal import FileRecord, Journal
-    from daemon.pipeline.conversations import Conversations
+    from daemon.pipeline.conversations import Conversations, Decision
 
 
 class Shell(Protocol):
@@ -58,6 +58,12 @@ class Shell(Protocol):
 
     async def file(self, record: FileRecord) -> None:
         """Move a file in a final state to done/ or failed/."""
+
+    def act(self, decisions: list[Decision]) -> None:
+        """Carry out what the conversation order decided."""
+
+    def make_ready(self, record: FileRecord) -> None:
+        """The file may be sent: queue it for a slot."""
 
     def part_settled(self, record: FileRecord, *, accepted: bool) -> None:
         """A part was accepted or finally refused: the parts held behind it move on."""
