@@ -83,7 +83,7 @@ _MESSAGE_LIMIT = 500
 # Formatting flags that Symbl takes inside the transcript request's ``phrases`` object.
 PHRASE_FLAGS: Final = ("highlightOnlyInsightKeyPhrases", "highlightAllKeyPhrases")
 
-_log = get_logger("daemon.client")
+_log = get_logger("symbl_inbox.client")
 
 
 # ---------------------------------------------------------------- results and errors

@@ -15,6 +15,7 @@ atomically (write a temporary name, then rename), so a reader never sees half of
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -24,10 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon.logs import get_logger
 from daemon.records import iso
 from daemon.stalls import Stall, StallKind
 
+log = get_logger("symbl_inbox.live")
+
 LIVE_NAME = "live.json"
+LIVE_WRITE_SECONDS = 1.0
+LIVE_REFRESH_SECONDS = 15.0
 RUNTIME_DIRECTORY_ENV = "RUNTIME_DIRECTORY"
 # systemd's RuntimeDirectory=symbl-inbox (see systemd/symbl-inbox.service).
 DEFAULT_RUNTIME_DIR = Path("/run/symbl-inbox")
@@ -204,3 +210,23 @@ def age_of(data: Mapping[str, Any], now: float | None = None) -> float:
     if not isinstance(updated, int | float):
         return float("inf")
     return (time.time() if now is None else now) - float(updated)
+
+
+async def keep_live(folder: Path, snapshot: Callable[[], LiveState], stop: asyncio.Event) -> None:
+    """Keep live.json current: when something changed, and every few seconds regardless."""
+    last: dict[str, Any] | None = None
+    written_at = 0.0
+    failing = False
+    while not stop.is_set():
+        state = snapshot()
+        shown = {**state.as_json(), "updated": None}
+        for upload in shown["uploads"]:
+            upload.pop("ageSeconds", None)
+        if shown != last or time.monotonic() - written_at >= LIVE_REFRESH_SECONDS:
+            error = write_live(folder, state)
+            if error is None:
+                last, written_at, failing = shown, time.monotonic(), False
+            elif not failing:
+                failing = True
+                log.warning("live_state_unwritable", folder=str(folder), error=str(error))
+        await asyncio.sleep(LIVE_WRITE_SECONDS)

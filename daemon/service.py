@@ -21,28 +21,26 @@ from dataclasses import replace
 from typing import Any
 
 from daemon.client import (
-    AuthenticationError,
     ClientStats,
-    FinalError,
-    RateLimitedError,
     SymblClient,
     SymblError,
-    TransientError,
 )
 from daemon.config.model import Config, Inbox
 from daemon.config.profiles import convert_extra_installed
 from daemon.convert import clear_work_folder
 from daemon.fsboundary import Boundaries
-from daemon.hooks import Happening, HookEvent, HookRunner
-from daemon.http.endpoint import Endpoint, start_endpoint
+from daemon.hooks import HookRunner
+from daemon.http.endpoint import Endpoint
 from daemon.http.metrics import Metrics
+from daemon.http.serving import HttpService
 from daemon.journal import FINAL_STATES, JOURNAL_NAME, FileRecord, Journal, SqliteJournal, State
-from daemon.live import LiveState, remove_live, runtime_dir, write_live
+from daemon.live import LiveState, keep_live, remove_live, runtime_dir
 from daemon.lock import AlreadyRunning, StateLock
 from daemon.logs import get_logger, masker, set_level
 from daemon.notify import SystemdNotifier
 from daemon.params import dotted, merge_params, validate_params
 from daemon.pipeline.admitter import Admitter
+from daemon.pipeline.conditions import Conditions
 from daemon.pipeline.conversations import Conversations, Decision, Reject, Release
 from daemon.pipeline.filer import Filer
 from daemon.pipeline.inboxes import MAINTENANCE_SECONDS, Inboxes, InboxRuntime
@@ -51,8 +49,7 @@ from daemon.pipeline.supervisor import Supervisor
 from daemon.pipeline.tracker import Tracker
 from daemon.pipeline.uploader import Uploader
 from daemon.recordings import params_as_planned
-from daemon.stalls import Stall, StallBoard, StallKind
-from daemon.stallwatch import Reachability, StateSpace
+from daemon.stalls import StallBoard
 from daemon.watch import OverflowAlarm
 
 log = get_logger("symbl_inbox.daemon")
@@ -64,8 +61,6 @@ _JOURNAL_DAMAGED = (
     "(mv {path} {path}.damaged), then start again: files already in done/ and failed/ stay "
     "there, and files still in the inboxes are sent again"
 )
-_LIVE_WRITE_SECONDS = 1.0
-_LIVE_REFRESH_SECONDS = 15.0
 
 
 class Daemon:
@@ -96,13 +91,13 @@ class Daemon:
         self.tracker = Tracker(self, self.scheduler, self.supervisor, self.metrics)
         # Conditions that stop work, for status, /healthz, the status page and hooks.
         self.stalls = StallBoard()
-        self.stalls.subscribe(self._stall_changed)
-        self._reach = Reachability(
-            self.stalls, config.symbl.base_url, config.symbl.unreachable_after_seconds
+        self.conditions = Conditions(
+            config,
+            self.stalls,
+            hooks=lambda: self.hooks,
+            announce=lambda: self.notifier.status(self.status_line()),
+            resume=self._resume,
         )
-        self._space = StateSpace(config.state_dir)
-        self._state_room = asyncio.Event()  # cleared while the state folder is full
-        self._state_room.set()
         self.hooks: HookRunner | None = None
         # Every file-system operation on inboxes, done/ and failed/ goes through these.
         self.boundaries = Boundaries()
@@ -112,7 +107,7 @@ class Daemon:
             self.scheduler,
             self.stalls,
             self.boundaries,
-            has_room=self._state_has_room,
+            has_room=self.conditions.has_room,
             settled=lambda *settled: self.admitter.settled(*settled),
         )
         self.admitter = Admitter(
@@ -133,7 +128,7 @@ class Daemon:
         self.filer = Filer(
             self, self.supervisor, self.boundaries, self.stalls, self.metrics, lambda: self.hooks
         )
-        self.endpoint: Endpoint | None = None
+        self.http = HttpService(self)
         self._reload_requested = asyncio.Event()
 
     # ================================================================ lifecycle
@@ -161,11 +156,16 @@ class Daemon:
         """A webhook said this job ended (the endpoint's ``WebhookSink``)."""
         return self.tracker.job_ended(job_id)
 
+    @property
+    def endpoint(self) -> Endpoint | None:
+        """The HTTP endpoint while it listens."""
+        return self.http.endpoint
+
     async def state_room(self) -> None:
-        await self._state_room.wait()
+        await self.conditions.wait_for_room()
 
     def has_room(self) -> bool:
-        return self._state_room.is_set()
+        return self.conditions.room()
 
     @property
     def uploading(self) -> dict[int, asyncio.Task[None]]:
@@ -234,7 +234,7 @@ class Daemon:
             log.error("journal_unreadable", message=_JOURNAL_DAMAGED.format(path=path, error=exc))
             return 1
         self.journal.commit_per_turn(self._loop.call_soon)
-        self.journal.on_full = self._journal_full
+        self.journal.on_full = self.conditions.journal_full
         clear_work_folder(self.config.state_dir)  # half-made mixes of a run that stopped
         if self._client is None:
             self._client = SymblClient(self.config.symbl)
@@ -245,7 +245,7 @@ class Daemon:
             for warning in self.config.warnings:
                 log.warning("config_warning", message=warning)
             # Listening before anything is submitted, so no webhook finds the door shut.
-            if not await self._start_endpoint(self.config, at_start=True):
+            if not await self.http.start(self.config, at_start=True):
                 return 1
             self._start_hooks()
             self._recover()
@@ -258,7 +258,9 @@ class Daemon:
             self._spawn(self._maintenance())
             self._spawn(self._reloader())
             self._spawn(self.uploader.authenticate())
-            self._spawn(self._live_writer())
+            self._spawn(
+                keep_live(runtime_dir(self.config.state_dir), self.live_state, self.stop_event)
+            )
             await self.stop_event.wait()
         finally:
             alarm.remove()
@@ -276,51 +278,6 @@ class Daemon:
                 self._loop.add_signal_handler(signum, self.stop_event.set)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             self._loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
-
-    async def _start_endpoint(self, config: Config, *, at_start: bool = False) -> bool:
-        """Listen as ``config.http`` says; False (after saying why) when that cannot be done.
-
-        At start that stops the daemon: running without the webhooks, metrics and /healthz
-        that were asked for would mislead whoever relies on them.
-        """
-        if config.http is None:
-            return True
-        try:
-            self.endpoint = await start_endpoint(self, config.http)
-        except (OSError, RuntimeError, ValueError) as exc:
-            log.error(
-                "http_unavailable",
-                listen=config.http.listen,
-                error=str(exc),
-                message=f"cannot listen on {config.http.listen} ({exc}): "
-                + (
-                    "not starting; free that address or change http.listen"
-                    if at_start
-                    else "keeping the endpoint as it was"
-                ),
-            )
-            return False
-        return True
-
-    async def _restart_endpoint(self, old: Config) -> None:
-        """Serve the new ``http`` settings; if they cannot be served, keep the old endpoint."""
-        same_address = (
-            old.http is not None
-            and self.config.http is not None
-            and (old.http.listen == self.config.http.listen)
-        )
-        previous = self.endpoint
-        if previous is not None and (same_address or self.config.http is None):
-            await previous.stop()  # the address is needed again (or not at all)
-            self.endpoint = previous = None
-        if await self._start_endpoint(self.config):
-            if previous is not None:
-                await previous.stop()
-            return
-        self.endpoint = previous
-        if previous is None:
-            await self._start_endpoint(old)
-        log.warning("http_kept", listen=old.http.listen if old.http else None)
 
     async def _shutdown(self) -> None:
         self.notifier.stopping()
@@ -342,8 +299,7 @@ class Daemon:
         if self.hooks is not None:
             await self.hooks.stop()
         remove_live(runtime_dir(self.config.state_dir))
-        if self.endpoint is not None:
-            await self.endpoint.stop()
+        await self.http.stop()
         if self._client is not None:
             await self._client.aclose()
         self.filer.close()
@@ -381,34 +337,6 @@ class Daemon:
         self._spawn(self.hooks.stop())  # sends what it gathered, in the background
         self._start_hooks()
 
-    def _stall_changed(self, stall: Stall, began: bool) -> None:
-        """Every stall begins and ends here: the log, systemd's status line and the hooks.
-
-        A 429 pause is shown but neither logged again nor sent to hooks: an account at its
-        limit is busy, not stuck (``submissions_paused`` already says it).
-        """
-        if stall.kind is StallKind.RATE_LIMITED:
-            return
-        if began:
-            log.error("stall_began", kind=stall.kind.value, subject=stall.subject,
-                      message=stall.message)  # fmt: skip
-        else:
-            log.info("stall_cleared", kind=stall.kind.value, subject=stall.subject,
-                     seconds=round(time.time() - stall.since, 1))  # fmt: skip
-        if self.hooks is not None:
-            event = HookEvent.STALLED if began else HookEvent.RECOVERED
-            self.hooks.emit(
-                Happening(
-                    event,
-                    time.time(),
-                    inbox=stall.subject,
-                    stall=stall.kind.value,
-                    message=stall.message,
-                    since=stall.since,
-                )
-            )
-        self.notifier.status(self.status_line())
-
     def live_state(self) -> LiveState:
         """What the endpoint, the status page and ``status`` (through live.json) show."""
         return LiveState(
@@ -432,64 +360,13 @@ class Daemon:
         """Whether work proceeds (for pings) and the status line."""
         return not self.live_state().stops_all_work(), self.status_line()
 
-    async def _live_writer(self) -> None:
-        """Keep live.json current: when something changed, and every few seconds regardless."""
-        folder = runtime_dir(self.config.state_dir)
-        last: dict[str, Any] | None = None
-        written_at = 0.0
-        failing = False
-        while not self.stop_event.is_set():
-            state = self.live_state()
-            shown = {**state.as_json(), "updated": None}
-            for upload in shown["uploads"]:
-                upload.pop("ageSeconds", None)
-            if shown != last or time.monotonic() - written_at >= _LIVE_REFRESH_SECONDS:
-                error = write_live(folder, state)
-                if error is None:
-                    last, written_at, failing = shown, time.monotonic(), False
-                elif not failing:
-                    failing = True
-                    log.warning("live_state_unwritable", folder=str(folder), error=str(error))
-            await asyncio.sleep(_LIVE_WRITE_SECONDS)
-
     def api_answer(self, error: SymblError | None = None) -> None:
-        """What a request to Symbl tells about the stalls credentials_refused, api_unreachable."""
-        no_answer = isinstance(error, TransientError) and not isinstance(error, RateLimitedError)
-        if no_answer and error is not None and (error.status is None or error.status >= 500):
-            first = min((a.started_at for a in error.attempts), default=None)
-            self._reach.no_answer(error.message, first)
-            return
-        self._reach.answered()
-        if error is None or (isinstance(error, FinalError | RateLimitedError)
-                             and not isinstance(error, AuthenticationError)):  # fmt: skip
-            self.stalls.clear(StallKind.CREDENTIALS_REFUSED)
+        self.conditions.api_answer(error)
 
-    def _state_has_room(self, *, may_resume: bool = False) -> bool:
-        """Whether the journal can take writes; a full state folder pauses all work.
-
-        Only the maintenance tick (``may_resume``) ends the pause: resuming rescans the inboxes
-        for what arrived meanwhile, which must not happen inside another write.
-        """
-        if not self._space.full():
-            if may_resume and self.stalls.clear(StallKind.STATE_FULL) is not None:
-                self._state_room.set()
-                self.watched.rescan_all()
-                self.pump()
-            return not self.stalls.has(StallKind.STATE_FULL)
-        if self.stalls.begin(StallKind.STATE_FULL, self._space.message()):
-            self._state_room.clear()
-        return False
-
-    def _journal_full(self, error: Exception) -> None:
-        """A commit found the disk full despite the margin (``StateSpace``): pause at once."""
-        log.error(
-            "journal_commit_failed",
-            error=str(error),
-            message="the state folder is full: the journal did not keep the last moment's "
-            "changes; work pauses until there is room",
-        )
-        if self.stalls.begin(StallKind.STATE_FULL, self._space.message()):
-            self._state_room.clear()
+    def _resume(self) -> None:
+        """The state folder has room again: look for what arrived meanwhile, send again."""
+        self.watched.rescan_all()
+        self.pump()
 
     # ================================================================ recovery
 
@@ -551,7 +428,7 @@ class Daemon:
 
     def webhooks_on(self) -> bool:
         http = self.config.http
-        return self.endpoint is not None and http is not None and bool(http.public_url)
+        return self.http.endpoint is not None and http is not None and bool(http.public_url)
 
     # ================================================================ failing and filing
 
@@ -625,7 +502,7 @@ class Daemon:
             self._swap_client(new)
         if new.http != old.http:
             self.uploader.forget_webhook_secret()
-            self._spawn(self._restart_endpoint(old))
+            self._spawn(self.http.restart(old, new))
         old_inboxes = {inbox.key: inbox for inbox in old.inboxes}
         new_inboxes = {inbox.key: inbox for inbox in new.inboxes}
         changed_profiles = {
@@ -662,7 +539,7 @@ class Daemon:
         self.scheduler.configure(
             max_jobs=new.symbl.max_concurrent_jobs, max_uploads=new.symbl.max_concurrent_uploads
         )
-        self._reach.threshold = new.symbl.unreachable_after_seconds
+        self.conditions.reconfigure(new)
         self._spawn(self.uploader.authenticate())  # tells at once whether the new credentials work
         if old_client is not None:
             self._spawn(self._retire(old_client, list(self.uploading.values())))
@@ -703,7 +580,7 @@ class Daemon:
         while not self.stop_event.is_set():
             await asyncio.sleep(interval)
             now = time.monotonic()
-            if not self._state_has_room(may_resume=True):
+            if not self.conditions.has_room(may_resume=True):
                 self.notifier.watchdog()
                 continue
             self.watched.maintain_all(now)

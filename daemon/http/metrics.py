@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -21,8 +21,20 @@ from daemon.logs import get_logger
 
 if TYPE_CHECKING:
     from daemon.client import ClientStats
-    from daemon.http.view import Observed
+    from daemon.journal import Journal
     from daemon.live import LiveState
+
+
+class Scraped(Protocol):
+    """What a scrape reads of the daemon (see ``daemon.http.view.Scraped``)."""
+
+    @property
+    def journal(self) -> Journal | None: ...
+
+    def live_state(self) -> LiveState: ...
+
+    def client_stats(self) -> ClientStats | None: ...
+
 
 PREFIX = "symbl_inbox_"
 # Symbl jobs run from seconds (a short voicemail) to a good share of the audio's length
@@ -67,7 +79,7 @@ class Metrics:
             registry=self.registry,
         )
 
-    def bind(self, daemon: Observed) -> None:
+    def bind(self, daemon: Scraped) -> None:
         """Read ``daemon``'s live state on every scrape (binding again replaces the daemon)."""
         self._live.daemon = daemon
 
@@ -91,7 +103,7 @@ class _LiveState:
     """A prometheus_client collector over the bound daemon's state, read at scrape time."""
 
     def __init__(self) -> None:
-        self.daemon: Observed | None = None
+        self.daemon: Scraped | None = None
 
     def collect(self) -> Iterator[Metric]:
         daemon = self.daemon
@@ -106,7 +118,7 @@ class _LiveState:
             yield from _client_metrics(stats)
 
 
-def _journal_metrics(daemon: Observed) -> Iterator[Metric]:
+def _journal_metrics(daemon: Scraped) -> Iterator[Metric]:
     files = GaugeMetricFamily(
         PREFIX + "files",
         "Files in the journal by inbox and state; filed ones as filed_done or filed_failed.",

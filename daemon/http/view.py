@@ -9,32 +9,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from daemon.http.metrics import Metrics, Scraped
+
 if TYPE_CHECKING:
-    from daemon.client import ClientStats
     from daemon.config.model import Config
-    from daemon.http.metrics import Metrics
-    from daemon.journal import Journal
-    from daemon.live import LiveState
 
 
-class Observed(Protocol):
+class Observed(Scraped, Protocol):
     """The daemon as the endpoint, the metrics and the status page read it."""
 
     @property
     def config(self) -> Config: ...
 
     @property
-    def journal(self) -> Journal | None:
-        """The journal once it is open (None before the start, or after the stop)."""
-
-    @property
     def metrics(self) -> Metrics:
         """The counters of what happened (files filed, jobs finished, hooks run)."""
-
-    def live_state(self) -> LiveState: ...
-
-    def client_stats(self) -> ClientStats | None:
-        """The Symbl client's counters, once a client exists."""
 
 
 class WebhookSink(Protocol):
