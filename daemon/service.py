@@ -8,13 +8,11 @@ it; see ``daemon.journal`` for what a restart does with each state.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
 import signal
 import sqlite3
-import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -25,6 +23,7 @@ from daemon.client import (
     SymblClient,
     SymblError,
 )
+from daemon.config.changes import config_changes
 from daemon.config.model import Config, Inbox
 from daemon.config.profiles import convert_extra_installed
 from daemon.convert import clear_work_folder
@@ -38,7 +37,6 @@ from daemon.live import LiveState, keep_live, remove_live, runtime_dir
 from daemon.lock import AlreadyRunning, StateLock
 from daemon.logs import get_logger, masker, set_level
 from daemon.notify import SystemdNotifier
-from daemon.params import dotted, merge_params, validate_params
 from daemon.pipeline.admitter import Admitter
 from daemon.pipeline.conditions import Conditions
 from daemon.pipeline.conversations import Conversations, Decision, Reject, Release
@@ -48,7 +46,6 @@ from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.supervisor import Supervisor
 from daemon.pipeline.tracker import Tracker
 from daemon.pipeline.uploader import Uploader
-from daemon.recordings import params_as_planned
 from daemon.stalls import StallBoard
 from daemon.watch import OverflowAlarm
 
@@ -326,17 +323,6 @@ class Daemon:
         )
         self.hooks.start()
 
-    def _restart_hooks(self, old: Config) -> None:
-        new = self.config
-        unchanged = old.hooks == new.hooks and all(
-            old.profiles.get(name) is not None and old.profiles[name].hooks == profile.hooks
-            for name, profile in new.profiles.items()
-        )
-        if unchanged or self.hooks is None:
-            return
-        self._spawn(self.hooks.stop())  # sends what it gathered, in the background
-        self._start_hooks()
-
     def live_state(self) -> LiveState:
         """What the endpoint, the status page and ``status`` (through live.json) show."""
         return LiveState(
@@ -495,40 +481,34 @@ class Daemon:
     def _apply(self, new: Config) -> None:
         old = self.config
         masker.register(new.secrets())
-        if new.state_dir != old.state_dir:
+        change = config_changes(old, new)
+        if change.state_dir:
             log.warning("config_needs_restart", key="state_dir", keeping=str(old.state_dir))
             new = replace(new, state_dir=old.state_dir)
-        if new.symbl != old.symbl:
+        if change.symbl:
             self._swap_client(new)
-        if new.http != old.http:
+        if change.http:
             self.uploader.forget_webhook_secret()
             self._spawn(self.http.restart(old, new))
+        self.config = new
+        if change.hooks and self.hooks is not None:
+            self._spawn(self.hooks.stop())  # sends what it gathered, in the background
+            self._start_hooks()
         old_inboxes = {inbox.key: inbox for inbox in old.inboxes}
         new_inboxes = {inbox.key: inbox for inbox in new.inboxes}
-        changed_profiles = {
-            name for name, profile in new.profiles.items() if old.profiles.get(name) != profile
-        }
-        self.config = new
-        self._restart_hooks(old)
-        removed = [key for key in old_inboxes if key not in new_inboxes]
-        added = [key for key in new_inboxes if key not in old_inboxes]
-        changed = [
-            key for key in new_inboxes
-            if key in old_inboxes and old_inboxes[key] != new_inboxes[key]
-        ]  # fmt: skip
-        for key in removed + changed:
+        for key in change.inboxes_removed + change.inboxes_changed:
             self._remove_inbox(old_inboxes[key])
-        for key in changed + added:
+        for key in change.inboxes_changed + change.inboxes_added:
             self._add_inbox(new_inboxes[key])
-        self._rebuild_params(changed_profiles)
+        self.admitter.rebuild_params(set(change.profiles_changed))
         log.info(
             "config_reloaded",
-            inboxes_added=added,
-            inboxes_removed=removed,
-            inboxes_changed=changed,
-            profiles_changed=sorted(changed_profiles),
+            inboxes_added=list(change.inboxes_added),
+            inboxes_removed=list(change.inboxes_removed),
+            inboxes_changed=list(change.inboxes_changed),
+            profiles_changed=sorted(change.profiles_changed),
         )
-        if new.log_level != old.log_level:
+        if change.log_level:
             set_level(new.log_level)  # after the line above, which says what changed
         self.pump()
 
@@ -549,26 +529,6 @@ class Daemon:
         if uploads:
             await asyncio.wait(uploads)
         await client.aclose()
-
-    def _rebuild_params(self, changed_profiles: set[str]) -> None:
-        """Files not yet submitted take the new profile's parameters (plus their sidecar's)."""
-        if not changed_profiles:
-            return
-        for record in self.db.in_states((State.READY, State.HELD)):
-            inbox = self.watched.inbox_by_key(record.inbox)
-            if inbox is None or inbox.profile not in changed_profiles:
-                continue
-            profile = self.config.profile_for(inbox)
-            params, problems = validate_params(
-                merge_params(profile.params, record.data.get("overrides", {}))
-            )
-            record.profile = profile.name
-            if problems:
-                message = "; ".join(f"params.{dotted(p.loc)}: {p.message}" for p in problems)
-                self.fail(record, "bad_parameters", f"after the reload: {message}")
-                continue
-            record.data["params"] = params_as_planned(record.data.get("send"), params)
-            self.db.save(record)
 
     # ================================================================ housekeeping
 
@@ -596,30 +556,3 @@ class Daemon:
             f"{waiting} settling, {ready} ready, {len(self.uploading)} uploading, "
             f"{len(self.tracking)} jobs running{paused}{stalled}"
         )
-
-
-# ==================================================================== command
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--log-format",
-        choices=("auto", "json", "console"),
-        default="auto",
-        help="log as JSON lines or readable lines (default: JSON unless stdout is a terminal)",
-    )
-
-
-def main(args: argparse.Namespace) -> int:
-    from daemon.config import ConfigError, load_config
-    from daemon.logs import configure_logging
-
-    try:
-        config = load_config(args.config_path, prepare_folders=False)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 2
-    json_logs = {"auto": None, "json": True, "console": False}[args.log_format]
-    configure_logging(config.log_level, json=json_logs)
-    return asyncio.run(Daemon(config).run())

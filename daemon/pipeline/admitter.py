@@ -18,6 +18,7 @@ from daemon.fsboundary import NotRegularFile, open_in, sha256_of
 from daemon.intake import Candidate, TrackedFile, classify
 from daemon.journal import FileRecord, Kind, State
 from daemon.logs import get_logger
+from daemon.params import dotted, merge_params, validate_params
 from daemon.pipeline.admission import (
     NOT_REGULAR_MESSAGE,
     Rejected,
@@ -30,6 +31,7 @@ from daemon.pipeline.inboxes import Inboxes, InboxRuntime
 from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.shell import Shell
 from daemon.pipeline.supervisor import Supervisor
+from daemon.recordings import params_as_planned
 
 log = get_logger("symbl_inbox.admission")
 
@@ -63,6 +65,26 @@ class Admitter:
         self._queue.append((runtime, tracked, size, mtime_ns))
         if self._task is None or self._task.done():
             self._task = self._supervisor.spawn(self._admit_settled())
+
+    def rebuild_params(self, changed_profiles: set[str]) -> None:
+        """Files not yet submitted take the new profile's parameters (plus their sidecar's)."""
+        if not changed_profiles:
+            return
+        for record in self._shell.db.in_states((State.READY, State.HELD)):
+            inbox = self._inboxes.inbox_by_key(record.inbox)
+            if inbox is None or inbox.profile not in changed_profiles:
+                continue
+            profile = self._shell.config.profile_for(inbox)
+            params, problems = validate_params(
+                merge_params(profile.params, record.data.get("overrides", {}))
+            )
+            record.profile = profile.name
+            if problems:
+                message = "; ".join(f"params.{dotted(p.loc)}: {p.message}" for p in problems)
+                self._shell.fail(record, "bad_parameters", f"after the reload: {message}")
+                continue
+            record.data["params"] = params_as_planned(record.data.get("send"), params)
+            self._shell.db.save(record)
 
     async def _admit_settled(self) -> None:
         """Admit settled files in small batches, so uploads start while a backlog is admitted.
