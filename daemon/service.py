@@ -14,15 +14,8 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from typing import Any
 
-from daemon.client import (
-    ClientStats,
-    SymblClient,
-    SymblError,
-)
 from daemon.config.changes import config_changes
 from daemon.config.model import Config, Inbox
 from daemon.config.profiles import convert_extra_installed
@@ -47,6 +40,11 @@ from daemon.pipeline.supervisor import Supervisor
 from daemon.pipeline.tracker import Tracker
 from daemon.pipeline.uploader import Uploader
 from daemon.stalls import StallBoard
+from daemon.symbl.client import (
+    ClientStats,
+    SymblClient,
+    SymblError,
+)
 from daemon.watch import OverflowAlarm
 
 log = get_logger("symbl_inbox.daemon")
@@ -252,10 +250,10 @@ class Daemon:
             self.notifier.ready(self.status_line())
             self.ready_event.set()
             log.info("daemon_ready", inboxes=len(self.inboxes), active=len(self.active))
-            self._spawn(self._maintenance())
-            self._spawn(self._reloader())
-            self._spawn(self.uploader.authenticate())
-            self._spawn(
+            self.supervisor.spawn(self._maintenance())
+            self.supervisor.spawn(self._reloader())
+            self.supervisor.spawn(self.uploader.authenticate())
+            self.supervisor.spawn(
                 keep_live(runtime_dir(self.config.state_dir), self.live_state, self.stop_event)
             )
             await self.stop_event.wait()
@@ -280,19 +278,11 @@ class Daemon:
         self.notifier.stopping()
 
         log.info("daemon_stopping", uploading=len(self.uploading), tracking=len(self.tracking))
-        for runtime in self.inboxes.values():
-            if runtime.watcher is not None:
-                runtime.watcher.stop()
+        self.watched.stop_watching()
         self.supervisor.cancel_timers()
-        for task in list(self.tracking.values()):
-            task.cancel()
-        uploads = list(self.uploading.values())
-        if uploads:
-            _, pending = await asyncio.wait(uploads, timeout=self.config.shutdown_timeout_seconds)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        await self.supervisor.end_all(*self.tracking.values())
+        followed = self.tracker.stop()
+        await self.uploader.finish(self.config.shutdown_timeout_seconds)
+        await self.supervisor.end_all(*followed)
         if self.hooks is not None:
             await self.hooks.stop()
         remove_live(runtime_dir(self.config.state_dir))
@@ -304,12 +294,6 @@ class Daemon:
         if self.journal is not None:
             self.journal.close()
         log.info("daemon_stopped")
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        return self.supervisor.spawn(coroutine)
-
-    def _later(self, delay: float, callback: Callable[[], None]) -> None:
-        self.supervisor.later(delay, callback)
 
     # ================================================================ stalls, hooks, live state
 
@@ -369,7 +353,7 @@ class Daemon:
         for record in self.db.in_states((State.SUBMITTED,)):
             self.tracker.start(record)
         for record in self.db.in_states(FINAL_STATES):
-            self._spawn(self.file(record))
+            self.supervisor.spawn(self.file(record))
 
     # ================================================================ inboxes
 
@@ -410,7 +394,7 @@ class Daemon:
             rejected = self.conversations.hold_expired(record.id)
             self.act([rejected] if rejected is not None else [])
 
-        self._later(seconds, expired)
+        self.supervisor.later(seconds, expired)
 
     def webhooks_on(self) -> bool:
         http = self.config.http
@@ -435,7 +419,7 @@ class Daemon:
         )
         if was_pending and reason not in _NOT_THE_PARTS_OWN_FAILURE:
             self.act(self.conversations.settled(record, accepted=False))
-        self._spawn(self.file(record))
+        self.supervisor.spawn(self.file(record))
 
     async def file(self, record: FileRecord) -> None:
         await self.filer.file(record)
@@ -489,10 +473,10 @@ class Daemon:
             self._swap_client(new)
         if change.http:
             self.uploader.forget_webhook_secret()
-            self._spawn(self.http.restart(old, new))
+            self.supervisor.spawn(self.http.restart(old, new))
         self.config = new
         if change.hooks and self.hooks is not None:
-            self._spawn(self.hooks.stop())  # sends what it gathered, in the background
+            self.supervisor.spawn(self.hooks.stop())  # sends what it gathered, in the background
             self._start_hooks()
         old_inboxes = {inbox.key: inbox for inbox in old.inboxes}
         new_inboxes = {inbox.key: inbox for inbox in new.inboxes}
@@ -520,9 +504,11 @@ class Daemon:
             max_jobs=new.symbl.max_concurrent_jobs, max_uploads=new.symbl.max_concurrent_uploads
         )
         self.conditions.reconfigure(new)
-        self._spawn(self.uploader.authenticate())  # tells at once whether the new credentials work
+        self.supervisor.spawn(
+            self.uploader.authenticate()
+        )  # tells at once whether the new credentials work
         if old_client is not None:
-            self._spawn(self._retire(old_client, list(self.uploading.values())))
+            self.supervisor.spawn(self._retire(old_client, list(self.uploading.values())))
 
     @staticmethod
     async def _retire(client: SymblClient, uploads: list[asyncio.Task[None]]) -> None:

@@ -20,9 +20,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from daemon.logs import get_logger
 
 if TYPE_CHECKING:
-    from daemon.client import ClientStats
     from daemon.journal import Journal
     from daemon.live import LiveState
+    from daemon.symbl.client import ClientStats
 
 
 class Scraped(Protocol):

@@ -7,18 +7,18 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from daemon.client import (
+from daemon.config.model import Config
+from daemon.hooks import Happening, HookEvent, HookRunner
+from daemon.logs import get_logger
+from daemon.stalls import Stall, StallBoard, StallKind
+from daemon.stallwatch import Reachability, StateSpace
+from daemon.symbl.client import (
     AuthenticationError,
     FinalError,
     RateLimitedError,
     SymblError,
     TransientError,
 )
-from daemon.config.model import Config
-from daemon.hooks import Happening, HookEvent, HookRunner
-from daemon.logs import get_logger
-from daemon.stalls import Stall, StallBoard, StallKind
-from daemon.stallwatch import Reachability, StateSpace
 
 log = get_logger("symbl_inbox.conditions")
 

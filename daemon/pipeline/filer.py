@@ -14,7 +14,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from daemon.exports import Exports, fetch_exports, name_export_files
 from daemon.filing import TRANSCRIPT_SUFFIX, choose_target_in, file_into, record_suffix
 from daemon.fsboundary import Boundaries, Folder, FolderSwapped, display
 from daemon.hooks import Happening, HookEvent, HookRunner
@@ -26,6 +25,7 @@ from daemon.pipeline.shell import Shell
 from daemon.pipeline.supervisor import Supervisor
 from daemon.records import error_record, result_record
 from daemon.stalls import StallBoard, StallKind
+from daemon.symbl.exports import Exports, fetch_exports, name_export_files
 
 log = get_logger("symbl_inbox.filer")
 

@@ -88,6 +88,11 @@ class Inboxes:
         self._retired.pop(inbox.key, None)
         return runtime
 
+    def stop_watching(self) -> None:
+        for runtime in self.runtimes.values():
+            if runtime.watcher is not None:
+                runtime.watcher.stop()
+
     def settling(self) -> int:
         """Files waiting to settle, in every inbox."""
         return sum(len(runtime.tracked) for runtime in self.runtimes.values())

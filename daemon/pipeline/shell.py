@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from daemon.client import SymblClient, SymblError
     from daemon.config.model import Config, Inbox
     from daemon.journal import FileRecord, Journal
     from daemon.pipeline.conversations import Conversations, Decision
+    from daemon.symbl.client import SymblClient, SymblError
 
 
 class Shell(Protocol):

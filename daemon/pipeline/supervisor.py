@@ -3,7 +3,8 @@
 Every stage starts its background work here, so that the shutdown finds all of it: timers are
 cancelled first (nothing new begins), then the tasks a stage names are ended in its order, then
 every other task. An exception in a task or a timer is logged as ``internal_error``; it never
-stops the daemon.
+stops the daemon. A task's bookkeeping (the slot it frees, the state it puts back) runs in its
+``finally`` without awaiting anything, so a cancellation cannot cut it short.
 """
 
 from __future__ import annotations
@@ -74,17 +75,3 @@ class Supervisor:
         for task in others:
             task.cancel()
         await asyncio.gather(*others, *also, return_exceptions=True)
-
-
-async def settle(bookkeeping: Awaitable[T]) -> T:
-    """Await ``bookkeeping`` to its end even when the task awaiting it is cancelled meanwhile.
-
-    For work that must not be cut in half (a journal update and the slot it frees): the
-    cancellation is raised again once it is done.
-    """
-    task = asyncio.ensure_future(bookkeeping)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.gather(task, return_exceptions=True)
-        raise

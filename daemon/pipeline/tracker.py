@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import time
 
-from daemon.client import AuthenticationError, FinalError, NotFoundError, TransientError
 from daemon.http.metrics import Metrics
 from daemon.journal import FileRecord, State
 from daemon.logs import get_logger
 from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.shell import Shell
 from daemon.pipeline.supervisor import Supervisor
+from daemon.symbl.client import AuthenticationError, FinalError, NotFoundError, TransientError
 
 log = get_logger("symbl_inbox.tracker")
 
@@ -40,6 +40,13 @@ class Tracker:
         self.job_wakeups[record.job_id] = asyncio.Event()
         self._scheduler.job_started(record.job_id)
         self.tracking[record.id] = self._supervisor.spawn(self._follow(record))
+
+    def stop(self) -> list[asyncio.Task[None]]:
+        """Stop following (shutdown): a job asked again after the restart loses nothing."""
+        followed = list(self.tracking.values())
+        for task in followed:
+            task.cancel()
+        return followed
 
     def job_ended(self, job_id: str) -> bool:
         """A webhook said this job ended: free its slot; check the job soon, not at the next poll.

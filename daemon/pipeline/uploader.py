@@ -16,16 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from daemon.audio import AudioProblem
-from daemon.client import (
-    AuthenticationError,
-    FileChangedError,
-    FinalError,
-    NotFoundError,
-    RateLimitedError,
-    Submission,
-    SymblError,
-    TransientError,
-)
 from daemon.convert import note_produced, original_submission, produced_for_upload
 from daemon.fsboundary import Boundaries, Checked, NotRegularFile, display, open_in
 from daemon.http.endpoint import resolve_webhook_secret
@@ -40,6 +30,16 @@ from daemon.pipeline.supervisor import Supervisor
 from daemon.pipeline.tracker import Tracker
 from daemon.records import iso
 from daemon.stalls import StallBoard, StallKind
+from daemon.symbl.client import (
+    AuthenticationError,
+    FileChangedError,
+    FinalError,
+    NotFoundError,
+    RateLimitedError,
+    Submission,
+    SymblError,
+    TransientError,
+)
 
 log = get_logger("symbl_inbox.uploader")
 
@@ -71,6 +71,16 @@ class Uploader:
         self.meters = UploadMeters()
         self._pump_scheduled = False
         self._webhook_secret: str | None = None
+
+    async def finish(self, grace_seconds: float) -> None:
+        """Shutdown: let the uploads in flight end for up to ``grace_seconds``, then cancel them
+        (a cancelled one goes back to ``ready``: nothing committed says the API has it)."""
+        uploads = list(self.uploading.values())
+        if uploads:
+            _, pending = await asyncio.wait(uploads, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def forget_webhook_secret(self) -> None:
         """The http settings changed: the secret is resolved again for the next upload."""
