@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 from daemon.config.model import Config, Hook
-from daemon.live import printable
+from daemon.fsboundary import display
 from daemon.logs import get_logger, masker
 from daemon.records import iso
 
@@ -181,9 +181,7 @@ def compose(happenings: Sequence[Happening], host: str) -> tuple[str, str]:
         if lines:
             lines.append("")
         lines.extend(_section(event, group))
-    return printable(masker.scrub(title)), masker.scrub(
-        "\n".join(printable(line) for line in lines)
-    )
+    return display(masker.scrub(title)), masker.scrub("\n".join(display(line) for line in lines))
 
 
 def _headline(happening: Happening) -> str:

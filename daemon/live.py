@@ -139,24 +139,6 @@ def stall_json(stall: Stall) -> dict[str, Any]:
     return found
 
 
-def printable(text: str) -> str:
-    """``text`` with control characters (and undecodable bytes) written as escapes.
-
-    File names are whatever bytes someone dropped; a newline or an escape sequence in one must
-    not forge a line of a message or steer a terminal.
-    """
-    out = []
-    for char in text:
-        code = ord(char)
-        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif code < 0x20 or 0x7F <= code < 0xA0 or char in "\u2028\u2029":
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
 # ---------------------------------------------------------------- the file
 
 

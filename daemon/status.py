@@ -21,7 +21,7 @@ from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from daemon.config import Config, ConfigError, load_config
 from daemon.fsboundary import display
 from daemon.journal import JOURNAL_NAME, FileRecord, Journal, SqliteJournal, State
-from daemon.live import age_of, printable, read_live, runtime_dir
+from daemon.live import age_of, read_live, runtime_dir
 from daemon.lock import running_pid
 from daemon.records import iso
 
@@ -236,18 +236,18 @@ def render_status(report: StatusReport) -> str:
     parts.append(f"Jobs in flight: {len(report.in_flight)}")
     if report.in_flight:
         job_rows = [
-            [printable(job["file"]), job["jobId"], job["jobStatus"] or "-", _age(job["ageSeconds"])]
+            [display(job["file"]), job["jobId"], job["jobStatus"] or "-", _age(job["ageSeconds"])]
             for job in report.in_flight
         ]
         parts.append(render_table(["file", "jobId", "status", "age"], job_rows))
     parts.append(f"\nLatest failures: {len(report.failures)}")
     for failure in report.failures:
         parts.append(
-            f"  {failure['failedAt'] or '-'}  {failure['inbox']}/{printable(failure['file'])}: "
+            f"  {failure['failedAt'] or '-'}  {failure['inbox']}/{display(failure['file'])}: "
             f"{failure['reason']}: {_one_line(failure['message'])}"
         )
         if failure["filedAs"]:
-            parts.append(f"      now {printable(failure['filedAs'])}")
+            parts.append(f"      now {display(failure['filedAs'])}")
     return "\n".join(parts) + "\n"
 
 
@@ -261,7 +261,7 @@ def _stall_lines(report: StatusReport) -> list[str]:
         lines.append(f"Uploading: {len(report.uploads)}")
         for upload in report.uploads:
             lines.append(
-                f"  {printable(upload['file'])}: {human_size(upload['bytesSent'])} of "
+                f"  {display(upload['file'])}: {human_size(upload['bytesSent'])} of "
                 f"{human_size(upload['bytesTotal'])}, {_age(upload['ageSeconds'])}"
             )
     lines.append("")

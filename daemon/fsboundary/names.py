@@ -31,6 +31,8 @@ def display(name: str) -> str:
         code = ord(char)
         if code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
             out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(char, f"\\x{code:02x}"))
+        elif char in "\u2028\u2029":  # line separators to some terminals and browsers
+            out.append(f"\\u{code:04x}")
         else:
             out.append(char)
     return "".join(out)

@@ -13,7 +13,7 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from daemon.live import printable
+from daemon.fsboundary import display
 from daemon.status import COUNT_KEYS, StatusReport, human_age, human_size
 
 REFRESH_SECONDS = 5
@@ -67,7 +67,7 @@ def render_page(report: StatusReport, host: str, now_iso: str) -> str:
 
 def _e(value: Any) -> str:
     """Escaped for HTML, control characters shown as escapes."""
-    return html.escape(printable(str(value)), quote=True)
+    return html.escape(display(str(value)), quote=True)
 
 
 def _title(report: StatusReport) -> str:

@@ -158,6 +158,6 @@ class TestStatusText:
             [sys.executable, "-m", "daemon", "--config", str(harness.config_path), "status"],
             capture_output=True, text=True, timeout=30, check=True,
         ).stdout  # fmt: skip
-        assert "evil\\x1b[2J\\x0aFAKE: all good.wav: not_audio" in shown
+        assert "evil\\x1b[2J\\nFAKE: all good.wav: not_audio" in shown
         assert "\x1b" not in shown
         assert not any(line.startswith("FAKE") for line in shown.splitlines())

@@ -34,6 +34,7 @@ class TestNames:
         name = os.fsdecode(b"caf\xe9\n\x1b[31m\x7f.wav")
         assert display(name) == "caf\\xe9\\n\\x1b[31m\\x7f.wav"
         assert display("plain café.wav") == "plain café.wav"
+        assert display("a\u2028b.wav") == "a\\u2028b.wav"  # a line break to some readers
 
     def test_companion_names_fit_and_share_one_stem(self) -> None:
         assert companion_name("call.wav", ".result.json") == ("call.wav.result.json", False)

@@ -84,7 +84,7 @@ class TestCompose:
 
     def test_control_characters_in_names_cannot_forge_lines(self) -> None:
         _, body = compose([failed("evil\nFailed: 0 files\x1b[31m.wav")], "h")
-        assert "evil\\x0aFailed: 0 files\\x1b[31m.wav" in body
+        assert "evil\\nFailed: 0 files\\x1b[31m.wav" in body
         assert "\x1b" not in body
 
     def test_registered_secrets_are_masked(self) -> None:

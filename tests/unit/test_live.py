@@ -1,4 +1,4 @@
-"""The live snapshot: its JSON contract, its file, and names made printable."""
+"""The live snapshot: its JSON contract and its file."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from daemon.live import (
     LIVE_NAME,
     LiveState,
     UploadMeters,
-    printable,
     read_live,
     runtime_dir,
     write_live,
@@ -65,12 +64,3 @@ class TestLiveFile:
     def test_runtime_dir_prefers_systemd(self, tmp_path: Path) -> None:
         run = tmp_path / "run"
         assert runtime_dir(tmp_path, {"RUNTIME_DIRECTORY": f"{run}:/other"}) == run
-
-
-class TestPrintable:
-    """Control characters and undecodable bytes are shown as escapes."""
-
-    def test_escapes(self) -> None:
-        name = b"a\nb\x1b\xff.wav".decode("utf-8", "surrogateescape")
-        assert printable(name) == "a\\x0ab\\x1b\\xff.wav"
-        assert printable("Grüße.wav") == "Grüße.wav"
