@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sqlite3
 import time
 from dataclasses import replace
 
@@ -25,7 +24,7 @@ from daemon.hooks import HookRunner
 from daemon.http.endpoint import Endpoint
 from daemon.http.metrics import Metrics
 from daemon.http.serving import HttpService
-from daemon.journal import FINAL_STATES, JOURNAL_NAME, FileRecord, Journal, SqliteJournal, State
+from daemon.journal import FINAL_STATES, FileRecord, Journal, JournalDamaged, SqliteJournal, State
 from daemon.live import LiveState, keep_live, remove_live, runtime_dir
 from daemon.lock import AlreadyRunning, StateLock
 from daemon.logs import get_logger, masker, set_level
@@ -48,14 +47,6 @@ from daemon.symbl.client import (
 from daemon.watch import OverflowAlarm
 
 log = get_logger("symbl_inbox.daemon")
-
-# These failures say nothing about the part's slot in its conversation: it stays open.
-_NOT_THE_PARTS_OWN_FAILURE = ("missing_part", "predecessor_rejected", "duplicate_part")
-_JOURNAL_DAMAGED = (
-    "the journal {path} cannot be read ({error}). Stop here and move it aside "
-    "(mv {path} {path}.damaged), then start again: files already in done/ and failed/ stay "
-    "there, and files still in the inboxes are sent again"
-)
 
 
 class Daemon:
@@ -221,13 +212,11 @@ class Daemon:
     async def _run_locked(self) -> int:
         assert self._loop is not None
         try:
-            self.journal = SqliteJournal.in_state_dir(self.config.state_dir)
-            self._conversations = Conversations(self.journal)
-            self._recover_check()
-        except sqlite3.DatabaseError as exc:
-            path = self.config.state_dir / JOURNAL_NAME
-            log.error("journal_unreadable", message=_JOURNAL_DAMAGED.format(path=path, error=exc))
+            self.journal = SqliteJournal.checked_in_state_dir(self.config.state_dir)
+        except JournalDamaged as exc:
+            log.error("journal_unreadable", message=str(exc))
             return 1
+        self._conversations = Conversations(self.journal)
         self.journal.commit_per_turn(self._loop.call_soon)
         self.journal.on_full = self.conditions.journal_full
         clear_work_folder(self.config.state_dir)  # half-made mixes of a run that stopped
@@ -250,7 +239,10 @@ class Daemon:
             self.notifier.ready(self.status_line())
             self.ready_event.set()
             log.info("daemon_ready", inboxes=len(self.inboxes), active=len(self.active))
-            self.supervisor.spawn(self._maintenance())
+            interval = min(
+                MAINTENANCE_SECONDS, self.notifier.watchdog_seconds or MAINTENANCE_SECONDS
+            )
+            self.supervisor.spawn(self.supervisor.every(interval, self._maintain))
             self.supervisor.spawn(self._reloader())
             self.supervisor.spawn(self.uploader.authenticate())
             self.supervisor.spawn(
@@ -296,10 +288,6 @@ class Daemon:
         log.info("daemon_stopped")
 
     # ================================================================ stalls, hooks, live state
-
-    def _recover_check(self) -> None:
-        """Read the journal once before anything else: a damaged one stops the start here."""
-        self.db.counts()
 
     def _start_hooks(self) -> None:
         self.hooks = HookRunner(
@@ -403,23 +391,10 @@ class Daemon:
     # ================================================================ failing and filing
 
     def fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
-        record.data["http_status"] = error.status
-        record.data["http_body"] = error.body
-        self.fail(record, reason, error.message)
+        self.filer.fail_http(record, reason, error)
 
     def fail(self, record: FileRecord, reason: str, message: str) -> None:
-        was_pending = record.state in (State.WAITING, State.READY, State.HELD, State.UPLOADING)
-        record.state = State.FAILED
-        record.reason = reason
-        record.data["message"] = message
-        record.stamp("failed")
-        self.db.save(record)
-        log.warning(
-            "file_failed", inbox=record.inbox, file=record.rel_path, reason=reason, message=message
-        )
-        if was_pending and reason not in _NOT_THE_PARTS_OWN_FAILURE:
-            self.act(self.conversations.settled(record, accepted=False))
-        self.supervisor.spawn(self.file(record))
+        self.filer.fail(record, reason, message)
 
     async def file(self, record: FileRecord) -> None:
         await self.filer.file(record)
@@ -518,20 +493,14 @@ class Daemon:
 
     # ================================================================ housekeeping
 
-    async def _maintenance(self) -> None:
+    def _maintain(self) -> None:
         """Bring back inboxes that went missing, rescan on schedule, keep systemd informed."""
-        interval = MAINTENANCE_SECONDS
-        if self.notifier.watchdog_seconds:
-            interval = min(interval, self.notifier.watchdog_seconds)
-        while not self.stop_event.is_set():
-            await asyncio.sleep(interval)
-            now = time.monotonic()
-            if not self.conditions.has_room(may_resume=True):
-                self.notifier.watchdog()
-                continue
-            self.watched.maintain_all(now)
+        if not self.conditions.has_room(may_resume=True):
             self.notifier.watchdog()
-            self.notifier.status(self.status_line())
+            return
+        self.watched.maintain_all(time.monotonic())
+        self.notifier.watchdog()
+        self.notifier.status(self.status_line())
 
     def status_line(self) -> str:
         waiting = self.watched.settling()

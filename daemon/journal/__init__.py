@@ -6,7 +6,7 @@ open the one in ``state_dir``.
 
 from daemon.journal.base import Journal
 from daemon.journal.memory import MemoryJournal
-from daemon.journal.sqlite import JOURNAL_NAME, SqliteJournal
+from daemon.journal.sqlite import JOURNAL_NAME, JournalDamaged, SqliteJournal
 from daemon.model import (
     ACTIVE_STATES,
     FINAL_STATES,
@@ -23,6 +23,7 @@ __all__ = [
     "ConversationRecord",
     "FileRecord",
     "Journal",
+    "JournalDamaged",
     "Kind",
     "MemoryJournal",
     "SqliteJournal",

@@ -26,6 +26,15 @@ from daemon.fsboundary import is_utf8
 from daemon.model import ConversationRecord, FileRecord, Kind, State
 
 JOURNAL_NAME = "journal.sqlite3"
+_DAMAGED = (
+    "the journal {path} cannot be read ({error}). Stop here and move it aside "
+    "(mv {path} {path}.damaged), then start again: files already in done/ and failed/ stay "
+    "there, and files still in the inboxes are sent again"
+)
+
+
+class JournalDamaged(Exception):
+    """The journal cannot be read; the message says what the operator does about it."""
 
 
 _SCHEMA = """
@@ -101,6 +110,17 @@ class SqliteJournal:
     @property
     def location(self) -> str:
         return str(self.path)
+
+    @classmethod
+    def checked_in_state_dir(cls, state_dir: Path) -> SqliteJournal:
+        """The journal in ``state_dir``, read once: a damaged one raises ``JournalDamaged``."""
+        path = state_dir / JOURNAL_NAME
+        try:
+            journal = cls(path)
+            journal.counts()
+        except sqlite3.DatabaseError as exc:
+            raise JournalDamaged(_DAMAGED.format(path=path, error=exc)) from exc
+        return journal
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, *, readonly: bool = False) -> SqliteJournal:

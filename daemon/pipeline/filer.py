@@ -1,4 +1,4 @@
-"""Filing: a file in a final state, its record, transcript and exports, moved to done/ or failed/.
+"""Failing and filing: a final file, its record, transcript and exports, moved to done/ or failed/.
 
 Filing happens in its own threads (it fsyncs several times a file), across the trust boundary
 (``daemon.fsboundary``): the plan (the name in done/ or failed/) is committed before the move,
@@ -25,11 +25,14 @@ from daemon.pipeline.shell import Shell
 from daemon.pipeline.supervisor import Supervisor
 from daemon.records import error_record, result_record
 from daemon.stalls import StallBoard, StallKind
+from daemon.symbl.client import SymblError
 from daemon.symbl.exports import Exports, fetch_exports, name_export_files
 
 log = get_logger("symbl_inbox.filer")
 
 RETRY_CAP_SECONDS = 300.0
+# These failures say nothing about the part's slot in its conversation: it stays open.
+NOT_THE_PARTS_OWN_FAILURE = ("missing_part", "predecessor_rejected", "duplicate_part")
 _SWAPPED_RETRY_SECONDS = 2.0
 
 
@@ -58,6 +61,25 @@ class Filer:
     def close(self) -> None:
         """Wait for the filing under way, then let the threads go."""
         self._pool.shutdown(wait=True)
+
+    def fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
+        record.data["http_status"] = error.status
+        record.data["http_body"] = error.body
+        self.fail(record, reason, error.message)
+
+    def fail(self, record: FileRecord, reason: str, message: str) -> None:
+        was_pending = record.state in (State.WAITING, State.READY, State.HELD, State.UPLOADING)
+        record.state = State.FAILED
+        record.reason = reason
+        record.data["message"] = message
+        record.stamp("failed")
+        self._shell.db.save(record)
+        log.warning(
+            "file_failed", inbox=record.inbox, file=record.rel_path, reason=reason, message=message
+        )
+        if was_pending and reason not in NOT_THE_PARTS_OWN_FAILURE:
+            self._shell.act(self._shell.conversations.settled(record, accepted=False))
+        self._supervisor.spawn(self.file(record))
 
     async def file(self, record: FileRecord, attempt: int = 1) -> None:
         """Move the file and its record to done/ or failed/; on trouble, keep it and retry."""

@@ -64,6 +64,15 @@ class Supervisor:
         handle = asyncio.get_running_loop().call_later(max(0.0, delay), fire)
         self._timers.add(handle)
 
+    async def every(self, seconds: float, tick: Callable[[], None]) -> None:
+        """Call ``tick`` every ``seconds`` until the daemon stops; a failing tick is logged."""
+        while not self.stop_event.is_set():
+            await asyncio.sleep(seconds)
+            try:
+                tick()
+            except Exception:
+                log.exception("internal_error")
+
     def cancel_timers(self) -> None:
         for timer in self._timers:
             timer.cancel()
