@@ -6,8 +6,13 @@ import copy
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from daemon.model import ConversationRecord, FileRecord, Kind, State
+
+if TYPE_CHECKING:
+    from daemon.journal.base import Journal
+    from daemon.journal.sqlite import SqliteJournal
 
 
 class MemoryJournal:
@@ -130,3 +135,8 @@ class MemoryJournal:
         record.outcome = "retried"
         record.stamp("retried", when if when is not None else time.time())
         self.save(record)
+
+
+if TYPE_CHECKING:  # both stores are checked against the protocol
+    _MEMORY: type[Journal] = MemoryJournal
+    _SQLITE: type[Journal] = SqliteJournal
