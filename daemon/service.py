@@ -1,9 +1,11 @@
-"""``symbl-inbox run``: the daemon. One asyncio loop owns the journal and the schedule.
+"""The daemon: the stages wired together, started, recovered after a crash, reloaded, stopped.
 
-A file travels: event or scan -> settle -> admit (sidecar, audio checks, conversation order) ->
-ready -> upload (account job cap, upload cap, fair across inboxes) -> submitted -> tracked until
-final -> filed. Every transition is committed to the journal before the action that depends on
-it; see ``daemon.journal`` for what a restart does with each state.
+A file travels through stages that each own their state (``daemon.pipeline``): inboxes (seen,
+settled) -> admitter and admission (checked) -> conversations (part order) -> scheduler and
+uploader (sent) -> tracker (followed until final) -> filer (done/ or failed/). One asyncio loop
+runs them all. Every transition is committed to the journal before the action that depends on
+it; see ``daemon.journal.sqlite`` for what a restart does with each state. This module only
+connects the stages (it is the ``Shell`` they ask) and runs the daemon's lifecycle.
 """
 
 from __future__ import annotations
