@@ -30,7 +30,8 @@ def story(journal: Journal) -> list[object]:
     copy = journal.get(a.id)
     assert copy is not None
     copy.state = State.FAILED  # a copy: nothing changes until it is saved
-    seen.append(journal.get(a.id).state)  # type: ignore[union-attr]
+    again = journal.get(a.id)
+    seen.append(again.state if again else None)
     a.state, a.outcome, a.conversation_id, a.filed_path = State.FILED, "done", "c1", "x/a.wav"
     journal.save(a)
     journal.forget(c)

@@ -58,6 +58,12 @@ def state(journal: MemoryJournal, record: FileRecord) -> State:
     return again.state
 
 
+def saved(journal: MemoryJournal, record: FileRecord) -> FileRecord:
+    again = journal.get(record.id)
+    assert again is not None
+    return again
+
+
 def submit(journal: MemoryJournal, record: FileRecord, conversation_id: str = "c-1") -> None:
     record.state, record.job_id, record.conversation_id = State.SUBMITTED, "j", conversation_id
     journal.save(record)
@@ -80,7 +86,7 @@ def test_a_later_part_is_held_until_the_one_before_is_accepted(
     assert state(journal, first) is State.READY
     submit(journal, first)
     decisions = conversations.settled(first, accepted=True)
-    assert decisions == [Release(journal.get(second.id))]  # type: ignore[arg-type]
+    assert decisions == [Release(saved(journal, second))]
     assert conversations.target(second) == "c-1"
 
 
@@ -142,9 +148,7 @@ def test_a_gap_keeps_later_settled_parts_until_it_closes(
     second = arrive(journal, conversations, "call-part2.wav")
     third = arrive(journal, conversations, "call-part3.wav")
     submit(journal, first)
-    assert conversations.settled(first, accepted=True) == [
-        Release(journal.get(second.id))  # type: ignore[arg-type]
-    ]
+    assert conversations.settled(first, accepted=True) == [Release(saved(journal, second))]
     assert state(journal, third) is State.HELD
 
 
