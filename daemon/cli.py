@@ -29,7 +29,7 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("run", "daemon.service", "watch the inboxes and process files until stopped"),
+    Command("run", "daemon.commands.run", "watch the inboxes and process files until stopped"),
     Command("check-config", "daemon.config.command", "validate the configuration and print it"),
     Command("config-schema", "daemon.config.jsonschema", "print the configuration's JSON Schema"),
     Command("emulator", "daemon.emulator.cli", "serve a local emulator of the Symbl async API"),

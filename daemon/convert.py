@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from daemon.audio import AudioFormat, AudioInfo, AudioProblem, inspect_stream
-from daemon.client import Submission
 from daemon.fsboundary import Checked
 from daemon.logs import get_logger
 from daemon.recordings import EXTRA_HINT, can_mix_natively, describe
+from daemon.symbl.client import Submission
 
 log = get_logger("symbl_inbox.convert")
 

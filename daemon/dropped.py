@@ -4,7 +4,7 @@
 regular file opened with ``O_NOFOLLOW|O_NONBLOCK`` and checked with ``fstat``, the audio's head
 read from that descriptor, its sidecar (or the URL drop itself) read whole only up to
 ``DIRECTIONS_MAX_BYTES`` and parsed by a YAML loader with limits. Nothing here touches the
-journal: the daemon's loop judges the ``Examination`` (``daemon.service``).
+journal: the daemon's loop judges the ``Examination`` (``daemon.pipeline.admitter``).
 
 Why sidecars refuse aliases outright rather than bound their expansion: a sidecar is a handful
 of keys written by hand or by a recorder; anchors and aliases serve nothing there, and without

@@ -2,8 +2,9 @@
 
 The journal holds what lasts; this holds what is live and would be lost with the process
 (a 429 pause, an upload at 40 %, credentials refused a minute ago). The HTTP endpoint, the
-status page and the metrics read ``Daemon.live_state()``; ``symbl-inbox status`` is another
-process, so the daemon also writes the snapshot to ``live.json`` in its runtime folder.
+status page and the metrics read it through ``daemon.http.view.Observed``; ``symbl-inbox
+status`` is another process, so the daemon also writes the snapshot to ``live.json`` in its
+runtime folder.
 
 Why a file and not a question to the daemon's HTTP endpoint: ``status`` must work without an
 ``http:`` section, and it must show a full state folder, which is exactly when nothing more
@@ -14,6 +15,7 @@ atomically (write a temporary name, then rename), so a reader never sees half of
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -23,10 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon.logs import get_logger
 from daemon.records import iso
 from daemon.stalls import Stall, StallKind
 
+log = get_logger("symbl_inbox.live")
+
 LIVE_NAME = "live.json"
+LIVE_WRITE_SECONDS = 1.0
+LIVE_REFRESH_SECONDS = 15.0
 RUNTIME_DIRECTORY_ENV = "RUNTIME_DIRECTORY"
 # systemd's RuntimeDirectory=symbl-inbox (see systemd/symbl-inbox.service).
 DEFAULT_RUNTIME_DIR = Path("/run/symbl-inbox")
@@ -96,6 +103,14 @@ class LiveState:
     inboxes: Mapping[str, bool] = field(default_factory=dict)
     """Inbox id -> watched right now."""
     uploads: tuple[UploadProgress, ...] = ()
+    # For the metrics only (live.json keeps what ``status`` shows).
+    uploading: int = 0
+    """Uploads running now."""
+    jobs: int = 0
+    """Submitted jobs being followed until completed or failed."""
+    credentials_rejected: bool = False
+    pause_seconds: float = 0.0
+    """Seconds left of a 429 pause."""
 
     def stops_all_work(self) -> list[Stall]:
         return [stall for stall in self.stalls if stall.kind in STOPS_ALL_WORK]
@@ -177,3 +192,23 @@ def age_of(data: Mapping[str, Any], now: float | None = None) -> float:
     if not isinstance(updated, int | float):
         return float("inf")
     return (time.time() if now is None else now) - float(updated)
+
+
+async def keep_live(folder: Path, snapshot: Callable[[], LiveState], stop: asyncio.Event) -> None:
+    """Keep live.json current: when something changed, and every few seconds regardless."""
+    last: dict[str, Any] | None = None
+    written_at = 0.0
+    failing = False
+    while not stop.is_set():
+        state = snapshot()
+        shown = {**state.as_json(), "updated": None}
+        for upload in shown["uploads"]:
+            upload.pop("ageSeconds", None)
+        if shown != last or time.monotonic() - written_at >= LIVE_REFRESH_SECONDS:
+            error = write_live(folder, state)
+            if error is None:
+                last, written_at, failing = shown, time.monotonic(), False
+            elif not failing:
+                failing = True
+                log.warning("live_state_unwritable", folder=str(folder), error=str(error))
+        await asyncio.sleep(LIVE_WRITE_SECONDS)

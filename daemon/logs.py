@@ -13,6 +13,7 @@ from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 MASK = "***"
 _SECRET_KEY_PARTS = ("secret", "token", "password", "authorization", "api_key", "apikey")
@@ -81,6 +82,7 @@ def configure_logging(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            structlog.stdlib.add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             masker,
@@ -88,7 +90,7 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_level_number(level)),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=_NamedPrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
 
@@ -118,5 +120,26 @@ def _level_number(level: str) -> int:
     return number
 
 
-def get_logger(name: str) -> Any:
-    return structlog.get_logger(name)
+def get_logger(name: str) -> FilteringBoundLogger:
+    """The logger of one part of the daemon; its name goes out with every line (``logger``).
+
+    Bound lazily: a module's logger, made at import, follows ``configure_logging`` called later.
+    """
+    logger: FilteringBoundLogger = structlog.get_logger(name)
+    return logger
+
+
+class _NamedPrintLogger(structlog.PrintLogger):
+    """A PrintLogger that knows the name it was asked for, for ``add_logger_name``."""
+
+    def __init__(self, file: TextIO, name: str) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+class _NamedPrintLoggerFactory:
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+
+    def __call__(self, *args: Any) -> _NamedPrintLogger:
+        return _NamedPrintLogger(self._file, str(args[0]) if args else "")

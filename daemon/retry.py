@@ -26,7 +26,7 @@ from daemon.config import Config, Inbox
 from daemon.filing import ERROR_SUFFIX, choose_target_in
 from daemon.fsboundary import Folder, move_entry, rename_noreplace
 from daemon.intake import SIDECAR_SUFFIXES, Candidate, classify
-from daemon.journal import JOURNAL_NAME, Journal
+from daemon.journal import JOURNAL_NAME, SqliteJournal
 from daemon.reasons import FAILURE_REASONS
 from daemon.status import load_operator_config
 
@@ -183,7 +183,7 @@ def _reason_in(error_record: Path) -> str | None:
 # ==================================================================== moving
 
 
-def retry_one(failed: FailedFile, journal: Journal | None, now: float) -> Retried:
+def retry_one(failed: FailedFile, journal: SqliteJournal | None, now: float) -> Retried:
     """Move the file (sidecar first) into its inbox, set its record aside, mark the journal.
 
     Through the folder descriptors of ``daemon.fsboundary``, like the daemon's own filing:
@@ -242,11 +242,11 @@ def _utc_stamp(when: float) -> str:
     return datetime.fromtimestamp(when, UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _writable_journal(state_dir: Path) -> Journal | None:
+def _writable_journal(state_dir: Path) -> SqliteJournal | None:
     """The journal for marking rows, if a daemon ever created one (never create it here)."""
     if not (state_dir / JOURNAL_NAME).exists():
         return None
-    return Journal.in_state_dir(state_dir)
+    return SqliteJournal.in_state_dir(state_dir)
 
 
 def _report(done: Retried) -> None:

@@ -1,150 +1,54 @@
-"""``symbl-inbox run``: the daemon. One asyncio loop owns the journal and the schedule.
+"""The daemon: the stages wired together, started, recovered after a crash, reloaded, stopped.
 
-A file travels: event or scan -> settle -> admit (sidecar, audio checks, conversation order) ->
-ready -> upload (account job cap, upload cap, fair across inboxes) -> submitted -> tracked until
-final -> filed. Every transition is committed to the journal before the action that depends on
-it; see ``daemon.journal`` for what a restart does with each state.
+A file travels through stages that each own their state (``daemon.pipeline``): inboxes (seen,
+settled) -> admitter and admission (checked) -> conversations (part order) -> scheduler and
+uploader (sent) -> tracker (followed until final) -> filer (done/ or failed/). One asyncio loop
+runs them all. Every transition is committed to the journal before the action that depends on
+it; see ``daemon.journal.sqlite`` for what a restart does with each state. This module only
+connects the stages (it is the ``Shell`` they ask) and runs the daemon's lifecycle.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
 import signal
-import sqlite3
-import sys
 import time
-from collections import deque
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import replace
 
-from daemon.audio import AudioInfo, AudioProblem
-from daemon.client import (
-    AuthenticationError,
-    FileChangedError,
-    FinalError,
-    NotFoundError,
-    RateLimitedError,
-    Submission,
+from daemon.config.changes import config_changes
+from daemon.config.model import Config, Inbox
+from daemon.config.profiles import convert_extra_installed
+from daemon.convert import clear_work_folder
+from daemon.fsboundary import Boundaries
+from daemon.hooks import HookRunner
+from daemon.http.endpoint import Endpoint
+from daemon.http.metrics import Metrics
+from daemon.http.serving import HttpService
+from daemon.journal import FINAL_STATES, FileRecord, Journal, JournalDamaged, SqliteJournal, State
+from daemon.live import LiveState, keep_live, remove_live, runtime_dir
+from daemon.lock import AlreadyRunning, StateLock
+from daemon.logs import get_logger, masker, set_level
+from daemon.notify import SystemdNotifier
+from daemon.pipeline.admitter import Admitter
+from daemon.pipeline.conditions import Conditions
+from daemon.pipeline.conversations import Conversations, Decision, Reject, Release
+from daemon.pipeline.filer import Filer
+from daemon.pipeline.inboxes import MAINTENANCE_SECONDS, Inboxes, InboxRuntime
+from daemon.pipeline.scheduler import Scheduler
+from daemon.pipeline.supervisor import Supervisor
+from daemon.pipeline.tracker import Tracker
+from daemon.pipeline.uploader import Uploader
+from daemon.stalls import StallBoard
+from daemon.symbl.client import (
+    ClientStats,
     SymblClient,
     SymblError,
-    TransientError,
 )
-from daemon.config.model import Config, Inbox, Profile
-from daemon.config.profiles import convert_extra_installed
-from daemon.convert import (
-    clear_work_folder,
-    note_produced,
-    original_submission,
-    produced_for_upload,
-)
-from daemon.convkeys import folder_of, scoped_key
-from daemon.dropped import Examination, examine
-from daemon.endpoint import Endpoint, resolve_webhook_secret, start_endpoint
-from daemon.exports import Exports, fetch_exports, name_export_files
-from daemon.filing import TRANSCRIPT_SUFFIX, choose_target_in, file_into, record_suffix
-from daemon.fsboundary import (
-    Boundaries,
-    Checked,
-    Folder,
-    FolderSwapped,
-    InboxFiles,
-    NotRegularFile,
-    display,
-    lstat_in,
-    open_in,
-    sha256_of,
-)
-from daemon.hooks import Happening, HookEvent, HookRunner
-from daemon.intake import (
-    Candidate,
-    Directions,
-    DirectionsError,
-    InboxFilter,
-    TrackedFile,
-    audio_name_of_sidecar,
-    classify,
-    continuation_from_name,
-    directions_from_document,
-    short_grace,
-)
-from daemon.journal import (
-    FINAL_STATES,
-    JOURNAL_NAME,
-    ConversationRecord,
-    FileRecord,
-    Journal,
-    Kind,
-    State,
-)
-from daemon.live import LiveState, UploadMeters, remove_live, runtime_dir, write_live
-from daemon.lock import AlreadyRunning, StateLock
-from daemon.logs import MASK, get_logger, masker, set_level
-from daemon.metrics import Metrics
-from daemon.notify import SystemdNotifier
-from daemon.params import dotted, merge_params, validate_params
-from daemon.recordings import as_dropped, params_as_planned, plan_upload, planned
-from daemon.records import error_record, iso, result_record
-from daemon.stalls import Stall, StallBoard, StallKind
-from daemon.stallwatch import Reachability, StateSpace
-from daemon.watch import InboxWatcher, OverflowAlarm
+from daemon.watch import OverflowAlarm
 
 log = get_logger("symbl_inbox.daemon")
-
-_RETRY_CAP_SECONDS = 300.0
-_PAUSE_CAP_SECONDS = 60.0
-_CAP_PROBE_SECONDS = 30.0
-_ADMISSION_BATCH = 32
-# How long work that no upload waits for (a status check after a webhook, filing, admission
-# beyond what fills the free slots) waits for the uploads in flight to pause.
-_FILING_YIELD_SECONDS = 2.0
-_MAINTENANCE_SECONDS = 5.0
-_FAILED_LOCALLY = "failed_locally"
-# These failures say nothing about the part's slot in its conversation: it stays open.
-_NOT_THE_PARTS_OWN_FAILURE = ("missing_part", "predecessor_rejected", "duplicate_part")
-_JOURNAL_DAMAGED = (
-    "the journal {path} cannot be read ({error}). Stop here and move it aside "
-    "(mv {path} {path}.damaged), then start again: files already in done/ and failed/ stay "
-    "there, and files still in the inboxes are sent again"
-)
-_LIVE_WRITE_SECONDS = 1.0
-_LIVE_REFRESH_SECONDS = 15.0
-_NOT_REGULAR_MESSAGE = (
-    "{}, not a regular file: the daemon never opens, reads or follows such entries; the entry "
-    "itself was moved here"
-)
-_SWAPPED_RETRY_SECONDS = 2.0
-
-
-@dataclass
-class InboxRuntime:
-    """What the daemon keeps in memory for one inbox."""
-
-    inbox: Inbox
-    filter: InboxFilter
-    watcher: InboxWatcher | None = None
-    available: bool = False
-    tracked: dict[str, TrackedFile] = field(default_factory=dict)
-    ready: deque[int] = field(default_factory=deque)
-    next_rescan: float = 0.0
-
-
-def make_filter(inbox: Inbox) -> InboxFilter:
-    return InboxFilter(
-        root=inbox.path,
-        recursive=inbox.recursive,
-        skip_dirs=(inbox.done, inbox.failed),
-        exclude=inbox.exclude,
-    )
-
-
-def _backoff(attempt: int, initial: float, cap: float) -> float:
-    return float(min(cap, initial * 2 ** max(0, attempt - 1)))
 
 
 class Daemon:
@@ -161,52 +65,58 @@ class Daemon:
         self.notifier = notifier or SystemdNotifier()
         self._client = client
         self.journal: Journal | None = None
-        self.inboxes: dict[str, InboxRuntime] = {}
-        self.active: dict[tuple[str, str], int] = {}
-        self.uploading: dict[int, asyncio.Task[None]] = {}
-        self.tracking: dict[int, asyncio.Task[None]] = {}
-        self.job_wakeups: dict[str, asyncio.Event] = {}
-        # Jobs a webhook reported as ended, not yet confirmed by a GET: their slots are free.
-        self._ended_by_webhook: set[str] = set()
-        self.stop_event = asyncio.Event()
+        self._conversations: Conversations | None = None
+        self.supervisor = Supervisor()
+        self.stop_event = self.supervisor.stop_event
         # Set once the startup scan is done (systemd's READY=1 goes out at the same moment).
         self.ready_event = asyncio.Event()
-        self._pause_until = 0.0
-        self._pause_streak = 0
-        # Jobs the account takes at once, as learned from 429s (never above the configured cap).
-        self._job_cap = config.symbl.max_concurrent_jobs
-        self._last_rate_limit = 0.0
-        self._auth_blocked: str | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._timers: set[asyncio.TimerHandle] = set()
+        self.scheduler = Scheduler(
+            max_jobs=config.symbl.max_concurrent_jobs,
+            max_uploads=config.symbl.max_concurrent_uploads,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pump_scheduled = False
-        self._uploads_quiet = asyncio.Event()
-        self._uploads_quiet.set()
-        self._can_convert = convert_extra_installed()
-        self._rr: deque[str] = deque()
-        self._retired_inboxes: dict[str, Inbox] = {}
-        self._admissions: deque[tuple[InboxRuntime, TrackedFile, int, int]] = deque()
-        self._admitter: asyncio.Task[None] | None = None
         self.metrics = Metrics()
+        self.tracker = Tracker(self, self.scheduler, self.supervisor, self.metrics)
         # Conditions that stop work, for status, /healthz, the status page and hooks.
         self.stalls = StallBoard()
-        self.stalls.subscribe(self._stall_changed)
-        self._reach = Reachability(
-            self.stalls, config.symbl.base_url, config.symbl.unreachable_after_seconds
+        self.conditions = Conditions(
+            config,
+            self.stalls,
+            hooks=lambda: self.hooks,
+            announce=lambda: self.notifier.status(self.status_line()),
+            resume=self._resume,
         )
-        self._space = StateSpace(config.state_dir)
-        self._state_room = asyncio.Event()  # cleared while the state folder is full
-        self._state_room.set()
-        self.uploads = UploadMeters()
         self.hooks: HookRunner | None = None
         # Every file-system operation on inboxes, done/ and failed/ goes through these.
         self.boundaries = Boundaries()
-        # Filing fsyncs several times per file; in its own threads it never queues ahead of
-        # the file reads that uploads need from the default pool.
-        self._filing_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="symbl-filing")
-        self.endpoint: Endpoint | None = None
-        self._webhook_secret: str | None = None
+        self.watched = Inboxes(
+            self,
+            self.supervisor,
+            self.scheduler,
+            self.stalls,
+            self.boundaries,
+            has_room=self.conditions.has_room,
+            settled=lambda *settled: self.admitter.settled(*settled),
+        )
+        self.admitter = Admitter(
+            self,
+            self.supervisor,
+            self.scheduler,
+            self.watched,
+            can_convert=convert_extra_installed(),
+        )
+        self.uploader = Uploader(
+            self,
+            self.scheduler,
+            self.supervisor,
+            self.tracker,
+            self.boundaries,
+            self.stalls,
+        )
+        self.filer = Filer(
+            self, self.supervisor, self.boundaries, self.stalls, self.metrics, lambda: self.hooks
+        )
+        self.http = HttpService(self)
         self._reload_requested = asyncio.Event()
 
     # ================================================================ lifecycle
@@ -220,6 +130,72 @@ class Daemon:
     def db(self) -> Journal:
         assert self.journal is not None
         return self.journal
+
+    @property
+    def tracking(self) -> dict[int, asyncio.Task[None]]:
+        """The jobs being followed, by file id."""
+        return self.tracker.tracking
+
+    @property
+    def job_wakeups(self) -> dict[str, asyncio.Event]:
+        return self.tracker.job_wakeups
+
+    def job_ended(self, job_id: str) -> bool:
+        """A webhook said this job ended (the endpoint's ``WebhookSink``)."""
+        return self.tracker.job_ended(job_id)
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        """The HTTP endpoint while it listens."""
+        return self.http.endpoint
+
+    async def state_room(self) -> None:
+        await self.conditions.wait_for_room()
+
+    def has_room(self) -> bool:
+        return self.conditions.room()
+
+    @property
+    def uploading(self) -> dict[int, asyncio.Task[None]]:
+        """The uploads in flight, by file id."""
+        return self.uploader.uploading
+
+    def pump(self) -> None:
+        self.uploader.pump()
+
+    def credentials_refused(self, error: SymblError) -> None:
+        self.uploader.credentials_refused(error)
+
+    def part_settled(self, record: FileRecord, *, accepted: bool) -> None:
+        self.act(self.conversations.settled(record, accepted=accepted))
+
+    def vanished(self, inbox: str, record_id: int) -> None:
+        runtime = self.inboxes.get(inbox)
+        if runtime is not None:
+            self.watched.vanished(runtime, record_id)
+
+    def retrack(self, record: FileRecord) -> None:
+        runtime = self.inboxes.get(record.inbox)
+        if runtime is not None:
+            self.watched.track(runtime, record)
+
+    def make_ready(self, record: FileRecord) -> None:
+        self.uploader.make_ready(record)
+
+    @property
+    def inboxes(self) -> dict[str, InboxRuntime]:
+        """The runtime of every inbox watched, by key."""
+        return self.watched.runtimes
+
+    @property
+    def active(self) -> dict[tuple[str, str], int]:
+        """(inbox, path) -> id of every file not yet filed."""
+        return self.watched.active
+
+    @property
+    def conversations(self) -> Conversations:
+        assert self._conversations is not None
+        return self._conversations
 
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
@@ -238,38 +214,42 @@ class Daemon:
     async def _run_locked(self) -> int:
         assert self._loop is not None
         try:
-            self.journal = Journal.in_state_dir(self.config.state_dir)
-            self._recover_check()
-        except sqlite3.DatabaseError as exc:
-            path = self.config.state_dir / JOURNAL_NAME
-            log.error("journal_unreadable", message=_JOURNAL_DAMAGED.format(path=path, error=exc))
+            self.journal = SqliteJournal.checked_in_state_dir(self.config.state_dir)
+        except JournalDamaged as exc:
+            log.error("journal_unreadable", message=str(exc))
             return 1
+        self._conversations = Conversations(self.journal)
         self.journal.commit_per_turn(self._loop.call_soon)
-        self.journal.on_full = self._journal_full
+        self.journal.on_full = self.conditions.journal_full
         clear_work_folder(self.config.state_dir)  # half-made mixes of a run that stopped
         if self._client is None:
             self._client = SymblClient(self.config.symbl)
         self._install_signal_handlers()
-        alarm = OverflowAlarm(self._loop, self.rescan_all)
+        alarm = OverflowAlarm(self._loop, self.watched.rescan_all)
         alarm.install()
         try:
             for warning in self.config.warnings:
                 log.warning("config_warning", message=warning)
             # Listening before anything is submitted, so no webhook finds the door shut.
-            if not await self._start_endpoint(self.config, at_start=True):
+            if not await self.http.start(self.config, at_start=True):
                 return 1
             self._start_hooks()
             self._recover()
             for inbox in self.config.inboxes:
                 self._add_inbox(inbox)
-            self._pump()
+            self.pump()
             self.notifier.ready(self.status_line())
             self.ready_event.set()
             log.info("daemon_ready", inboxes=len(self.inboxes), active=len(self.active))
-            self._spawn(self._maintenance())
-            self._spawn(self._reloader())
-            self._spawn(self._authenticate())
-            self._spawn(self._live_writer())
+            interval = min(
+                MAINTENANCE_SECONDS, self.notifier.watchdog_seconds or MAINTENANCE_SECONDS
+            )
+            self.supervisor.spawn(self.supervisor.every(interval, self._maintain))
+            self.supervisor.spawn(self._reloader())
+            self.supervisor.spawn(self.uploader.authenticate())
+            self.supervisor.spawn(
+                keep_live(runtime_dir(self.config.state_dir), self.live_state, self.stop_event)
+            )
             await self.stop_event.wait()
         finally:
             alarm.remove()
@@ -288,164 +268,34 @@ class Daemon:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             self._loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
 
-    async def _start_endpoint(self, config: Config, *, at_start: bool = False) -> bool:
-        """Listen as ``config.http`` says; False (after saying why) when that cannot be done.
-
-        At start that stops the daemon: running without the webhooks, metrics and /healthz
-        that were asked for would mislead whoever relies on them.
-        """
-        if config.http is None:
-            return True
-        try:
-            self.endpoint = await start_endpoint(self, config.http)
-        except (OSError, RuntimeError, ValueError) as exc:
-            log.error(
-                "http_unavailable",
-                listen=config.http.listen,
-                error=str(exc),
-                message=f"cannot listen on {config.http.listen} ({exc}): "
-                + (
-                    "not starting; free that address or change http.listen"
-                    if at_start
-                    else "keeping the endpoint as it was"
-                ),
-            )
-            return False
-        return True
-
-    async def _restart_endpoint(self, old: Config) -> None:
-        """Serve the new ``http`` settings; if they cannot be served, keep the old endpoint."""
-        same_address = (
-            old.http is not None
-            and self.config.http is not None
-            and (old.http.listen == self.config.http.listen)
-        )
-        previous = self.endpoint
-        if previous is not None and (same_address or self.config.http is None):
-            await previous.stop()  # the address is needed again (or not at all)
-            self.endpoint = previous = None
-        if await self._start_endpoint(self.config):
-            if previous is not None:
-                await previous.stop()
-            return
-        self.endpoint = previous
-        if previous is None:
-            await self._start_endpoint(old)
-        log.warning("http_kept", listen=old.http.listen if old.http else None)
-
     async def _shutdown(self) -> None:
         self.notifier.stopping()
 
         log.info("daemon_stopping", uploading=len(self.uploading), tracking=len(self.tracking))
-        for runtime in self.inboxes.values():
-            if runtime.watcher is not None:
-                runtime.watcher.stop()
-        for timer in self._timers:
-            timer.cancel()
-        for task in list(self.tracking.values()):
-            task.cancel()
-        uploads = list(self.uploading.values())
-        if uploads:
-            _, pending = await asyncio.wait(uploads, timeout=self.config.shutdown_timeout_seconds)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        others = [task for task in self._tasks if not task.done()]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, *self.tracking.values(), return_exceptions=True)
+        self.watched.stop_watching()
+        self.supervisor.cancel_timers()
+        followed = self.tracker.stop()
+        await self.uploader.finish(self.config.shutdown_timeout_seconds)
+        await self.supervisor.end_all(*followed)
         if self.hooks is not None:
             await self.hooks.stop()
         remove_live(runtime_dir(self.config.state_dir))
-        if self.endpoint is not None:
-            await self.endpoint.stop()
+        await self.http.stop()
         if self._client is not None:
             await self._client.aclose()
-        self._filing_pool.shutdown(wait=True)
+        self.filer.close()
         self.boundaries.close()
         if self.journal is not None:
             self.journal.close()
         log.info("daemon_stopped")
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("internal_error", exc_info=task.exception())
-
-    def _later(self, delay: float, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the loop after ``delay``; errors are logged, never fatal."""
-        assert self._loop is not None
-        handle: asyncio.TimerHandle | None = None
-
-        def fire() -> None:
-            if handle is not None:
-                self._timers.discard(handle)
-            if self.stop_event.is_set():
-                return
-            try:
-                callback()
-            except Exception:
-                log.exception("internal_error")
-
-        handle = self._loop.call_later(max(0.0, delay), fire)
-        self._timers.add(handle)
-
     # ================================================================ stalls, hooks, live state
-
-    def _recover_check(self) -> None:
-        """Read the journal once before anything else: a damaged one stops the start here."""
-        self.db.counts()
 
     def _start_hooks(self) -> None:
         self.hooks = HookRunner(
             self.config, count=self.metrics.hook_finished, health=self._health_line
         )
         self.hooks.start()
-
-    def _restart_hooks(self, old: Config) -> None:
-        new = self.config
-        unchanged = old.hooks == new.hooks and all(
-            old.profiles.get(name) is not None and old.profiles[name].hooks == profile.hooks
-            for name, profile in new.profiles.items()
-        )
-        if unchanged or self.hooks is None:
-            return
-        self._spawn(self.hooks.stop())  # sends what it gathered, in the background
-        self._start_hooks()
-
-    def _stall_changed(self, stall: Stall, began: bool) -> None:
-        """Every stall begins and ends here: the log, systemd's status line and the hooks.
-
-        A 429 pause is shown but neither logged again nor sent to hooks: an account at its
-        limit is busy, not stuck (``submissions_paused`` already says it).
-        """
-        if stall.kind is StallKind.RATE_LIMITED:
-            return
-        if began:
-            log.error("stall_began", kind=stall.kind.value, subject=stall.subject,
-                      message=stall.message)  # fmt: skip
-        else:
-            log.info("stall_cleared", kind=stall.kind.value, subject=stall.subject,
-                     seconds=round(time.time() - stall.since, 1))  # fmt: skip
-        if self.hooks is not None:
-            event = HookEvent.STALLED if began else HookEvent.RECOVERED
-            self.hooks.emit(
-                Happening(
-                    event,
-                    time.time(),
-                    inbox=stall.subject,
-                    stall=stall.kind.value,
-                    message=stall.message,
-                    since=stall.since,
-                )
-            )
-        self.notifier.status(self.status_line())
 
     def live_state(self) -> LiveState:
         """What the endpoint, the status page and ``status`` (through live.json) show."""
@@ -455,101 +305,28 @@ class Daemon:
             started=self.ready_event.is_set(),
             stopping=self.stop_event.is_set(),
             stalls=tuple(self.stalls.active()),
-            inboxes={
-                key: runtime.available and runtime.inbox.path.is_dir()
-                for key, runtime in self.inboxes.items()
-            },
-            uploads=self.uploads.snapshot(),
+            inboxes=self.watched.watched(),
+            uploads=self.uploader.meters.snapshot(),
+            uploading=len(self.uploading),
+            jobs=len(self.tracking),
+            credentials_rejected=self.scheduler.blocked is not None,
+            pause_seconds=self.scheduler.pause_remaining(),
         )
+
+    def client_stats(self) -> ClientStats | None:
+        return self._client.stats if self._client is not None else None
 
     def _health_line(self) -> tuple[bool, str]:
         """Whether work proceeds (for pings) and the status line."""
         return not self.live_state().stops_all_work(), self.status_line()
 
-    async def _live_writer(self) -> None:
-        """Keep live.json current: when something changed, and every few seconds regardless."""
-        folder = runtime_dir(self.config.state_dir)
-        last: dict[str, Any] | None = None
-        written_at = 0.0
-        failing = False
-        while not self.stop_event.is_set():
-            state = self.live_state()
-            shown = {**state.as_json(), "updated": None}
-            for upload in shown["uploads"]:
-                upload.pop("ageSeconds", None)
-            if shown != last or time.monotonic() - written_at >= _LIVE_REFRESH_SECONDS:
-                error = write_live(folder, state)
-                if error is None:
-                    last, written_at, failing = shown, time.monotonic(), False
-                elif not failing:
-                    failing = True
-                    log.warning("live_state_unwritable", folder=str(folder), error=str(error))
-            await asyncio.sleep(_LIVE_WRITE_SECONDS)
+    def api_answer(self, error: SymblError | None = None) -> None:
+        self.conditions.api_answer(error)
 
-    def _api_answer(self, error: SymblError | None = None) -> None:
-        """What a request to Symbl tells about the stalls credentials_refused, api_unreachable."""
-        no_answer = isinstance(error, TransientError) and not isinstance(error, RateLimitedError)
-        if no_answer and error is not None and (error.status is None or error.status >= 500):
-            first = min((a.started_at for a in error.attempts), default=None)
-            self._reach.no_answer(error.message, first)
-            return
-        self._reach.answered()
-        if error is None or (isinstance(error, FinalError | RateLimitedError)
-                             and not isinstance(error, AuthenticationError)):  # fmt: skip
-            self.stalls.clear(StallKind.CREDENTIALS_REFUSED)
-
-    def _state_has_room(self, *, may_resume: bool = False) -> bool:
-        """Whether the journal can take writes; a full state folder pauses all work.
-
-        Only the maintenance tick (``may_resume``) ends the pause: resuming rescans the inboxes
-        for what arrived meanwhile, which must not happen inside another write.
-        """
-        if not self._space.full():
-            if may_resume and self.stalls.clear(StallKind.STATE_FULL) is not None:
-                self._state_room.set()
-                self.rescan_all()
-                self._pump()
-            return not self.stalls.has(StallKind.STATE_FULL)
-        if self.stalls.begin(StallKind.STATE_FULL, self._space.message()):
-            self._state_room.clear()
-        return False
-
-    def _journal_full(self, error: sqlite3.Error) -> None:
-        """A commit found the disk full despite the margin (``StateSpace``): pause at once."""
-        log.error(
-            "journal_commit_failed",
-            error=str(error),
-            message="the state folder is full: the journal did not keep the last moment's "
-            "changes; work pauses until there is room",
-        )
-        if self.stalls.begin(StallKind.STATE_FULL, self._space.message()):
-            self._state_room.clear()
-
-    def _hook_filed(self, record: FileRecord, target_root: Path, outcome: str) -> None:
-        event = HookEvent.DONE if outcome == "done" else HookEvent.FAILED
-        if self.hooks is None or record.filed_path is None:
-            return
-        if not self.hooks.listens(event, record.profile):
-            return
-        filed = target_root / record.filed_path
-        transcript = filed.with_name(filed.name + TRANSCRIPT_SUFFIX)
-        self.hooks.emit(
-            Happening(
-                event,
-                time.time(),
-                inbox=record.inbox,
-                file=record.rel_path,
-                filed_as=str(filed),
-                record=str(filed.with_name(filed.name + record_suffix(outcome))),
-                transcript=str(transcript) if transcript.exists() else None,
-                profile=record.profile,
-                reason=record.reason,
-                message=record.data.get("message") if outcome == "failed" else None,
-                conversation_id=record.conversation_id,
-                job_id=record.job_id,
-            ),
-            record.profile,
-        )
+    def _resume(self) -> None:
+        """The state folder has room again: look for what arrived meanwhile, send again."""
+        self.watched.rescan_all()
+        self.pump()
 
     # ================================================================ recovery
 
@@ -562,1268 +339,74 @@ class Daemon:
                 record.state = State.SUBMITTED if record.job_id else State.READY
                 self.db.save(record)
             if record.state is State.HELD:
-                self._schedule_hold_timeout(record)
+                self._expire_hold(record, Conversations.hold_seconds(record, now=time.time()))
         for record in self.db.in_states((State.SUBMITTED,)):
-            self._start_tracking(record)
+            self.tracker.start(record)
         for record in self.db.in_states(FINAL_STATES):
-            self._spawn(self._file(record))
+            self.supervisor.spawn(self.file(record))
 
-    # ================================================================ inboxes and events
+    # ================================================================ inboxes
 
     def _add_inbox(self, inbox: Inbox) -> None:
-        runtime = InboxRuntime(inbox, make_filter(inbox))
-        self.inboxes[inbox.key] = runtime
-        self._retired_inboxes.pop(inbox.key, None)
-        self._rr.append(inbox.key)
+        runtime = self.watched.add(inbox)
+        self.scheduler.add_inbox(inbox.key)
         for record in self.db.active(inbox.key):
             if record.state is State.READY:
-                runtime.ready.append(record.id)
+                self.scheduler.enqueue(inbox.key, record.id)
             elif record.state is State.WAITING:
-                self._track(runtime, record)
+                self.watched.track(runtime, record)
         held = {r.conversation_key for r in self.db.active(inbox.key) if r.state is State.HELD}
         for key in held:
             if key is not None:
-                self._reconcile(inbox.key, key)
-        self._bring_up(runtime)
+                self.act(self.conversations.reconcile(inbox.key, key))
+        self.watched.bring_up(runtime)
 
-    def _bring_up(self, runtime: InboxRuntime) -> None:
-        """Start watching and scan; a missing inbox is reported and tried again later."""
-        inbox = runtime.inbox
-        if not inbox.path.is_dir():
-            if runtime.available or runtime.next_rescan == 0.0:
-                log.error("inbox_unavailable", inbox=inbox.key, retry_seconds=_MAINTENANCE_SECONDS)
-            self._inbox_stalled(inbox, "is missing")
-            runtime.available = False
-            runtime.next_rescan = time.monotonic() + _MAINTENANCE_SECONDS
-            return
-        assert self._loop is not None
-        if runtime.watcher is None or not runtime.watcher.running:
-            runtime.watcher = InboxWatcher(inbox, self._loop, self.on_event)
-            try:
-                runtime.watcher.start()
-            except OSError as exc:
-                log.error("inbox_watch_failed", inbox=inbox.key, error=str(exc))
-                self._inbox_stalled(inbox, f"cannot be watched ({exc.strerror or exc})")
-                runtime.watcher = None
-                runtime.next_rescan = time.monotonic() + _MAINTENANCE_SECONDS
-                return
-        if not runtime.available:
-            log.info("inbox_watching", inbox=inbox.key, mode=runtime.watcher.mode)
-        runtime.available = True
-        self.stalls.clear(StallKind.INBOX_UNAVAILABLE, inbox.key)
-        with contextlib.suppress(OSError):  # pinned now: a folder swapped later is noticed
-            for outcome in ("done", "failed"):
-                self._files(inbox).target(outcome)
-        self.rescan(runtime)
-
-    def _inbox_stalled(self, inbox: Inbox, what: str) -> None:
-        self.stalls.begin(
-            StallKind.INBOX_UNAVAILABLE,
-            f"the inbox folder {inbox.path} {what}; files dropped there wait, and it is watched "
-            "again within seconds of coming back",
-            inbox.key,
-        )
-
-    def rescan_all(self) -> None:
-        for runtime in self.inboxes.values():
-            if runtime.available:
-                self.rescan(runtime)
-
-    def rescan(self, runtime: InboxRuntime) -> None:
-        """Look at every file in the inbox: the safety net under events."""
-        runtime.next_rescan = time.monotonic() + runtime.inbox.rescan_seconds
-        try:
-            found = runtime.filter.scan(self._files(runtime.inbox).inbox)
-        except OSError as exc:  # e.g. the inbox path is now a symlink: never followed
-            log.error("inbox_scan_failed", inbox=runtime.inbox.key, error=str(exc))
-            found = []
-        known = len(self.active)
-        with self.db.transaction():
-            for rel, stat, kind in found:
-                if kind is not Candidate.SIDECAR:
-                    self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns, quiet=True)
-        new = len(self.active) - known
-        (log.info if new else log.debug)(
-            "inbox_scanned", inbox=runtime.inbox.key, files=len(found), new_files=new
-        )
-
-    def on_event(self, inbox_key: str, path_text: str, deleted: bool) -> None:
-        """A watchdog event, delivered on the loop."""
-        runtime = self.inboxes.get(inbox_key)
-        if runtime is None or self.stop_event.is_set():
-            return
-        path = Path(path_text)
-        rel = runtime.filter.relative(path)
-        kind = classify(path.name)
-        if rel is None or kind is None:
-            return
-        try:
-            if kind is Candidate.SIDECAR:
-                self._sidecar_touched(runtime, audio_name_of_sidecar(rel))
-            elif not deleted:
-                stat = lstat_in(self._files(runtime.inbox).inbox, rel)
-                self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns)
-        except OSError:
-            return  # gone, or reached only through a symlink: nothing of this inbox
-        except Exception:
-            log.exception("internal_error", inbox=inbox_key, file=rel)
-
-    def _sidecar_touched(self, runtime: InboxRuntime, audio_rel: str) -> None:
-        """A sidecar written while its audio settles restarts the audio's settle window."""
-        tracked = runtime.tracked.get(audio_rel)
-        if tracked is not None:
-            tracked.last_change = time.monotonic()
-
-    def _see(
-        self,
-        runtime: InboxRuntime,
-        rel: str,
-        kind: Candidate,
-        size: int,
-        mtime_ns: int,
-        *,
-        quiet: bool = False,
-    ) -> None:
-        if not self._state_has_room():
-            return  # it stays in the inbox; the rescan when space is back finds it
-        now = time.monotonic()
-        tracked = runtime.tracked.get(rel)
-        if tracked is not None:
-            tracked.observe(size, mtime_ns, now)
-            if not quiet:
-                tracked.last_change = now
-            return
-        key = (runtime.inbox.key, rel)
-        existing_id = self.active.get(key)
-        if existing_id is not None:
-            self._seen_again(runtime, existing_id, size, mtime_ns)
-            return
-        record_kind = Kind.URL if kind is Candidate.URL_DROP else Kind.AUDIO
-        record = self.db.add_file(
-            runtime.inbox.key, rel, record_kind, size, mtime_ns, State.WAITING
-        )
-        record.profile = runtime.inbox.profile
-        self.active[key] = record.id
-        # A scan of a large backlog would write thousands of lines; it writes one summary.
-        (log.debug if quiet else log.info)(
-            "file_seen", inbox=runtime.inbox.key, file=rel, size=size
-        )
-        # A scan that finds a file untouched for longer than the settle window has watched that
-        # window already: its mtime says nothing changed in it. Events always wait the window.
-        untouched_for = time.time() - mtime_ns / 1e9
-        settled = quiet and untouched_for >= runtime.inbox.settle_seconds
-        self._track(runtime, record, settled=settled)
-
-    def _seen_again(self, runtime: InboxRuntime, record_id: int, size: int, mtime_ns: int) -> None:
-        """A file we already know changed: before it is sent, it settles again."""
-        record = self.db.get(record_id)
-        if record is None or record.state not in (State.READY, State.HELD):
-            return
-        if (record.size, record.mtime_ns) == (size, mtime_ns):
-            return
-        with contextlib.suppress(ValueError):
-            runtime.ready.remove(record.id)
-        record.state, record.size, record.mtime_ns = State.WAITING, size, mtime_ns
-        self.db.save(record)
-        log.info("file_changed_again", inbox=record.inbox, file=record.rel_path)
-        self._track(runtime, record)
-
-    # ================================================================ settling
-
-    def _track(self, runtime: InboxRuntime, record: FileRecord, *, settled: bool = False) -> None:
-        settle = runtime.inbox.settle_seconds
-        last_change = time.monotonic() - (settle if settled else 0.0)
-        tracked = TrackedFile(
-            record.id,
-            runtime.inbox.path / record.rel_path,
-            record.rel_path,
-            record.size,
-            record.mtime_ns,
-            last_change,
-        )
-        runtime.tracked[record.rel_path] = tracked
-        self._check_later(runtime, tracked, 0.0 if settled else settle)
-
-    def _check_later(self, runtime: InboxRuntime, tracked: TrackedFile, delay: float) -> None:
-        self._later(delay, lambda: self._check_settled(runtime, tracked))
-
-    def _check_settled(self, runtime: InboxRuntime, tracked: TrackedFile) -> None:
-        if self.inboxes.get(runtime.inbox.key) is not runtime:
-            return  # the inbox was removed or changed by a reload; its new runtime takes over
-        if runtime.tracked.get(tracked.rel) is not tracked:
-            return  # superseded by a newer watch of the same file
-        settle = runtime.inbox.settle_seconds
-        now = time.monotonic()
-        try:
-            stat = lstat_in(self._files(runtime.inbox).inbox, tracked.rel)
-        except (FileNotFoundError, NotADirectoryError):
-            self._vanished(runtime, tracked.record_id)
-            return
-        except OSError as exc:
-            log.warning("file_stat_failed", file=display(tracked.rel), error=str(exc))
-            self._check_later(runtime, tracked, max(settle, 1.0))
-            return
-        tracked.observe(stat.st_size, stat.st_mtime_ns, now)
-        quiet_for = now - tracked.last_change
-        if quiet_for < settle:
-            self._check_later(runtime, tracked, settle - quiet_for)
-            return
-        runtime.tracked.pop(tracked.rel, None)
-        self._admissions.append((runtime, tracked, stat.st_size, stat.st_mtime_ns))
-        if self._admitter is None or self._admitter.done():
-            self._admitter = self._spawn(self._admit_settled())
-
-    async def _admit_settled(self) -> None:
-        """Admit settled files in small batches, so uploads start while a backlog is admitted.
-
-        A backlog of thousands of files settles in the same instant; admitting all of them in
-        one turn of the loop would hold back the first upload until the last is checked. Each
-        batch is one journal transaction.
-        """
-        while self._admissions:
-            batch = [
-                self._admissions.popleft()
-                for _ in range(min(_ADMISSION_BATCH, len(self._admissions)))
-            ]
-            # Opening, sniffing and sidecar parsing happen in a worker thread, off the loop.
-            examined = await asyncio.to_thread(self._examine_batch, batch)
-            with self.db.transaction():
-                for (runtime, tracked, size, mtime_ns), exam in zip(batch, examined, strict=True):
-                    self._admit_one(runtime, tracked, size, mtime_ns, exam)
-            await asyncio.sleep(0)
-            if self._enough_ready():
-                # The uploads have work queued: the rest is admitted in their pauses.
-                await self._wait_for_quiet_uploads()
-
-    def _examine_batch(
-        self, batch: list[tuple[InboxRuntime, TrackedFile, int, int]]
-    ) -> list[Examination]:
-        examined = []
-        for runtime, tracked, _, _ in batch:
-            is_drop = classify(Path(tracked.rel).name) is Candidate.URL_DROP
-            try:
-                folder = self._files(runtime.inbox).inbox
-            except OSError as exc:
-                examined.append(Examination(audio=exc))
-                continue
-            examined.append(examine(folder, tracked.rel, is_drop=is_drop))
-        return examined
-
-    def _files(self, inbox: Inbox) -> InboxFiles:
-        return self.boundaries.of(inbox.key, inbox.path, inbox.done, inbox.failed)
-
-    def _enough_ready(self) -> bool:
-        """Whether the ready files would fill every free job slot and upload slot."""
-        symbl = self.config.symbl
-        free_jobs = min(symbl.max_concurrent_jobs, self._job_cap) - self._jobs_in_flight()
-        ready = sum(len(runtime.ready) for runtime in self.inboxes.values())
-        return ready >= max(free_jobs, symbl.max_concurrent_uploads)
-
-    def _admit_one(
-        self,
-        runtime: InboxRuntime,
-        tracked: TrackedFile,
-        size: int,
-        mtime_ns: int,
-        exam: Examination,
-    ) -> None:
-        record = self.db.get(tracked.record_id)
-        if record is None or record.state is not State.WAITING:
-            return
-        record.size, record.mtime_ns = size, mtime_ns
-        try:
-            self._admit(runtime, record, tracked, exam)
-        except Exception:
-            log.exception("internal_error", inbox=record.inbox, file=record.rel_path)
-            runtime.tracked[record.rel_path] = tracked
-            self._check_later(runtime, tracked, 30.0)
-
-    def _vanished(self, runtime: InboxRuntime, record_id: int) -> None:
-        record = self.db.get(record_id)
-        if record is None:
-            return
-        runtime.tracked.pop(record.rel_path, None)
-        with contextlib.suppress(ValueError):
-            runtime.ready.remove(record.id)
-        self.active.pop((record.inbox, record.rel_path), None)
-        self.db.forget(record)
-        log.info("file_vanished", inbox=record.inbox, file=record.rel_path, state=record.state)
-
-    # ================================================================ admission
-
-    def _admit(
-        self, runtime: InboxRuntime, record: FileRecord, tracked: TrackedFile, exam: Examination
-    ) -> None:
-        """Judge the examined entry and its sidecar, place the file in its conversation."""
-        inbox = runtime.inbox
-        if exam.vanished:
-            self._vanished(runtime, record.id)
-            return
-        inspected = exam.audio if record.kind is Kind.AUDIO else None
-        if self._still_short(runtime, tracked, inspected):
-            return
-        profile = self.config.profile_for(inbox)
-        record.profile = profile.name
-        record.stamp("ready")
-        if exam.sidecar is not None:
-            record.data["sidecar"] = exam.sidecar
-        if exam.size is not None and exam.mtime_ns is not None:
-            # What was checked is what is sent: the upload refuses a file changed since.
-            record.size, record.mtime_ns = exam.size, exam.mtime_ns
-        if exam.not_regular is not None:
-            record.data["entry_type"], message = exam.not_regular
-            record.data["params"] = dict(profile.params)
-            self._fail(record, "not_a_regular_file", _NOT_REGULAR_MESSAGE.format(message))
-            return
-        try:
-            directions = self._directions(record, exam, profile)
-        except _Rejection as rejection:
-            record.data["params"] = rejection.params
-            self._fail(record, rejection.reason, rejection.message)
-            return
-        record.data["params"] = dict(directions.params)
-        if directions.overrides:
-            record.data["overrides"] = dict(directions.overrides)
-        if directions.url is not None:
-            record.data["url"] = directions.url
-        conversation = self._join_conversation(record, directions, profile)
-        if conversation is not None and self._is_duplicate_part(record):
-            self._fail(
-                record,
-                "duplicate_part",
-                f"part {record.part} of conversation {record.conversation_key!r} was already "
-                "sent or is on its way",
-            )
-            return
-        try:
-            if inspected is not None:
-                self._check_audio(inspected, directions, record, profile)
-        except FileNotFoundError:
-            self._vanished(runtime, record.id)
-            return
-        except _Rejection as rejection:
-            self._fail(record, rejection.reason, rejection.message)
-            return
-        if conversation is None:
-            if inbox.on_duplicate == "skip" and record.kind is Kind.AUDIO:
-                self._spawn(self._ready_unless_duplicate(runtime, record))
-            else:
-                self._make_ready(record)
-        else:
-            self._hold_or_release(record, conversation)
-
-    def _directions(self, record: FileRecord, exam: Examination, profile: Profile) -> Directions:
-        is_drop = record.kind is Kind.URL
-        if exam.refused is not None:
-            reason, lines = exam.refused
-            raise _Rejection(reason, "\n".join(lines), dict(profile.params))
-        if is_drop and exam.document is None and isinstance(exam.audio, OSError):
-            error = exam.audio
-            raise _Rejection("unreadable_file", f"cannot read it: {error.strerror}", {})
-        if exam.document is None:
-            return Directions(params=dict(profile.params))
-        name = Path(record.rel_path).name + ("" if is_drop else exam.sidecar or "")
-        try:
-            return directions_from_document(
-                exam.document, display(name), is_drop, profile.params, private=exam.private
-            )
-        except DirectionsError as exc:
-            reason = "bad_url_drop" if is_drop else "bad_sidecar"
-            raise _Rejection(reason, "\n".join(exc.lines), dict(profile.params)) from exc
-
-    def _still_short(
-        self,
-        runtime: InboxRuntime,
-        tracked: TrackedFile,
-        inspected: AudioInfo | AudioProblem | OSError | None,
-    ) -> bool:
-        """A WAV shorter than its header says may still be written: give it a grace period.
-
-        The grace restarts whenever the file changes (``TrackedFile.observe``), so a file that
-        keeps growing never times out; one that stays short is then failed as truncated.
-        """
-        if not isinstance(inspected, AudioProblem) or inspected.reason != "truncated_audio":
-            return False
-        now = time.monotonic()
-        tracked.short_since = tracked.short_since or now
-        settle = runtime.inbox.settle_seconds
-        if now - tracked.short_since >= short_grace(settle):
-            return False
-        runtime.tracked[tracked.rel] = tracked
-        self._check_later(runtime, tracked, max(settle, 0.2))
-        return True
-
-    def _check_audio(
-        self,
-        inspected: AudioInfo | AudioProblem | OSError,
-        directions: Directions,
-        record: FileRecord,
-        profile: Profile,
-    ) -> None:
-        """Decide what goes up (``daemon.recordings``) and note it in the record."""
-        params = dict(directions.params)
-        if isinstance(inspected, FileNotFoundError):
-            raise inspected
-        if isinstance(inspected, OSError):
-            message = f"cannot read the file: {inspected.strerror}"
-            raise _Rejection("unreadable_file", message, params)
-        try:
-            plan = plan_upload(
-                inspected,
-                name=record.rel_path,
-                profile=profile,
-                params=params,
-                can_convert=self._can_convert,
-            )
-        except AudioProblem as problem:
-            record.data.update(as_dropped(inspected, record.size))
-            raise _Rejection(problem.reason, problem.message, params) from None
-        record.data.update(planned(plan, inspected, record.size, params))
-
-    async def _ready_unless_duplicate(self, runtime: InboxRuntime, record: FileRecord) -> None:
-        """``on_duplicate: skip``: hash the file off the loop (it may be gigabytes), then send
-        it, or file it at once if the same content already reached done/ from this inbox."""
-        try:
-            record.sha256 = await asyncio.to_thread(self._hash, runtime.inbox, record.rel_path)
-        except NotRegularFile as exc:
-            record.data["entry_type"] = exc.entry_type
-            self._fail(record, "not_a_regular_file", _NOT_REGULAR_MESSAGE.format(exc.strerror))
-            return
-        except (FileNotFoundError, NotADirectoryError):
-            self._vanished(runtime, record.id)
-            return
-        except OSError as exc:
-            self._fail(record, "unreadable_file", f"cannot read the file: {exc.strerror}")
-            return
-        original = self.db.completed_with_sha(record.inbox, record.sha256, record.id)
-        if original is None:
-            self._make_ready(record)
-            return
-        record.conversation_id, record.job_id = original.conversation_id, original.job_id
-        record.data["duplicate_of"] = {
-            "file": original.filed_path or original.rel_path,
-            "conversationId": original.conversation_id,
-            "jobId": original.job_id,
-        }
-        record.data["job_status"] = "skipped_duplicate"
-        record.state = State.COMPLETED
-        self.db.save(record)
-        log.info("file_duplicate_skipped", inbox=record.inbox, file=record.rel_path)
-        await self._file(record)
-
-    def _hash(self, inbox: Inbox, rel: str) -> str:
-        with open_in(self._files(inbox).inbox, rel) as checked:
-            return sha256_of(checked)
+    def _remove_inbox(self, inbox: Inbox) -> None:
+        """Stop watching; files already submitted are still tracked and filed where they were."""
+        self.watched.remove(inbox)
+        self.scheduler.remove_inbox(inbox.key)
 
     # ================================================================ conversations
 
-    def _conversation_of(
-        self, record: FileRecord, directions: Directions, profile: Profile
-    ) -> tuple[str | None, int | None]:
-        if directions.conversation is not None:
-            return directions.conversation, directions.part
-        if directions.conversation_id is not None:
-            # Appends to one existing conversation still go one at a time, in arrival order.
-            return f"conversationId:{directions.conversation_id}", directions.part
-        named = continuation_from_name(profile.continuation_pattern, Path(record.rel_path).name)
-        if named is not None:
-            return named
-        return None, None
-
-    def _join_conversation(
-        self, record: FileRecord, directions: Directions, profile: Profile
-    ) -> ConversationRecord | None:
-        """Give a continuation its conversation key and part number; None for a lone file."""
-        key, part = self._conversation_of(record, directions, profile)
-        if key is None:
-            return None
-        key = self._scoped_key(record, key)
-        conversation = self.db.conversation(record.inbox, key)
-        if directions.conversation_id and not conversation.conversation_id:
-            conversation.conversation_id = directions.conversation_id
-        if part is None:
-            part = conversation.last_part_assigned + 1
-        conversation.last_part_assigned = max(conversation.last_part_assigned, part)
-        record.conversation_key, record.part = key, part
-        record.data["continuation_wait_seconds"] = profile.continuation_wait_seconds
-        if conversation.rejected and part == 1:
-            conversation.rejected = False  # part 1 again (a retry): a new chance
-        self.db.save_conversation(conversation)
-        self.db.save(record)
-        return conversation
-
-    def _scoped_key(self, record: FileRecord, key: str) -> str:
-        """The key scoped to the file's folder (see ``daemon.convkeys``), unless a conversation
-        begun before keys were scoped continues under the bare key in this same folder."""
-        scoped = scoped_key(record.rel_path, key)
-        if scoped == key:
-            return key
-        fresh = self.db.conversation(record.inbox, scoped)
-        if fresh.last_part_assigned == 0 and fresh.conversation_id is None:
-            folder = folder_of(record.rel_path)
-            earlier = self.db.parts_of(record.inbox, key)
-            if earlier and all(folder_of(other.rel_path) == folder for other in earlier):
-                return key
-        return scoped
-
-    def _is_duplicate_part(self, record: FileRecord) -> bool:
-        assert record.conversation_key is not None
-        for other in self.db.parts_of(record.inbox, record.conversation_key):
-            if other.id == record.id or other.part != record.part:
-                continue
-            if other.outcome == "done" or other.state not in (State.FILED, State.FAILED):
-                return True
-        return False
-
-    def _hold_or_release(self, record: FileRecord, conversation: ConversationRecord) -> None:
-        assert record.part is not None
-        if conversation.rejected:
-            self._fail(
-                record,
-                "predecessor_rejected",
-                f"the first part of conversation {conversation.key!r} was rejected, so no "
-                "conversation exists to append this part to",
-            )
-        elif record.part <= conversation.last_part_done:
-            self._fail(
-                record,
-                "duplicate_part",
-                f"part {record.part} of conversation {conversation.key!r} was already sent",
-            )
-        elif record.part == conversation.last_part_done + 1:
-            self._make_ready(record)
-        else:
-            record.state = State.HELD
-            record.stamp("held")
-            self.db.save(record)
-            log.info(
-                "part_held",
-                inbox=record.inbox,
-                file=record.rel_path,
-                conversation=conversation.key,
-                part=record.part,
-                waiting_for=conversation.last_part_done + 1,
-            )
-            self._schedule_hold_timeout(record)
-
-    def _schedule_hold_timeout(self, record: FileRecord) -> None:
-        wait = float(record.data.get("continuation_wait_seconds", 86400.0))
-        due = record.times.get("held", time.time()) + wait - time.time()
-        self._later(due, lambda: self._hold_expired(record.id))
-
-    def _hold_expired(self, record_id: int) -> None:
-        record = self.db.get(record_id)
-        if record is None or record.state is not State.HELD:
-            return
-        conversation = self.db.conversation(record.inbox, record.conversation_key or "")
-        missing = conversation.last_part_done + 1
-        wait = record.data.get("continuation_wait_seconds")
-        self._fail(
-            record,
-            "missing_part",
-            f"part {missing} of conversation {record.conversation_key!r} did not arrive within "
-            f"{wait} s, so part {record.part} could not be appended in order",
-        )
-
-    def _part_settled(self, record: FileRecord, *, accepted: bool) -> None:
-        """A part was accepted or finally refused: the conversation moves on (or is lost)."""
-        if record.conversation_key is None or record.part is None:
-            return
-        conversation = self.db.conversation(record.inbox, record.conversation_key)
-        if accepted:
-            conversation.conversation_id = conversation.conversation_id or record.conversation_id
-        elif conversation.conversation_id is None and record.part == 1:
-            conversation.rejected = True
-        self._advance(conversation, {record.part})
-        self.db.save_conversation(conversation)
-        self._release_held(conversation)
-
-    @staticmethod
-    def _advance(conversation: ConversationRecord, parts: set[int]) -> None:
-        """Move ``last_part_done`` over every part dealt with, keeping those beyond a gap."""
-        settled = set(conversation.data.get("settled_parts", [])) | parts
-        while conversation.last_part_done + 1 in settled:
-            conversation.last_part_done += 1
-        conversation.data["settled_parts"] = sorted(
-            part for part in settled if part > conversation.last_part_done
-        )
-
-    def _reconcile(self, inbox: str, key: str) -> None:
-        """After a crash between committing a part and its conversation, catch up from the parts."""
-        conversation = self.db.conversation(inbox, key)
-        accepted = {
-            other.part: other
-            for other in self.db.parts_of(inbox, key)
-            if other.part is not None and other.job_id is not None
-        }
-        first = accepted.get(1)
-        if conversation.conversation_id is None and first is not None:
-            conversation.conversation_id = first.conversation_id
-        self._advance(conversation, set(accepted))
-        self.db.save_conversation(conversation)
-        self._release_held(conversation)
-
-    def _release_held(self, conversation: ConversationRecord) -> None:
-        for other in self.db.parts_of(conversation.inbox, conversation.key):
-            if other.state is not State.HELD:
-                continue
-            if conversation.rejected or other.part == conversation.last_part_done + 1:
-                self._hold_or_release(other, conversation)
-
-    # ================================================================ scheduling
-
-    def _make_ready(self, record: FileRecord) -> None:
-        record.state = State.READY
-        self.db.save(record)
-        runtime = self.inboxes.get(record.inbox)
-        if runtime is not None:
-            runtime.ready.append(record.id)
-        self._pump()
-
-    def _requeue(self, record: FileRecord, delay: float, *, front: bool = False) -> None:
-        def back() -> None:
-            runtime = self.inboxes.get(record.inbox)
-            if runtime is None:
-                return
-            if front:
-                runtime.ready.appendleft(record.id)
+    def act(self, decisions: list[Decision]) -> None:
+        """Carry out what the conversation order decided."""
+        for decision in decisions:
+            if isinstance(decision, Release):
+                self.uploader.make_ready(decision.record)
+            elif isinstance(decision, Reject):
+                self.fail(decision.record, decision.reason, decision.message)
             else:
-                runtime.ready.append(record.id)
-            self._pump()
+                self.conversations.hold(decision)
+                self._expire_hold(decision.record, decision.seconds)
 
-        if delay <= 0:
-            back()
-        else:
-            self._later(delay, back)
+    def _expire_hold(self, record: FileRecord, seconds: float) -> None:
+        def expired() -> None:
+            rejected = self.conversations.hold_expired(record.id)
+            self.act([rejected] if rejected is not None else [])
 
-    def _pump(self) -> None:
-        """Start as many uploads as the caps allow (coalesced: at most once per loop turn)."""
-        if self._pump_scheduled or self._loop is None:
-            return
-        self._pump_scheduled = True
-        self._loop.call_soon(self._pump_now)
+        self.supervisor.later(seconds, expired)
 
-    def _can_start(self) -> bool:
-        symbl = self.config.symbl
-        return (
-            not self.stop_event.is_set()
-            and self._auth_blocked is None
-            and self._state_room.is_set()
-            and time.monotonic() >= self._pause_until
-            and len(self.uploading) < symbl.max_concurrent_uploads
-            and self._jobs_in_flight() < min(symbl.max_concurrent_jobs, self._job_cap)
-        )
-
-    def _jobs_in_flight(self) -> int:
-        """Uploads plus jobs the account still counts as running."""
-        return len(self.uploading) + len(self.tracking) - len(self._ended_by_webhook)
-
-    def _pump_now(self) -> None:
-        self._pump_scheduled = False
-        if time.monotonic() >= self._pause_until:
-            self.stalls.clear(StallKind.RATE_LIMITED)
-        while self._can_start():
-            record = self._next_ready()
-            if record is None:
-                break
-            self.uploading[record.id] = self._spawn(self._upload(record))
-        if self.uploading:
-            self._uploads_quiet.clear()
-        else:
-            self._uploads_quiet.set()
-
-    async def _wait_for_quiet_uploads(self) -> None:
-        """Let the uploads in flight go first, for up to _FILING_YIELD_SECONDS.
-
-        When a round of jobs ends, their slots refill with uploads while the same loop checks
-        and files the finished ones. No upload waits for those, yet they took their share of
-        every turn, and each round of a batch spread wider than the one before: in the batch
-        benchmark, checking and filing in the uploads' pauses took the ratio to the job limit
-        from 1.24 to 1.15. The cap keeps a steady stream of uploads from holding results back
-        for long.
-        """
-        if self._uploads_quiet.is_set():
-            return  # the usual case, without wait_for's task
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._uploads_quiet.wait(), _FILING_YIELD_SECONDS)
-
-    def _next_ready(self) -> FileRecord | None:
-        """Oldest first within an inbox, round robin across inboxes."""
-        for _ in range(len(self._rr)):
-            key = self._rr[0]
-            self._rr.rotate(-1)
-            runtime = self.inboxes.get(key)
-            while runtime is not None and runtime.ready:
-                record = self.db.get(runtime.ready.popleft())
-                if record is not None and record.state is State.READY:
-                    return record
-        return None
-
-    # ================================================================ uploading
-
-    async def _upload(self, record: FileRecord) -> None:
-        try:
-            await self._send(record)
-        except asyncio.CancelledError:
-            # Shutdown: nothing committed says the API has it, so it is sent again next run.
-            if record.state is State.UPLOADING:
-                record.state = State.READY
-                self.db.save(record)
-            raise
-        except Exception:
-            log.exception("internal_error", inbox=record.inbox, file=record.rel_path)
-            record.state = State.READY
-            self.db.save(record)
-            self._requeue(record, 30.0)
-        finally:
-            self.uploading.pop(record.id, None)
-            self.uploads.end(record.id)
-            self._pump()
-
-    def _target_conversation(self, record: FileRecord) -> str | None:
-        if record.conversation_key is None:
-            return None
-        return self.db.conversation(record.inbox, record.conversation_key).conversation_id
-
-    async def _send(self, record: FileRecord) -> None:
-        target = self._target_conversation(record)
-        params = dict(record.data.get("params", {}))
-        if target is None:
-            # Symbl names a conversation after its id unless told; the file name reads better.
-            params.setdefault("name", display(Path(record.rel_path).name))
-        sent = params
-        if self.config.http is not None and self.config.http.public_url:
-            # The journal and the records keep the URL without its secret; only the request
-            # carries it.
-            masked = self._webhook_url(masked=True)
-            if params.setdefault("webhookUrl", masked) == masked:
-                sent = {**params, "webhookUrl": self._webhook_url()}
-        record.data["params"] = params
-        record.state = State.UPLOADING
-        record.data["attempts"] = int(record.data.get("attempts", 0)) + 1
-        record.stamp("upload_started")
-        self.db.save(record)
-        log.info(
-            "upload_started",
-            inbox=record.inbox,
-            file=record.rel_path,
-            append_to=target,
-            attempt=record.data["attempts"],
-        )
-        try:
-            if record.kind is Kind.URL:
-                submission = await self.client.submit_url(
-                    str(record.data["url"]), sent, conversation_id=target
-                )
-            elif record.data.get("send", {}).get("action", "as_is") != "as_is":
-                submission = await self._submit_produced(record, sent, target)
-            else:
-                submission = await self._submit_checked(record, sent, target)
-        except NotRegularFile as exc:
-            record.data["entry_type"] = exc.entry_type
-            self._fail(record, "not_a_regular_file", _NOT_REGULAR_MESSAGE.format(exc.strerror))
-        except SymblError as error:
-            self._note_attempts(record, error.attempts)
-            self._upload_failed(record, error, appending=target is not None)
-        except AudioProblem as problem:
-            self._fail(record, problem.reason, problem.message)
-        except (FileNotFoundError, NotADirectoryError):
-            runtime = self.inboxes.get(record.inbox)
-            if runtime is not None:
-                self._vanished(runtime, record.id)
-        except OSError as exc:
-            self._fail(record, "unreadable_file", f"cannot read the file: {exc.strerror}")
-        else:
-            self._submitted(record, submission)
-
-    async def _open_admitted(self, record: FileRecord) -> Checked:
-        """The file, opened across the trust boundary and checked again: one that is not the
-        file admitted (size, mtime) is settled and checked anew."""
-        inbox = self._inbox_by_key(record.inbox)
-        if inbox is None:
-            raise FileNotFoundError(record.rel_path)
-        checked = await asyncio.to_thread(open_in, self._files(inbox).inbox, record.rel_path)
-        info = checked.info
-        if (info.st_size, info.st_mtime_ns) != (record.size, record.mtime_ns):
-            checked.close()
-            raise FileChangedError(f"{display(record.rel_path)} changed since it was checked")
-        return checked
-
-    async def _submit_checked(
-        self, record: FileRecord, params: dict[str, Any], target: str | None
-    ) -> Submission:
-        """Upload the admitted file's own descriptor, as it is."""
-        with await self._open_admitted(record) as checked:
-            return await self.client.submit_descriptor(
-                checked.fd,
-                params,
-                conversation_id=target,
-                content_type=record.data.get("content_type"),
-                label=display(record.rel_path),
-                progress=self.uploads.begin(record.id, record.inbox, record.rel_path, record.size),
-            )
-
-    async def _submit_produced(
-        self, record: FileRecord, params: dict[str, Any], target: str | None
-    ) -> Submission:
-        """Upload a mono mix or a conversion, made in state_dir from the admitted descriptor."""
-        action = record.data["send"]["action"]
-        with await self._open_admitted(record) as checked:
-            made = produced_for_upload(
-                action,
-                checked,
-                self.config.state_dir,
-                str(record.id),
-                display(record.rel_path),
-            )
-            async with made as produced:
-                note_produced(record.data, produced)
-                submission = await self.client.submit_file(
-                    produced.path,
-                    params,
-                    conversation_id=target,
-                    content_type="audio/wav",
-                    progress=self.uploads.begin(
-                        record.id, record.inbox, record.rel_path, produced.size
-                    ),
-                )
-                return original_submission(submission, produced)
-
-    def _webhooks_on(self) -> bool:
+    def webhooks_on(self) -> bool:
         http = self.config.http
-        return self.endpoint is not None and http is not None and bool(http.public_url)
-
-    def _webhook_url(self, *, masked: bool = False) -> str:
-        assert self.config.http is not None and self.config.http.public_url
-        base = f"{self.config.http.public_url.rstrip('/')}/webhook/"
-        if masked:
-            return base + MASK
-        if self._webhook_secret is None:
-            self._webhook_secret = self.config.http.webhook_secret or resolve_webhook_secret(
-                self.config
-            )
-        return base + self._webhook_secret
-
-    @staticmethod
-    def _note_attempts(record: FileRecord, attempts: tuple[Any, ...]) -> None:
-        log_entries = record.data.setdefault("attempt_log", [])
-        for attempt in attempts:
-            log_entries.append(
-                {
-                    "startedAt": attempt.started_at,
-                    "finishedAt": attempt.finished_at,
-                    "status": attempt.status,
-                    "error": attempt.error,
-                }
-            )
-
-    def _submitted(self, record: FileRecord, submission: Submission) -> None:
-        self._note_attempts(record, submission.attempts)
-        record.conversation_id = submission.conversation_id
-        record.job_id = submission.job_id
-        if submission.sha256 is not None:
-            record.sha256 = submission.sha256
-        record.state = State.SUBMITTED
-        record.data["job_status"] = "scheduled"
-        record.stamp("submitted")
-        self.db.save(record)
-        self._pause_streak = 0
-        self._api_answer()
-        quiet_for = time.monotonic() - self._last_rate_limit
-        if quiet_for > _CAP_PROBE_SECONDS and self._job_cap < self.config.symbl.max_concurrent_jobs:
-            self._job_cap += 1  # probe upwards again once 429s have stopped for a while
-        log.info(
-            "file_submitted",
-            inbox=record.inbox,
-            file=record.rel_path,
-            conversation_id=record.conversation_id,
-            job_id=record.job_id,
-        )
-        self._note_predecessor_outcome(record)
-        self._part_settled(record, accepted=True)
-        self._start_tracking(record)
-
-    def _note_predecessor_outcome(self, record: FileRecord) -> None:
-        if record.conversation_key is None or record.part is None or record.part == 1:
-            return
-        for other in self.db.parts_of(record.inbox, record.conversation_key):
-            if other.part != record.part - 1:
-                continue
-            if other.data.get("job_status") == "failed":
-                record.data["predecessor_job_failed"] = True
-            elif other.outcome == "failed" or other.state is State.FAILED:
-                record.data["predecessor_failed"] = other.reason
-        self.db.save(record)
-
-    def _upload_failed(self, record: FileRecord, error: SymblError, *, appending: bool) -> None:
-        attempts = int(record.data.get("attempts", 1))
-        self._api_answer(error)
-        if isinstance(error, AuthenticationError):
-            self._block_on_credentials(error)
-            self._back_to_ready(record, 0.0, front=True)
-        elif isinstance(error, RateLimitedError):
-            self._rate_limited()
-            self._back_to_ready(record, 0.0, front=True)
-        elif isinstance(error, TransientError):
-            delay = _backoff(attempts, 2.0, _RETRY_CAP_SECONDS)
-            log.warning(
-                "upload_deferred",
-                inbox=record.inbox,
-                file=record.rel_path,
-                error=error.message,
-                retry_seconds=delay,
-            )
-            self._back_to_ready(record, delay)
-        elif isinstance(error, FileChangedError):
-            record.state = State.WAITING
-            self.db.save(record)
-            runtime = self.inboxes.get(record.inbox)
-            if runtime is not None:
-                self._track(runtime, record)
-        elif isinstance(error, NotFoundError) and appending:
-            self._fail_http(record, "unknown_conversation", error)
-        elif isinstance(error, FinalError):
-            reason = "too_large" if error.status == 413 else "rejected_by_api"
-            self._fail_http(record, reason, error)
-        else:
-            self._back_to_ready(record, _backoff(attempts, 2.0, _RETRY_CAP_SECONDS))
-
-    def _rate_limited(self) -> None:
-        """429: the account is full. Learn how many jobs fit, and pause new submissions.
-
-        Concurrent uploads often hear 429 together; they count as one pause, not many. The
-        pause ends early when one of our jobs finishes, since that frees a slot for certain.
-        """
-        now = time.monotonic()
-        in_flight = self._jobs_in_flight() - 1
-        self._job_cap = max(1, in_flight)
-        self._last_rate_limit = now
-        if now < self._pause_until:
-            return
-        self._pause_streak += 1
-        pause = _backoff(self._pause_streak, 1.0, _PAUSE_CAP_SECONDS)
-        self._pause_until = now + pause
-        log.warning(
-            "submissions_paused", reason="rate_limited", seconds=pause, job_cap=self._job_cap
-        )
-        self.stalls.begin(
-            StallKind.RATE_LIMITED,
-            f"Symbl's limit of concurrent jobs is reached (429): {self._job_cap} run at once; "
-            f"new submissions wait until one ends, at the latest until "
-            f"{iso(time.time() + pause)}",
-        )
-        self._later(pause, self._pump)
-
-    def _slot_freed(self) -> None:
-        if self._pause_until > time.monotonic():
-            self._pause_until = 0.0
-        self._pump()
-
-    def _back_to_ready(self, record: FileRecord, delay: float, *, front: bool = False) -> None:
-        record.state = State.READY
-        self.db.save(record)
-        self._requeue(record, delay, front=front)
-
-    async def _authenticate(self) -> None:
-        """Fetch a token at start: bad credentials are reported before any file waits on them.
-
-        Symbl unreachable is one warning, then quiet retries until it answers.
-        """
-        attempt = 0
-        while not self.stop_event.is_set():
-            attempt += 1
-            try:
-                await self.client.authenticate()
-            except AuthenticationError as error:
-                self._block_on_credentials(error)
-                return
-            except SymblError as error:
-                self._api_answer(error)
-                if not isinstance(error, TransientError):
-                    log.warning("symbl_refused_token", error=error.message)
-                    return
-                delay = _backoff(attempt, 2.0, _PAUSE_CAP_SECONDS)
-                (log.warning if attempt == 1 else log.debug)(
-                    "symbl_unreachable",
-                    error=error.message,
-                    message=f"no answer from Symbl; trying again every {_PAUSE_CAP_SECONDS:.0f} s "
-                    "at most, files wait in their inboxes",
-                    retry_seconds=delay,
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop_event.wait(), delay)
-                continue
-            self._api_answer()
-            if attempt > 1:
-                log.info("symbl_reachable", attempts=attempt)
-            return
-
-    def _block_on_credentials(self, error: SymblError) -> None:
-        if self._auth_blocked is None:
-            log.error(
-                "credentials_rejected",
-                message=f"{error.message}; submissions are paused until the credentials work",
-            )
-        self._auth_blocked = error.message
-        self.stalls.begin(
-            StallKind.CREDENTIALS_REFUSED,
-            f"{error.message}. Nothing is sent until they work: fix them, then reload "
-            "(systemctl reload symbl-inbox)",
-        )
-        self._later(60.0, self._unblock_credentials)
-
-    def _unblock_credentials(self) -> None:
-        # Try again: the next upload fetches a new token; if it fails, the block comes back.
-        self._auth_blocked = None
-        self._pump()
-
-    # ================================================================ tracking
-
-    def _start_tracking(self, record: FileRecord) -> None:
-        if record.id in self.tracking or record.job_id is None:
-            return
-        self.job_wakeups[record.job_id] = asyncio.Event()
-        self.tracking[record.id] = self._spawn(self._follow(record))
-
-    def job_ended(self, job_id: str) -> bool:
-        """A webhook said this job ended: free its slot; check the job soon, not at the next poll.
-
-        The account stops counting a job when it ends, so its slot goes to the next file at
-        once; the check that decides the file's outcome (and its export) follows when the
-        uploads pause. Should the check find the job still running, the slot is taken back.
-        """
-        event = self.job_wakeups.get(job_id)
-        if event is None:
-            return False
-        event.set()
-        if job_id not in self._ended_by_webhook:
-            self._ended_by_webhook.add(job_id)
-            self._slot_freed()
-        return True
-
-    async def _follow(self, record: FileRecord) -> None:
-        assert record.job_id is not None
-        tracking = self.config.tracking
-        delay = tracking.poll_initial_seconds
-        if self._webhooks_on():
-            delay = tracking.poll_max_seconds  # webhooks lead; polling is the slower safety net
-        wakeup = self.job_wakeups[record.job_id]
-        try:
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wakeup.wait(), timeout=delay)
-                wakeup.clear()
-                delay = min(delay * tracking.poll_backoff_factor, tracking.poll_max_seconds)
-                if record.job_id in self._ended_by_webhook:
-                    await self._wait_for_quiet_uploads()  # its slot is free already
-                await self._state_room.wait()  # its answer could not be committed
-                status = await self._poll(record)
-                if status in ("completed", "failed", _FAILED_LOCALLY):
-                    break
-                if status is not None:
-                    self._ended_by_webhook.discard(record.job_id)
-        finally:
-            self._ended_by_webhook.discard(record.job_id)
-            self.job_wakeups.pop(record.job_id, None)
-            self.tracking.pop(record.id, None)
-            self._slot_freed()
-        await self._job_finished(record, status)
-
-    async def _poll(self, record: FileRecord) -> str | None:
-        assert record.job_id is not None
-        try:
-            status = await self.client.job_status(record.job_id)
-        except NotFoundError as error:
-            self._fail_http(record, "unknown_job", error)
-            return _FAILED_LOCALLY
-        except TransientError as error:
-            log.warning("job_poll_deferred", job_id=record.job_id, error=error.message)
-            self._api_answer(error)
-            return None
-        except AuthenticationError as error:
-            self._block_on_credentials(error)
-            return None
-        except FinalError as error:
-            log.warning("job_poll_refused", job_id=record.job_id, error=error.message)
-            self._api_answer(error)
-            return None
-        self._api_answer()
-        if status != record.data.get("job_status"):
-            # Kept in memory only: the final state is committed with it, and after a crash the
-            # job is simply asked again.
-            record.data["job_status"] = status
-            record.stamp(status)
-        return status
-
-    async def _job_finished(self, record: FileRecord, status: str | None) -> None:
-        submitted = record.times.get("submitted")
-        if status in ("completed", "failed") and submitted is not None:
-            self.metrics.job_finished(record.inbox, status, time.time() - submitted)
-        if status == "completed":
-            # Committed together with the filing plan in _file; a crash before that only means
-            # the job is asked again.
-            record.state = State.COMPLETED
-            log.info("job_completed", file=record.rel_path, job_id=record.job_id)
-            await self._wait_for_quiet_uploads()
-            await self._file(record)
-        elif status == "failed":
-            record.data["message"] = (
-                "Symbl reports the job as failed; the API gives no reason. Use "
-                "`symbl-inbox retry` to send the file again."
-            )
-            self._fail(record, "job_failed", record.data["message"])
+        return self.http.endpoint is not None and http is not None and bool(http.public_url)
 
     # ================================================================ failing and filing
 
-    def _fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
-        record.data["http_status"] = error.status
-        record.data["http_body"] = error.body
-        self._fail(record, reason, error.message)
+    def fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
+        self.filer.fail_http(record, reason, error)
 
-    def _fail(self, record: FileRecord, reason: str, message: str) -> None:
-        was_pending = record.state in (State.WAITING, State.READY, State.HELD, State.UPLOADING)
-        record.state = State.FAILED
-        record.reason = reason
-        record.data["message"] = message
-        record.stamp("failed")
-        self.db.save(record)
-        log.warning(
-            "file_failed", inbox=record.inbox, file=record.rel_path, reason=reason, message=message
-        )
-        if was_pending and reason not in _NOT_THE_PARTS_OWN_FAILURE:
-            self._part_settled(record, accepted=False)
-        self._spawn(self._file(record))
+    def fail(self, record: FileRecord, reason: str, message: str) -> None:
+        self.filer.fail(record, reason, message)
 
-    async def _file(self, record: FileRecord, attempt: int = 1) -> None:
-        """Move the file and its record to done/ or failed/; on trouble, keep it and retry."""
-        await self._state_room.wait()
-        runtime = self.inboxes.get(record.inbox)
-        inbox = runtime.inbox if runtime else self._inbox_by_key(record.inbox)
-        if inbox is None:
-            log.warning("filing_postponed", file=record.rel_path, reason="inbox not configured")
-            return
-        outcome = "done" if record.state is State.COMPLETED else "failed"
-        target_root = inbox.done if outcome == "done" else inbox.failed
-        files = self._files(inbox)
-        sidecar = record.data.get("sidecar")
-        companions = {sidecar: sidecar} if sidecar else {}
-        extra_files: dict[str, str] = {}
-        loop = asyncio.get_running_loop()
-        try:
-            # Checked before the exports are fetched: a stopped folder costs no API calls.
-            target: Folder | None = await loop.run_in_executor(
-                self._filing_pool, files.target, outcome
-            )
-        except FolderSwapped as exc:
-            self._filing_stopped(record, exc)
-            return
-        except OSError:
-            target = None  # tried again below, and reported with the other filing errors
-        if outcome == "done":
-            exports = await self._exports(record)
-            if exports.transcript is not None:
-                extra_files[TRANSCRIPT_SUFFIX] = exports.transcript
-            extra_files.update(exports.files)
-            if exports.errors:
-                record.data["export_errors"] = exports.errors
-            payload = result_record(record, exports.data)
-        else:
-            payload = error_record(record)
-        try:
-            if target is None:
-                target = await loop.run_in_executor(self._filing_pool, files.target, outcome)
-            if record.filed_path is None:
-                taken_with = [*companions, *extra_files]
-                record.filed_path = await loop.run_in_executor(
-                    self._filing_pool, choose_target_in, target, record.rel_path, taken_with
-                )
-                record.outcome = outcome
-            name_export_files(payload, record.filed_path)
-            self.db.save(record)
-            self.db.commit()  # the plan is on disk before the filing thread acts on it
-            await loop.run_in_executor(
-                self._filing_pool,
-                file_into,
-                files.inbox,
-                record.rel_path,
-                target,
-                record.filed_path,
-                payload,
-                outcome,
-                companions,
-                extra_files,
-            )
-        except FolderSwapped as exc:
-            self._filing_stopped(record, exc)
-            return
-        except FileExistsError as exc:
-            # Something took the chosen name since: choose again, and file nothing over it.
-            log.warning("filing_name_taken", file=display(record.rel_path), error=str(exc))
-            record.filed_path = None
-            self.db.save(record)
-            self._later(0.1, lambda: self._refile(record.id, attempt + 1))
-            return
-        except OSError as exc:
-            delay = _backoff(attempt, 1.0, _RETRY_CAP_SECONDS)
-            log.error(
-                "filing_failed",
-                inbox=record.inbox,
-                file=record.rel_path,
-                target=str(target_root),
-                error=str(exc),
-                retry_seconds=delay,
-            )
-            self._later(delay, lambda: self._refile(record.id, attempt + 1))
-            return
-        if self.stalls.clear(StallKind.INBOX_UNAVAILABLE, _filing_subject(record.inbox)):
-            log.info("filing_resumed", inbox=record.inbox)
-        record.state = State.FILED
-        record.stamp("filed")
-        self.db.save(record)
+    async def file(self, record: FileRecord) -> None:
+        await self.filer.file(record)
+
+    def filed(self, record: FileRecord) -> None:
         self.active.pop((record.inbox, record.rel_path), None)
-        self.metrics.file_filed(record.inbox, outcome, record.reason)
-        self._hook_filed(record, target_root, outcome)
-        log.info(
-            "file_filed",
-            inbox=record.inbox,
-            file=record.rel_path,
-            outcome=outcome,
-            reason=record.reason,
-            to=str(target_root / record.filed_path),
-        )
 
-    def _filing_stopped(self, record: FileRecord, error: FolderSwapped) -> None:
-        """done/ or failed/ was swapped: file nothing there until it is put right."""
-        message = f"filing stopped: {error.strerror}; put the folder back (or make it anew as "
-        message += "the daemon's user) and filing resumes by itself"
-        subject = _filing_subject(record.inbox)
-        if self.stalls.begin(StallKind.INBOX_UNAVAILABLE, message, subject=subject):
-            log.error("filing_stopped", inbox=record.inbox, message=message)
-        else:
-            log.debug("filing_still_stopped", inbox=record.inbox, message=message)
-        self._later(_SWAPPED_RETRY_SECONDS, lambda: self._refile(record.id, 1))
-
-    async def _exports(self, record: FileRecord) -> Exports:
-        profile = self.config.profiles.get(record.profile or "")
-        skipped = record.data.get("job_status") == "skipped_duplicate"
-        if profile is None or not profile.export or not record.conversation_id or skipped:
-            return Exports()
-        exports = await fetch_exports(
-            self.client, record.conversation_id, profile.export, profile.transcript_options
-        )
-        for name, message in exports.errors.items():
-            log.warning("export_failed", file=record.rel_path, export=name, error=message)
-        return exports
-
-    def _refile(self, record_id: int, attempt: int) -> None:
-        record = self.db.get(record_id)
-        if record is not None and record.state in FINAL_STATES:
-            self._spawn(self._file(record, attempt))
-
-    def _inbox_by_key(self, key: str) -> Inbox | None:
-        """A configured inbox, or one removed by a reload whose files are still in flight."""
-        current = next((inbox for inbox in self.config.inboxes if inbox.key == key), None)
-        return current or self._retired_inboxes.get(key)
+    def inbox(self, key: str) -> Inbox | None:
+        runtime = self.inboxes.get(key)
+        return runtime.inbox if runtime else self.watched.inbox_by_key(key)
 
     # ================================================================ reload (SIGHUP)
 
@@ -1859,53 +442,50 @@ class Daemon:
     def _apply(self, new: Config) -> None:
         old = self.config
         masker.register(new.secrets())
-        if new.state_dir != old.state_dir:
+        change = config_changes(old, new)
+        if change.state_dir:
             log.warning("config_needs_restart", key="state_dir", keeping=str(old.state_dir))
             new = replace(new, state_dir=old.state_dir)
-        if new.symbl != old.symbl:
+        if change.symbl:
             self._swap_client(new)
-        if new.http != old.http:
-            self._webhook_secret = None
-            self._spawn(self._restart_endpoint(old))
+        if change.http:
+            self.uploader.forget_webhook_secret()
+            self.supervisor.spawn(self.http.restart(old, new))
+        self.config = new
+        if change.hooks and self.hooks is not None:
+            self.supervisor.spawn(self.hooks.stop())  # sends what it gathered, in the background
+            self._start_hooks()
         old_inboxes = {inbox.key: inbox for inbox in old.inboxes}
         new_inboxes = {inbox.key: inbox for inbox in new.inboxes}
-        changed_profiles = {
-            name for name, profile in new.profiles.items() if old.profiles.get(name) != profile
-        }
-        self.config = new
-        self._restart_hooks(old)
-        removed = [key for key in old_inboxes if key not in new_inboxes]
-        added = [key for key in new_inboxes if key not in old_inboxes]
-        changed = [
-            key for key in new_inboxes
-            if key in old_inboxes and old_inboxes[key] != new_inboxes[key]
-        ]  # fmt: skip
-        for key in removed + changed:
+        for key in change.inboxes_removed + change.inboxes_changed:
             self._remove_inbox(old_inboxes[key])
-        for key in changed + added:
+        for key in change.inboxes_changed + change.inboxes_added:
             self._add_inbox(new_inboxes[key])
-        self._rebuild_params(changed_profiles)
+        self.admitter.rebuild_params(set(change.profiles_changed))
         log.info(
             "config_reloaded",
-            inboxes_added=added,
-            inboxes_removed=removed,
-            inboxes_changed=changed,
-            profiles_changed=sorted(changed_profiles),
+            inboxes_added=list(change.inboxes_added),
+            inboxes_removed=list(change.inboxes_removed),
+            inboxes_changed=list(change.inboxes_changed),
+            profiles_changed=sorted(change.profiles_changed),
         )
-        if new.log_level != old.log_level:
+        if change.log_level:
             set_level(new.log_level)  # after the line above, which says what changed
-        self._pump()
+        self.pump()
 
     def _swap_client(self, new: Config) -> None:
         """New work uses a client with the new settings; uploads under way finish on the old."""
         old_client = self._client
         self._client = SymblClient(new.symbl)
-        self._auth_blocked = None
-        self._job_cap = new.symbl.max_concurrent_jobs
-        self._reach.threshold = new.symbl.unreachable_after_seconds
-        self._spawn(self._authenticate())  # tells at once whether the new credentials work
+        self.scheduler.configure(
+            max_jobs=new.symbl.max_concurrent_jobs, max_uploads=new.symbl.max_concurrent_uploads
+        )
+        self.conditions.reconfigure(new)
+        self.supervisor.spawn(
+            self.uploader.authenticate()
+        )  # tells at once whether the new credentials work
         if old_client is not None:
-            self._spawn(self._retire(old_client, list(self.uploading.values())))
+            self.supervisor.spawn(self._retire(old_client, list(self.uploading.values())))
 
     @staticmethod
     async def _retire(client: SymblClient, uploads: list[asyncio.Task[None]]) -> None:
@@ -1913,123 +493,23 @@ class Daemon:
             await asyncio.wait(uploads)
         await client.aclose()
 
-    def _remove_inbox(self, inbox: Inbox) -> None:
-        """Stop watching; files already submitted are still tracked and filed where they were."""
-        runtime = self.inboxes.pop(inbox.key, None)
-        if runtime is not None and runtime.watcher is not None:
-            runtime.watcher.stop()
-        self.stalls.clear(StallKind.INBOX_UNAVAILABLE, inbox.key)
-        with contextlib.suppress(ValueError):
-            self._rr.remove(inbox.key)
-        self._retired_inboxes[inbox.key] = inbox
-
-    def _rebuild_params(self, changed_profiles: set[str]) -> None:
-        """Files not yet submitted take the new profile's parameters (plus their sidecar's)."""
-        if not changed_profiles:
-            return
-        for record in self.db.in_states((State.READY, State.HELD)):
-            inbox = self._inbox_by_key(record.inbox)
-            if inbox is None or inbox.profile not in changed_profiles:
-                continue
-            profile = self.config.profile_for(inbox)
-            params, problems = validate_params(
-                merge_params(profile.params, record.data.get("overrides", {}))
-            )
-            record.profile = profile.name
-            if problems:
-                message = "; ".join(f"params.{dotted(p.loc)}: {p.message}" for p in problems)
-                self._fail(record, "bad_parameters", f"after the reload: {message}")
-                continue
-            record.data["params"] = params_as_planned(record.data.get("send"), params)
-            self.db.save(record)
-
     # ================================================================ housekeeping
 
-    async def _maintenance(self) -> None:
+    def _maintain(self) -> None:
         """Bring back inboxes that went missing, rescan on schedule, keep systemd informed."""
-        interval = _MAINTENANCE_SECONDS
-        if self.notifier.watchdog_seconds:
-            interval = min(interval, self.notifier.watchdog_seconds)
-        while not self.stop_event.is_set():
-            await asyncio.sleep(interval)
-            now = time.monotonic()
-            if not self._state_has_room(may_resume=True):
-                self.notifier.watchdog()
-                continue
-            for runtime in list(self.inboxes.values()):
-                try:
-                    self._maintain(runtime, now)
-                except Exception:
-                    log.exception("internal_error", inbox=runtime.inbox.key)
+        if not self.conditions.has_room(may_resume=True):
             self.notifier.watchdog()
-            self.notifier.status(self.status_line())
-
-    def _maintain(self, runtime: InboxRuntime, now: float) -> None:
-        healthy = runtime.inbox.path.is_dir() and (
-            runtime.watcher is not None and runtime.watcher.running
-        )
-        if not healthy:
-            if runtime.available:
-                log.error("inbox_unavailable", inbox=runtime.inbox.key)
-                if runtime.watcher is not None:
-                    runtime.watcher.stop()
-                    runtime.watcher = None
-                runtime.available = False
-                runtime.next_rescan = now  # watched again as soon as it is back, not at rescan
-            if now >= runtime.next_rescan:
-                self._bring_up(runtime)
-        elif now >= runtime.next_rescan:
-            self.rescan(runtime)
+            return
+        self.watched.maintain_all(time.monotonic())
+        self.notifier.watchdog()
+        self.notifier.status(self.status_line())
 
     def status_line(self) -> str:
-        waiting = sum(len(runtime.tracked) for runtime in self.inboxes.values())
-        ready = sum(len(runtime.ready) for runtime in self.inboxes.values())
-        paused = " (paused: credentials rejected)" if self._auth_blocked else ""
+        waiting = self.watched.settling()
+        ready = self.scheduler.ready_count()
+        paused = " (paused: credentials rejected)" if self.scheduler.blocked else ""
         stalled = "".join(f"; {stall.kind}: {stall.message}" for stall in self.stalls.active())
         return (
             f"{waiting} settling, {ready} ready, {len(self.uploading)} uploading, "
             f"{len(self.tracking)} jobs running{paused}{stalled}"
         )
-
-
-def _filing_subject(inbox_key: str) -> str:
-    """The subject of a stopped-filing stall: apart from the inbox folder's own stall, so that
-    an inbox coming back does not clear a swapped done/ (or a filing clear a missing inbox)."""
-    return f"{inbox_key} (filing)"
-
-
-class _Rejection(Exception):
-    """A file that cannot be sent: it goes to failed/ with ``reason``."""
-
-    def __init__(self, reason: str, message: str, params: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.params = params
-
-
-# ==================================================================== command
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--log-format",
-        choices=("auto", "json", "console"),
-        default="auto",
-        help="log as JSON lines or readable lines (default: JSON unless stdout is a terminal)",
-    )
-
-
-def main(args: argparse.Namespace) -> int:
-    from daemon.config import ConfigError, load_config
-    from daemon.logs import configure_logging
-
-    try:
-        config = load_config(args.config_path, prepare_folders=False)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 2
-    json_logs = {"auto": None, "json": True, "console": False}[args.log_format]
-    configure_logging(config.log_level, json=json_logs)
-    return asyncio.run(Daemon(config).run())

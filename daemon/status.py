@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from daemon.config import Config, ConfigError, load_config
 from daemon.fsboundary import display
-from daemon.journal import JOURNAL_NAME, FileRecord, Journal, State
+from daemon.journal import JOURNAL_NAME, FileRecord, Journal, SqliteJournal, State
 from daemon.live import age_of, read_live, runtime_dir
 from daemon.lock import running_pid
 from daemon.records import iso
@@ -71,11 +71,11 @@ def load_operator_config(config_path: Path, *, need_secrets: bool = False) -> Co
         return None
 
 
-def open_journal(state_dir: Path) -> Journal | None:
+def open_journal(state_dir: Path) -> SqliteJournal | None:
     """The journal read-only, or None when no daemon has created it yet."""
     if not (state_dir / JOURNAL_NAME).exists():
         return None
-    return Journal.in_state_dir(state_dir, readonly=True)
+    return SqliteJournal.in_state_dir(state_dir, readonly=True)
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -104,7 +104,7 @@ class StatusReport:
     """Everything ``status`` shows, gathered once, rendered as text or JSON."""
 
     state_dir: Path
-    journal: Path | None
+    journal: str | None
     pid: int | None
     inboxes: list[dict[str, Any]]
     in_flight: list[dict[str, Any]]
@@ -144,7 +144,7 @@ def gather_status(
     failures = journal.recent_failures(FAILURES_SHOWN) if journal else []
     return StatusReport(
         state_dir=config.state_dir,
-        journal=journal.path if journal else None,
+        journal=journal.location if journal else None,
         pid=pid if pid is not None else running_pid(config.state_dir),
         inboxes=_inbox_rows(config, counts),
         in_flight=[_in_flight(record, now) for record in submitted],

@@ -18,10 +18,10 @@ from typing import Any, TextIO
 
 from daemon.audio import AudioProblem, inspect_file
 from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from daemon.client import FileChangedError, Submission, SymblClient, SymblError
 from daemon.config import Config
 from daemon.logs import configure_logging, masker
 from daemon.status import load_operator_config
+from daemon.symbl.client import FileChangedError, Submission, SymblClient, SymblError
 
 FINAL_JOB_STATES = ("completed", "failed")
 # A pipe or a log file gets a plain line at most this often, not a carriage-return animation.

@@ -53,7 +53,7 @@ def main(args: argparse.Namespace) -> int:
 async def connect(config: Config) -> int:
     """Get a token as the daemon would; one line on stderr says the route and the outcome."""
     # Imported here: plain check-config needs no HTTP stack.
-    from daemon.client import RetryPolicy, SymblClient, SymblError
+    from daemon.symbl.client import RetryPolicy, SymblClient, SymblError
 
     async with SymblClient(config.symbl, retry=RetryPolicy(attempts=1)) as client:
         where = f"{config.symbl.base_url} {client.route.describe()}"

@@ -57,13 +57,13 @@ from daemon.config.schema import (
 )
 from daemon.config.yamlsource import YamlDocument, load_yaml_document
 from daemon.logs import masker
-from daemon.network import (
+from daemon.params import ParamProblem
+from daemon.symbl.network import (
     ca_file_problem,
     environment_proxy_problem,
     proxy_password_in,
     without_password,
 )
-from daemon.params import ParamProblem
 
 DEFAULT_STATE_DIR = Path("/var/lib/symbl-inbox")
 # systemd's StateDirectory= hands the service its state folder in this variable.

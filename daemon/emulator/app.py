@@ -7,15 +7,12 @@ streaming a large upload gets to read the status instead of a broken pipe.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal, cast
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,7 +21,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from daemon.audio import AudioFormat, AudioProblem, RangeView, inspect_stream
 from daemon.emulator.content import ConversationResults
 from daemon.emulator.faults import (
     EXCHANGE_KEY,
@@ -36,11 +32,27 @@ from daemon.emulator.faults import (
     send_server_error,
 )
 from daemon.emulator.formatted import FormatRequestError, checked_request, formatted
+from daemon.emulator.requests import (
+    ApiError,
+    audio_content_type,
+    check_audio,
+    checked_url,
+    content_length,
+    drain,
+    json_object,
+    json_seconds,
+    message,
+    request_media_type,
+    stream_body,
+    url_label,
+    url_seconds,
+    validated,
+    whole_numbers,
+)
 from daemon.emulator.state import AudioPart, EmulatorState, Job
 from daemon.emulator.webhooks import WebhookSender
-from daemon.params import decode_query, dotted, validate_params
+from daemon.params import decode_query
 
-AUDIO_CONTENT_TYPES = ("audio/wav", "audio/wave", "audio/mpeg", "audio/mp3")
 TOKEN_MESSAGE = "Token validation failed for provided token."
 NOT_FOUND_MESSAGE = (
     "The conversation and/or it's metadata you asked could not be found, "
@@ -57,22 +69,6 @@ SUMMARY_NOT_REQUESTED_MESSAGE = (
 )
 AuthKind = Literal["bearer", "x-api-key"]
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def message(status: int, text: str) -> JSONResponse:
-    return JSONResponse({"message": text}, status_code=status)
-
-
-class ApiError(Exception):
-    """An answer other than success: ``status`` and the ``{"message": ...}`` body."""
-
-    def __init__(self, status: int, text: str, body: dict[str, Any] | None = None) -> None:
-        super().__init__(text)
-        self.status = status
-        self.body = body or {"message": text}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body, status_code=self.status)
 
 
 class LostResponse(Response):
@@ -115,7 +111,7 @@ class EmulatorApi:
     # ------------------------------------------------------------ auth
 
     async def generate_token(self, request: Request) -> Response:
-        grant = await _json_object(request)
+        grant = await json_object(request)
         if grant.get("type") != "application":
             raise ApiError(400, "type: must be 'application'")
         app_id, app_secret = grant.get("appId"), grant.get("appSecret")
@@ -124,7 +120,7 @@ class EmulatorApi:
         if not self._credentials_match(app_id, app_secret):
             raise ApiError(401, "Unauthorized: invalid appId or appSecret")
         token, remaining = self.state.issue_token(app_id)
-        return JSONResponse({"accessToken": token, "expiresIn": _seconds(remaining)})
+        return JSONResponse({"accessToken": token, "expiresIn": json_seconds(remaining)})
 
     def _credentials_match(self, app_id: str, app_secret: str) -> bool:
         settings = self.state.settings
@@ -154,36 +150,36 @@ class EmulatorApi:
         try:
             submission = await self._receive_file(request)
         except ApiError:
-            await _drain(request)
+            await drain(request)
             raise
         return self._accept(request, submission)
 
     async def _receive_file(self, request: Request) -> Submission:
         auth = self.authenticate(request)
-        content_type = _audio_content_type(request)
+        content_type = audio_content_type(request)
         decoded = decode_query(request.query_params.multi_items())
-        params = _validated(decoded)
+        params = validated(decoded)
         conversation_id = self._existing_conversation(request)
-        declared = _content_length(request)
-        sha256, size, body = await _stream_body(request)
+        declared = content_length(request)
+        sha256, size, body = await stream_body(request)
         if size != declared:
             raise ApiError(400, f"Content-Length says {declared} bytes but the body has {size}")
-        seconds, channels = _check_audio(body, size, params, content_type)
+        seconds, channels = check_audio(body, size, params, content_type)
         label = params.get("name") or f"an audio file with sha256 {sha256[:12]}"
         part = AudioPart(label, seconds, channels, params)
         return Submission("file", auth, conversation_id, params, decoded, part, sha256, size)
 
     async def submit_url(self, request: Request) -> Response:
         auth = self.authenticate(request)
-        if _media_type(request) != "application/json":
+        if request_media_type(request) != "application/json":
             raise ApiError(400, "Content-Type must be application/json")
-        body = await _json_object(request)
-        url = _checked_url(body.pop("url", None))
+        body = await json_object(request)
+        url = checked_url(body.pop("url", None))
         decoded = {**decode_query(request.query_params.multi_items()), **body}
-        params = _validated(_whole_numbers(decoded))
+        params = validated(whole_numbers(decoded))
         conversation_id = self._existing_conversation(request)
-        label = params.get("name") or _url_label(url)
-        part = AudioPart(label, _url_seconds(url), 1, params)
+        label = params.get("name") or url_label(url)
+        part = AudioPart(label, url_seconds(url), 1, params)
         submission = Submission("url", auth, conversation_id, params, decoded, part, url=url)
         return self._accept(request, submission)
 
@@ -276,7 +272,7 @@ class EmulatorApi:
     async def formatted_transcript(self, request: Request) -> Response:
         results = self._results(request)
         try:
-            body = checked_request(await _json_object(request))
+            body = checked_request(await json_object(request))
         except FormatRequestError as exc:
             raise ApiError(400, str(exc)) from None
         return JSONResponse(formatted(results, body))
@@ -304,7 +300,7 @@ class EmulatorApi:
         return JSONResponse(self.state.settings.public_view())
 
     async def change_settings(self, request: Request) -> Response:
-        changes = await _json_object(request)
+        changes = await json_object(request)
         try:
             settings = self.state.update_settings(**changes)
         except (TypeError, ValueError) as exc:
@@ -314,171 +310,6 @@ class EmulatorApi:
     async def expire_tokens(self, request: Request) -> Response:
         self.state.expire_all_tokens()
         return JSONResponse({"expired": True})
-
-
-# ---------------------------------------------------------------- request helpers
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        data = json.loads(await request.body() or b"null")
-    except ValueError:
-        raise ApiError(400, "the request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "the request body must be a JSON object")
-    return data
-
-
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-def _audio_content_type(request: Request) -> AudioFormat | None:
-    """The format the Content-Type names; absent or empty is allowed, as the docs say."""
-    media_type = _media_type(request)
-    if not media_type:
-        return None
-    if media_type not in AUDIO_CONTENT_TYPES:
-        raise ApiError(
-            400,
-            f"Content-Type {media_type!r} is not supported: use one of "
-            f"{', '.join(AUDIO_CONTENT_TYPES)}, or leave it out",
-        )
-    return AudioFormat.WAV if media_type in ("audio/wav", "audio/wave") else AudioFormat.MP3
-
-
-def _content_length(request: Request) -> int:
-    text = request.headers.get("content-length")
-    if text is None or not text.isdigit():
-        raise ApiError(400, "the Content-Length header is mandatory")
-    return int(text)
-
-
-def _validated(decoded: dict[str, Any]) -> dict[str, Any]:
-    params, problems = validate_params(decoded)
-    if problems:
-        text = "; ".join(
-            f"{dotted(problem.loc) or 'parameters'}: {problem.message}" for problem in problems
-        )
-        raise ApiError(400, text)
-    return params
-
-
-def _whole_numbers(decoded: dict[str, Any]) -> dict[str, Any]:
-    # The generated client types the speaker count as a float; 2.0 means 2.
-    count = decoded.get("diarizationSpeakerCount")
-    if isinstance(count, float) and count.is_integer():
-        return {**decoded, "diarizationSpeakerCount": int(count)}
-    return decoded
-
-
-# What the emulator keeps of a body for the inspector: tags and chunks before the audio of up to
-# 16 MiB (a large cover picture), and the last MiB (ID3v1, APE and Lyrics3 tags).
-BODY_HEAD_BYTES = 16 * 1024 * 1024
-BODY_TAIL_BYTES = 1024 * 1024
-
-
-class KeptBody(RangeView):
-    """A seekable, read-only view of the head and tail kept of a streamed body.
-
-    The inspector reads through it as through the file; a read in the part that was not kept
-    means the file's headers are larger than the emulator looks at, and is refused as Symbl
-    refuses what it cannot read.
-    """
-
-    def __init__(self, head: bytearray, tail: bytearray, size: int) -> None:
-        super().__init__(size)
-        self._head, self._tail = head, tail
-        self._tail_start = size - len(tail)
-
-    def _range(self, start: int, end: int) -> bytes:
-        data = b""
-        if start < len(self._head):
-            data = bytes(self._head[start : min(end, len(self._head))])
-            start += len(data)
-        if start < end:
-            if start < self._tail_start:
-                raise AudioProblem(
-                    "not_audio",
-                    f"no audio the API can read in the first {len(self._head)} bytes of the body",
-                )
-            data += bytes(self._tail[start - self._tail_start : end - self._tail_start])
-        return data
-
-
-async def _stream_body(request: Request) -> tuple[str, int, KeptBody]:
-    """Hash and count the body as it arrives, keeping its head and tail for the inspector."""
-    digest = hashlib.sha256()
-    head = bytearray()
-    tail = bytearray()
-    size = 0
-    async for chunk in request.stream():
-        digest.update(chunk)
-        size += len(chunk)
-        if len(head) < BODY_HEAD_BYTES:
-            head += chunk[: BODY_HEAD_BYTES - len(head)]
-        tail += chunk
-        if len(tail) > 2 * BODY_TAIL_BYTES:
-            del tail[: len(tail) - BODY_TAIL_BYTES]
-    del tail[: max(0, len(tail) - BODY_TAIL_BYTES)]
-    return digest.hexdigest(), size, KeptBody(head, tail, size)
-
-
-async def _drain(request: Request) -> None:
-    try:
-        async for _ in request.stream():
-            pass
-    except RuntimeError:
-        return  # already read to the end
-
-
-def _check_audio(
-    body: KeptBody, size: int, params: dict[str, Any], declared: AudioFormat | None
-) -> tuple[float, int]:
-    """Duration and channel count, or a 400 for what the API refuses."""
-    try:
-        # KeptBody has the seek/read/tell the inspector uses; it is no file of the os.
-        info = inspect_stream(cast(BinaryIO, body), size)
-    except AudioProblem as problem:
-        raise ApiError(400, f"Unsupported or invalid audio: {problem.message}") from None
-    if declared is not None and declared is not info.format:
-        raise ApiError(
-            400, f"Content-Type says {declared.value} but the body is {info.format.value}"
-        )
-    per_channel = params.get("enableSeparateRecognitionPerChannel", False)
-    if info.channels > 1 and not per_channel:
-        raise ApiError(
-            400,
-            f"the audio has {info.channels} channels: send mono audio, or set "
-            "enableSeparateRecognitionPerChannel=true",
-        )
-    return info.duration_seconds or 0.0, info.channels
-
-
-def _checked_url(url: Any) -> str:
-    if url is None:
-        raise ApiError(400, "url: is required")
-    if not isinstance(url, str):
-        raise ApiError(400, "url: must be a string")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ApiError(400, "url: must be a publicly accessible http(s) URL")
-    return url
-
-
-def _url_label(url: str) -> str:
-    name = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
-    return name or url
-
-
-def _url_seconds(url: str) -> float:
-    """A stable made-up duration: the emulator never fetches the URL."""
-    return 30.0 + int(hashlib.sha256(url.encode()).hexdigest()[:6], 16) % 270
-
-
-def _seconds(remaining: float) -> float | int:
-    rounded = round(remaining, 3)
-    return int(rounded) if rounded.is_integer() else rounded
 
 
 # ---------------------------------------------------------------- the application

@@ -38,8 +38,8 @@ def sdk_loop(base_url: str, folder: Path) -> int:
 
 
 def ours_upload(base_url: str, audio: Path) -> int:
-    from daemon.client import SymblClient
     from daemon.config.model import SymblSettings
+    from daemon.symbl.client import SymblClient
 
     async def upload() -> float:
         settings = SymblSettings(base_url=base_url, app_id=APP_ID, app_secret=APP_SECRET)

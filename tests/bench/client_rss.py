@@ -109,8 +109,8 @@ def peak_rss_mib(child_args: list[str]) -> float | None:
 
 
 def _upload_with_ours(base_url: str, audio: Path) -> None:
-    from daemon.client import SymblClient
     from daemon.config.model import SymblSettings
+    from daemon.symbl.client import SymblClient
 
     async def upload() -> None:
         settings = SymblSettings(base_url=base_url, app_id=APP_ID, app_secret=APP_SECRET)

@@ -101,7 +101,7 @@ GOALS = (
 
 def webhook_port() -> int | None:
     """A port for the webhook endpoint if the daemon has one and its loader takes ``http:``."""
-    if not (REPO / "daemon" / "endpoint.py").exists():
+    if not (REPO / "daemon" / "http" / "endpoint.py").exists():
         return None
     from daemon.config import ConfigError, load_config
 

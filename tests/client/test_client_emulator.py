@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 
 from daemon.audio import AudioProblem
-from daemon.client import (
+from daemon.config.model import SymblSettings
+from daemon.emulator import EmulatorServer, EmulatorState
+from daemon.samples import make_mp3, make_wav, write_large_wav
+from daemon.symbl.client import (
     AuthenticationError,
     FinalError,
     NotFoundError,
@@ -21,9 +24,6 @@ from daemon.client import (
     SymblClient,
     TransientError,
 )
-from daemon.config.model import SymblSettings
-from daemon.emulator import EmulatorServer, EmulatorState
-from daemon.samples import make_mp3, make_wav, write_large_wav
 
 APP_ID, APP_SECRET = "inbox-app", "inbox-app-secret-0123"
 # Patient enough that a 30 % fault rate never exhausts it (0.3 ** 10), quick enough for tests.

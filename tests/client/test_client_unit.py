@@ -19,8 +19,11 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from daemon import client as client_module
-from daemon.client import (
+from daemon.config.model import SymblSettings
+from daemon.logs import masker
+from daemon.samples import make_mp3, make_wav, write_large_wav
+from daemon.symbl import client as client_module
+from daemon.symbl.client import (
     AuthenticationError,
     FileChangedError,
     FinalError,
@@ -30,9 +33,6 @@ from daemon.client import (
     SymblClient,
     TransientError,
 )
-from daemon.config.model import SymblSettings
-from daemon.logs import masker
-from daemon.samples import make_mp3, make_wav, write_large_wav
 
 SECRET = "s3cret-app-secret-value"
 TOKEN = "tok-0123456789abcdef"

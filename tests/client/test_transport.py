@@ -10,7 +10,7 @@ import trustme
 from async_waiting import wait_until
 from raw_http import answer_forever, answer_once_then_close, never_answer, serving
 
-from daemon.transport import AsyncioTransport
+from daemon.symbl.transport import AsyncioTransport
 
 LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
 

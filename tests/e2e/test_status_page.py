@@ -15,9 +15,9 @@ from e2e_harness import DaemonHarness, wait_until
 from receivers import free_port
 
 from daemon.emulator import EmulatorServer
+from daemon.http.statuspage import render_page
 from daemon.samples import make_wav
 from daemon.status import StatusReport
-from daemon.statuspage import render_page
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from async_waiting import WAIT_SECONDS, wait_until
 
-from daemon.endpoint import Endpoint
+from daemon.http.endpoint import Endpoint
 from daemon.service import Daemon
 
 LOOPBACK = "127.0.0.1"

@@ -15,7 +15,7 @@ from endpoint_harness import Running, StartDaemon, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.emulator import EmulatorServer
-from daemon.endpoint import MAX_WEBHOOK_BYTES, SECRET_FILE
+from daemon.http.endpoint import MAX_WEBHOOK_BYTES, SECRET_FILE
 from daemon.samples import make_wav
 
 SECRET = "webhook-secret-for-the-endpoint-tests"
@@ -190,7 +190,7 @@ class TestWebhook:
         assert response.status_code == 200
         await wait_until(lambda: len(emulator.state.submissions) == 2)
         # ...and the check, which finds the first job still running, takes its slot back.
-        await wait_until(lambda: running.daemon._jobs_in_flight() == 2)
+        await wait_until(lambda: running.daemon.scheduler.jobs_in_flight() == 2)
         assert running.filed("first.wav") is None
         assert emulator.state.job_status(first_job) == "scheduled"
 

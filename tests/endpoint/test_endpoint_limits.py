@@ -7,8 +7,9 @@ import asyncio
 import pytest
 from endpoint_harness import StartDaemon
 
-from daemon import endpoint, httpguard
 from daemon.emulator import EmulatorServer
+from daemon.http import endpoint
+from daemon.http import guard as httpguard
 
 # The real deadline is 10 s; the tests shorten it to keep quick.
 DEADLINE = 0.5

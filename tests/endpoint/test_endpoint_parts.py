@@ -12,13 +12,13 @@ import pytest
 from endpoint_harness import LOOPBACK, free_port, write_config
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.client import SymblClient
 from daemon.config import load_config
 from daemon.config.model import Config, HttpSettings
-from daemon.endpoint import SECRET_FILE, resolve_webhook_secret, start_endpoint
+from daemon.http.endpoint import SECRET_FILE, resolve_webhook_secret, start_endpoint
+from daemon.http.metrics import Metrics
 from daemon.logs import MASK, masker
-from daemon.metrics import Metrics
 from daemon.service import Daemon
+from daemon.symbl.client import SymblClient
 
 SECRET = "configured-webhook-secret"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from service_harness import DaemonProcess, NotifyListener, Site, wait_for
 
-from daemon.journal import Journal
+from daemon.journal import SqliteJournal
 from daemon.samples import make_wav
 
 
@@ -21,7 +21,7 @@ def listener(tmp_path: Path) -> Iterator[NotifyListener]:
 
 
 def journal_paths(site: Site) -> list[str]:
-    journal = Journal.in_state_dir(site.state_dir, readonly=True)
+    journal = SqliteJournal.in_state_dir(site.state_dir, readonly=True)
     try:
         return [record.rel_path for record in journal.active()]
     finally:

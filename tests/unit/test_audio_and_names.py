@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from daemon.audio import AudioFormat, AudioProblem, inspect_bytes
-from daemon.exports import render_transcript
 from daemon.filing import choose_target_in, file_into
 from daemon.fsboundary import Folder, InboxFiles
 from daemon.intake import Candidate, InboxFilter, classify, continuation_from_name
 from daemon.samples import make_mp3, make_wav, wav_header
+from daemon.symbl.exports import render_transcript
 from daemon.watch import OverflowAlarm, filesystem_type, needs_polling
 
 

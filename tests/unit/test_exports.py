@@ -8,7 +8,7 @@ import io
 import srt
 import webvtt
 
-from daemon.exports import name_export_files, parse_srt, render_vtt
+from daemon.symbl.exports import name_export_files, parse_srt, render_vtt
 
 # Symbl's documented SRT answer writes times without padding.
 SYMBL_SRT = (

@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.journal import Journal, Kind, State
+from daemon.journal import Kind, SqliteJournal, State
 
 
 def states_on_disk(path: Path) -> list[str]:
     """What another process would read now (a second, read-only connection)."""
-    reader = Journal(path, readonly=True)
+    reader = SqliteJournal(path, readonly=True)
     try:
         return [record.state.value for record in reader.active()]
     finally:
@@ -19,7 +19,7 @@ def states_on_disk(path: Path) -> list[str]:
 
 
 def test_without_batching_every_write_is_on_disk_at_once(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "journal.db")
+    journal = SqliteJournal(tmp_path / "journal.db")
     record = journal.add_file("inbox", "a.wav", Kind.AUDIO, 10, 1, State.WAITING)
     assert states_on_disk(journal.path) == ["waiting"]
     record.state = State.READY
@@ -30,7 +30,7 @@ def test_without_batching_every_write_is_on_disk_at_once(tmp_path: Path) -> None
 
 def test_writes_of_one_turn_share_the_commit_that_runs_after_it(tmp_path: Path) -> None:
     scheduled: list[Callable[[], None]] = []
-    journal = Journal(tmp_path / "journal.db")
+    journal = SqliteJournal(tmp_path / "journal.db")
     journal.commit_per_turn(scheduled.append)
     first = journal.add_file("inbox", "a.wav", Kind.AUDIO, 10, 1, State.WAITING)
     journal.add_file("inbox", "b.wav", Kind.AUDIO, 10, 1, State.WAITING)
@@ -46,7 +46,7 @@ def test_writes_of_one_turn_share_the_commit_that_runs_after_it(tmp_path: Path) 
 
 def test_commit_now_makes_the_turns_writes_visible_before_anyone_acts(tmp_path: Path) -> None:
     scheduled: list[Callable[[], None]] = []
-    journal = Journal(tmp_path / "journal.db")
+    journal = SqliteJournal(tmp_path / "journal.db")
     journal.commit_per_turn(scheduled.append)
     journal.add_file("inbox", "a.wav", Kind.AUDIO, 10, 1, State.WAITING)
     journal.commit()
@@ -59,7 +59,7 @@ def test_a_transaction_keeps_what_the_turn_wrote_before_it_even_if_it_fails(
     tmp_path: Path,
 ) -> None:
     scheduled: list[Callable[[], None]] = []
-    journal = Journal(tmp_path / "journal.db")
+    journal = SqliteJournal(tmp_path / "journal.db")
     journal.commit_per_turn(scheduled.append)
     journal.add_file("inbox", "kept.wav", Kind.AUDIO, 10, 1, State.WAITING)
     try:
@@ -73,7 +73,7 @@ def test_a_transaction_keeps_what_the_turn_wrote_before_it_even_if_it_fails(
 
 
 def test_closing_commits_the_last_turn(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "journal.db")
+    journal = SqliteJournal(tmp_path / "journal.db")
     journal.commit_per_turn(lambda commit: None)  # a loop that never gets to run it
     journal.add_file("inbox", "a.wav", Kind.AUDIO, 10, 1, State.WAITING)
     journal.close()
@@ -81,7 +81,7 @@ def test_closing_commits_the_last_turn(tmp_path: Path) -> None:
 
 
 async def test_with_the_event_loop_the_commit_follows_the_turn(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "journal.db")
+    journal = SqliteJournal(tmp_path / "journal.db")
     journal.commit_per_turn(asyncio.get_running_loop().call_soon)
     journal.add_file("inbox", "a.wav", Kind.AUDIO, 10, 1, State.WAITING)
     assert states_on_disk(journal.path) == []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.journal import Journal, Kind, State
+from daemon.journal import Kind, SqliteJournal, State
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ class TestFullDisk:
     """The end-of-turn commit tells ``on_full`` instead of raising into the event loop."""
 
     def test_reported_then_recovers(self, tiny_disk: Path) -> None:
-        journal = Journal.in_state_dir(tiny_disk)
+        journal = SqliteJournal.in_state_dir(tiny_disk)
         turns: list[Callable[[], None]] = []
         journal.commit_per_turn(turns.append)
         reported: list[sqlite3.Error] = []
@@ -66,13 +66,13 @@ class TestFullDisk:
         journal.add_file("/in", "after.wav", Kind.AUDIO, 10, 1, State.WAITING)
         assert journal.try_commit()
         journal.close()
-        reader = Journal.in_state_dir(tiny_disk, readonly=True)
+        reader = SqliteJournal.in_state_dir(tiny_disk, readonly=True)
         names = {r.rel_path for r in reader.in_states((State.WAITING,))}
         reader.close()
         assert {"before.wav", "after.wav"} <= names
 
     def test_without_a_listener_it_raises(self, tiny_disk: Path) -> None:
-        journal = Journal.in_state_dir(tiny_disk)
+        journal = SqliteJournal.in_state_dir(tiny_disk)
         fill(tiny_disk)
         with pytest.raises(sqlite3.OperationalError):
             for index in range(200):

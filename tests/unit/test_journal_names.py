@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.journal import Journal, Kind, State
+from daemon.journal import Kind, SqliteJournal, State
 
 NAMES = [
     os.fsdecode(b"caf\xe9.wav"),  # Latin-1, not UTF-8
@@ -19,7 +19,7 @@ NAMES = [
 
 @pytest.mark.parametrize("name", NAMES)
 def test_names_round_trip_through_the_journal(tmp_path: Path, name: str) -> None:
-    journal = Journal(tmp_path / "journal.db")
+    journal = SqliteJournal(tmp_path / "journal.db")
     record = journal.add_file("inbox", f"sub/{name}", Kind.AUDIO, 1, 1, State.WAITING)
     record.conversation_key = name
     record.filed_path = f"sub/{name}"
@@ -27,7 +27,7 @@ def test_names_round_trip_through_the_journal(tmp_path: Path, name: str) -> None
     journal.save(record)
     journal.close()
 
-    again = Journal(tmp_path / "journal.db")
+    again = SqliteJournal(tmp_path / "journal.db")
     [back] = [r for r in again.in_states((State.FILED,))]
     assert os.fsencode(back.rel_path) == os.fsencode(f"sub/{name}")
     assert back.conversation_key == name

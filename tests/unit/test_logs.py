@@ -39,3 +39,11 @@ class TestNamesInLogs:
         line = out.getvalue()
         assert line.count("\n") == 1 and "\x1b" not in line
         assert os.fsencode(json.loads(line)["file"]) == os.fsencode(NAME)
+
+
+def test_every_line_names_the_part_of_the_daemon_that_wrote_it() -> None:
+    out = io.StringIO()
+    configure_logging("info", json=True, stream=out)
+    get_logger("symbl_inbox.scheduler").warning("submissions_paused", seconds=1.0)
+    line = json.loads(out.getvalue())
+    assert line["logger"] == "symbl_inbox.scheduler" and line["event"] == "submissions_paused"

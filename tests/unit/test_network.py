@@ -10,7 +10,7 @@ import pytest
 import trustme
 
 from daemon.config.model import SymblSettings
-from daemon.network import (
+from daemon.symbl.network import (
     Route,
     ca_file_problem,
     describe_transport_error,

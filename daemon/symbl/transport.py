@@ -7,7 +7,7 @@ getpeername(2) and poll(2), and every read or write opens an anyio cancel scope.
 quarter of the emulator's while it sent webhooks (py-spy, the batch benchmark). Here the check
 reads the stream's own state and a timeout is one timer handle. HTTP itself (h11, the pool,
 proxy tunnels and forwarding) stays httpx's and httpcore's; which proxy and which trust is
-decided in ``daemon.network``.
+decided in ``daemon.symbl.network``.
 """
 
 # httpcore's network interface passes timeouts as arguments; the signatures are its, not ours.

@@ -18,32 +18,53 @@ the return as short as it can, and every attempt is recorded so the daemon can s
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
-import random
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
-from urllib.parse import quote
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from daemon.audio import inspect_stream
 from daemon.config.model import SymblSettings
 from daemon.logs import get_logger, masker
-from daemon.network import (
+from daemon.params import encode_query
+from daemon.symbl.errors import (
+    Attempt,
+    AuthenticationError,
+    ClientStats,
+    FileChangedError,
+    FinalError,
+    NotFoundError,
+    RateLimitedError,
+    RetryPolicy,
+    Submission,
+    SymblError,
+    TransientError,
+)
+from daemon.symbl.network import (
     Route,
     describe_transport_error,
     proxy_password_in,
     route_for,
     transport_for,
 )
-from daemon.params import encode_query
+from daemon.symbl.tokens import TokenCache
+from daemon.symbl.wire import (
+    Call,
+    UploadBody,
+    error_for,
+    json_body,
+    retryable,
+    segment,
+    server_message,
+    sniff_and_read,
+    submission,
+    token_from,
+    transcript_payload,
+)
 
 __all__ = [
     "CONVERSATION_PARTS",
@@ -61,14 +82,10 @@ __all__ = [
     "TransientError",
 ]
 
-CHUNK_SIZE: Final = 1024 * 1024
 SMALL_CALL_TIMEOUT_SECONDS: Final = 30.0
 # An upload may take this long plus one second per MiB for each read or write to complete.
 UPLOAD_BASE_TIMEOUT_SECONDS: Final = 60.0
 UPLOAD_MIN_BYTES_PER_SECOND: Final = 1024 * 1024
-# A token is renewed when less than this share of its lifetime is left (if that is sooner than
-# the configured margin), so that short-lived tokens are not renewed on every call.
-TOKEN_REFRESH_SHARE: Final = 0.2
 CONVERSATION_PARTS: Final = (
     "messages",
     "topics",
@@ -79,275 +96,16 @@ CONVERSATION_PARTS: Final = (
     "trackers",
     "summary",
 )
-_MESSAGE_LIMIT = 500
 # Formatting flags that Symbl takes inside the transcript request's ``phrases`` object.
 PHRASE_FLAGS: Final = ("highlightOnlyInsightKeyPhrases", "highlightAllKeyPhrases")
 
-_log = get_logger("daemon.client")
-
-
-# ---------------------------------------------------------------- results and errors
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One HTTP exchange: wall-clock times, and the status or the error that ended it."""
-
-    started_at: float
-    finished_at: float
-    status: int | None
-    error: str | None
-
-
-@dataclass(frozen=True)
-class Submission:
-    """What the API answered to an accepted submission, and every attempt it took."""
-
-    conversation_id: str
-    job_id: str
-    sha256: str | None
-    size: int | None
-    status_code: int
-    attempts: tuple[Attempt, ...]
-
-
-class SymblError(Exception):
-    """Base of every error this client raises; ``attempts`` lists the exchanges that led to it."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        body: Any = None,
-        attempts: tuple[Attempt, ...] = (),
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.body = body
-        self.attempts = attempts
-
-
-class TransientError(SymblError):
-    """Connection trouble, a timeout or a 5xx: try again later, never fail a file for it."""
-
-
-class RateLimitedError(TransientError):
-    """429: the account's concurrent-job limit is reached; pause new submissions."""
-
-
-class FinalError(SymblError):
-    """The API refused the request (4xx); sending it again will not help."""
-
-
-class NotFoundError(FinalError):
-    """404: unknown conversation (on a PUT) or unknown job."""
-
-
-class AuthenticationError(FinalError):
-    """The API refused the app's credentials; nothing works until they are fixed."""
-
-
-class FileChangedError(SymblError):
-    """The file's size changed while it was being uploaded; the daemon must check it again."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently transient failures are retried inside one call."""
-
-    attempts: int = 5
-    initial: float = 0.5
-    maximum: float = 30.0
-
-    def wait(self, retry_state: RetryCallState) -> float:
-        """Exponential backoff with "equal jitter": half of each wait is random, capped."""
-        ceiling = min(self.maximum, self.initial * 2.0 ** (retry_state.attempt_number - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-@dataclass
-class ClientStats:
-    """Counters for metrics; they only ever grow."""
-
-    requests: int = 0
-    responses: Counter[int] = field(default_factory=Counter)
-    transport_errors: int = 0
-    retries: int = 0
-    bytes_uploaded: int = 0
-    token_refreshes: int = 0
-    auth_failures: int = 0
+_log = get_logger("symbl_inbox.client")
 
 
 # ---------------------------------------------------------------- tokens
 
 
-class _TokenCache:
-    """One application token, shared by all callers and renewed ahead of its expiry."""
-
-    def __init__(self, settings: SymblSettings) -> None:
-        self._settings = settings
-        self._token: str | None = None
-        self._renew_at = 0.0
-        self._lock = asyncio.Lock()
-
-    def _fresh(self) -> str | None:
-        if self._token is not None and time.monotonic() < self._renew_at:
-            return self._token
-        return None
-
-    async def get(self, fetch: Callable[[], Awaitable[tuple[str, float]]]) -> str:
-        token = self._fresh()
-        if token is not None:
-            return token
-        async with self._lock:
-            # Whoever held the lock before us may have renewed it already.
-            token = self._fresh()
-            if token is not None:
-                return token
-            requested_at = time.monotonic()
-            token, lifetime = await fetch()
-            expires_at = requested_at + lifetime
-            if token == self._token:
-                # The API hands its cached token back, with what is left of its life, until that
-                # runs out: asking again early only gets it again. Use it to the end; a 401 in
-                # the last moments renews it and repeats the request.
-                self._renew_at = expires_at
-            else:
-                margin = min(
-                    self._settings.token_refresh_margin_seconds, lifetime * TOKEN_REFRESH_SHARE
-                )
-                self._renew_at = expires_at - margin
-            self._token = token
-            return token
-
-    def invalidate(self, token: str) -> None:
-        """Forget ``token`` unless another caller has already replaced it."""
-        if self._token == token:
-            self._token = None
-
-
 # ---------------------------------------------------------------- requests
-
-
-@dataclass
-class _UploadBody:
-    """A file streamed from an open descriptor by position, hashed as it goes.
-
-    Every attempt reads the same descriptor from offset 0 (``os.pread``), so a retry sends what
-    was checked, never whatever the path names by then. The first attempt's first chunk comes
-    with the trip to a worker thread that sniffed the file: most audio drops are small, and
-    every trip waits for a turn of a busy loop (two trips were 7 ms of a 20 ms upload in the
-    batch benchmark).
-    """
-
-    fd: int
-    label: str
-    size: int
-    progress: Callable[[int], None] | None
-    stats: ClientStats
-    first: tuple[bytes, Any] | None = None
-    sent: int = 0
-    sha256: str | None = None
-
-    async def stream(self) -> AsyncIterator[bytes]:
-        self.sent, self.sha256 = 0, None
-        first, self.first = self.first, None
-        if first is None:
-            first = await asyncio.to_thread(_first_chunk, self.fd, self.size)
-        chunk, digest = first
-        while self.sent < self.size:
-            if not chunk:
-                raise self._changed(f"ended after {self.sent} bytes")
-            self.sent += len(chunk)
-            self.stats.bytes_uploaded += len(chunk)
-            if self.progress is not None:
-                self.progress(self.sent)
-            yield chunk
-            if self.sent < self.size:
-                wanted = min(CHUNK_SIZE, self.size - self.sent)
-                chunk = await asyncio.to_thread(_pread_hashed, self.fd, wanted, self.sent, digest)
-        now = os.fstat(self.fd).st_size
-        if now != self.size:
-            raise self._changed(f"is now {now} bytes")
-        self.sha256 = digest.hexdigest()
-
-    def _changed(self, what: str) -> FileChangedError:
-        return FileChangedError(
-            f"{self.label} changed during the upload: it had {self.size} bytes and {what}"
-        )
-
-
-def _sniff_and_read(fd: int, content_type: str | None) -> tuple[str, int, tuple[bytes, Any]]:
-    """The Content-Type (sniffed unless the caller just did), the size and the first chunk."""
-    size = os.fstat(fd).st_size
-    if content_type is None:
-        with os.fdopen(os.dup(fd), "rb") as stream:
-            content_type = inspect_stream(stream, size).format.content_type
-    return content_type, size, _first_chunk(fd, size)
-
-
-def _first_chunk(fd: int, size: int) -> tuple[bytes, Any]:
-    digest = hashlib.sha256()
-    return _pread_hashed(fd, min(CHUNK_SIZE, size), 0, digest), digest
-
-
-def _pread_hashed(fd: int, size: int, offset: int, digest: Any) -> bytes:
-    chunk = os.pread(fd, size, offset)
-    digest.update(chunk)
-    return chunk
-
-
-@dataclass(frozen=True)
-class _Call:
-    """One logical API call; ``_build`` turns it into a fresh request for every attempt."""
-
-    method: str
-    path: str
-    timeout: httpx.Timeout
-    retry_rate_limited: bool
-    query: list[tuple[str, str]] | None = None
-    json: Any = None
-    upload: _UploadBody | None = None
-    content_type: str | None = None
-
-
-def _server_message(response: httpx.Response) -> tuple[str, Any]:
-    """The server's ``message`` (or the start of its text) and the decoded body."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = response.text[:_MESSAGE_LIMIT]
-    message = body.get("message") if isinstance(body, dict) else None
-    if not isinstance(message, str):
-        message = body if isinstance(body, str) else response.reason_phrase
-    return masker.scrub(message)[:_MESSAGE_LIMIT], masker.scrub(body)
-
-
-def _error_for(call: _Call, response: httpx.Response) -> SymblError:
-    status = response.status_code
-    message, body = _server_message(response)
-    text = f"{call.method} {call.path}: HTTP {status}: {message}"
-    kind: type[SymblError]
-    if status == 407:
-        # A forwarding proxy's answer, not Symbl's: the file is not at fault.
-        text = (
-            f"{call.method} {call.path}: the proxy asks for credentials (HTTP 407); "
-            "set the user in symbl.proxy and the password in symbl.proxy_password_file"
-        )
-        return TransientError(text, status=status, body=body)
-    if status == 429:
-        kind = RateLimitedError
-    elif status >= 500:
-        kind = TransientError
-    elif status == 404:
-        kind = NotFoundError
-    elif status == 401:
-        kind = AuthenticationError
-    else:
-        kind = FinalError
-    return kind(text, status=status, body=body)
 
 
 def _connections(settings: SymblSettings) -> int:
@@ -374,7 +132,7 @@ class SymblClient:
         # ``symbl.proxy``, else HTTPS_PROXY/NO_PROXY and company; decided once, for base_url.
         self.route: Route = route_for(settings, os.environ if environ is None else environ)
         self._retry = retry or RetryPolicy()
-        self._tokens = _TokenCache(settings)
+        self._tokens = TokenCache(settings)
         # Requests wait their turn here rather than in httpcore's pool, whose queue costs
         # (queued requests x connections) on every hand-out: in a burst of 50 status checks
         # that was a tenth of the daemon's event loop (cProfile, the batch benchmark).
@@ -460,21 +218,21 @@ class SymblClient:
 
         The content is read by position from ``fd`` on every attempt.
         """
-        sniffed, size, first = await asyncio.to_thread(_sniff_and_read, fd, content_type)
-        body = _UploadBody(fd, label, size, progress, self.stats, first)
+        sniffed, size, first = await asyncio.to_thread(sniff_and_read, fd, content_type)
+        body = UploadBody(fd, label, size, progress, self.stats, first)
         return await self._submit_body(body, sniffed, params, conversation_id)
 
     async def _submit_body(
         self,
-        body: _UploadBody,
+        body: UploadBody,
         content_type: str,
         params: Mapping[str, Any],
         conversation_id: str | None,
     ) -> Submission:
         api_path = "/v1/process/audio"
         if conversation_id is not None:
-            api_path += f"/{_segment(conversation_id)}"
-        call = _Call(
+            api_path += f"/{segment(conversation_id)}"
+        call = Call(
             method="PUT" if conversation_id else "POST",
             path=api_path,
             timeout=self._upload_timeout(body.size),
@@ -484,7 +242,7 @@ class SymblClient:
             content_type=content_type,
         )
         response, attempts = await self._call(call)
-        return _submission(call, response, attempts, sha256=body.sha256, size=body.size)
+        return submission(call, response, attempts, sha256=body.sha256, size=body.size)
 
     async def submit_url(
         self, url: str, params: Mapping[str, Any], *, conversation_id: str | None = None
@@ -492,8 +250,8 @@ class SymblClient:
         """Ask Symbl to fetch ``url`` as a new conversation, or to append it to one."""
         api_path = "/v1/process/audio/url"
         if conversation_id is not None:
-            api_path += f"/{_segment(conversation_id)}"
-        call = _Call(
+            api_path += f"/{segment(conversation_id)}"
+        call = Call(
             method="PUT" if conversation_id else "POST",
             path=api_path,
             timeout=self._timeout(SMALL_CALL_TIMEOUT_SECONDS),
@@ -501,7 +259,7 @@ class SymblClient:
             json={**params, "url": url},
         )
         response, attempts = await self._call(call)
-        return _submission(call, response, attempts, sha256=None, size=None)
+        return submission(call, response, attempts, sha256=None, size=None)
 
     async def authenticate(self) -> None:
         """Get a token now, so that the first upload does not wait for one (nor for the
@@ -519,9 +277,9 @@ class SymblClient:
 
     async def job_status(self, job_id: str) -> str:
         """The job's status: ``scheduled``, ``in_progress``, ``completed`` or ``failed``."""
-        call = self._read_call(f"/v1/job/{_segment(job_id)}")
+        call = self._read_call(f"/v1/job/{segment(job_id)}")
         response, _ = await self._call(call)
-        body = _json_body(call, response)
+        body = json_body(call, response)
         status = body.get("status") if isinstance(body, dict) else None
         if not isinstance(status, str):
             raise FinalError(
@@ -533,14 +291,14 @@ class SymblClient:
         self, conversation_id: str, part: str | None = None, *, verbose: bool = False
     ) -> Any:
         """The conversation itself (``part=None``) or one of ``CONVERSATION_PARTS``, decoded."""
-        api_path = f"/v1/conversations/{_segment(conversation_id)}"
+        api_path = f"/v1/conversations/{segment(conversation_id)}"
         if part is not None:
             if part not in CONVERSATION_PARTS:
                 raise ValueError(f"unknown conversation part {part!r}")
             api_path += f"/{part}"
         call = self._read_call(api_path, query=[("verbose", "true")] if verbose else None)
         response, _ = await self._call(call)
-        return _json_body(call, response)
+        return json_body(call, response)
 
     async def formatted_transcript(
         self, conversation_id: str, content_type: str, options: Mapping[str, bool]
@@ -557,7 +315,7 @@ class SymblClient:
         phrases = {flag: options[flag] for flag in PHRASE_FLAGS if flag in options}
         if phrases and content_type != "text/srt":
             body["phrases"] = phrases
-        call = _Call(
+        call = Call(
             method="POST",
             path=f"/v1/conversations/{conversation_id}/transcript",
             timeout=self._timeout(SMALL_CALL_TIMEOUT_SECONDS),
@@ -565,16 +323,16 @@ class SymblClient:
             json=body,
         )
         response, _ = await self._call(call)
-        return _transcript_payload(call, response)
+        return transcript_payload(call, response)
 
     # ------------------------------------------------------------ retries
 
-    async def _call(self, call: _Call) -> tuple[httpx.Response, tuple[Attempt, ...]]:
+    async def _call(self, call: Call) -> tuple[httpx.Response, tuple[Attempt, ...]]:
         attempts: list[Attempt] = []
         retrying = AsyncRetrying(
             stop=stop_after_attempt(max(1, self._retry.attempts)),
             wait=self._retry.wait,
-            retry=retry_if_exception(lambda exc: _retryable(call, exc)),
+            retry=retry_if_exception(lambda exc: retryable(call, exc)),
             before_sleep=lambda state: self._note_retry(call, state),
             reraise=True,
         )
@@ -587,7 +345,7 @@ class SymblClient:
             raise
         return response, tuple(attempts)
 
-    def _note_retry(self, call: _Call, state: RetryCallState) -> None:
+    def _note_retry(self, call: Call, state: RetryCallState) -> None:
         self.stats.retries += 1
         error = state.outcome.exception() if state.outcome else None
         _log.warning(
@@ -599,7 +357,7 @@ class SymblClient:
             error=str(error) if error else None,
         )
 
-    async def _exchange(self, call: _Call, attempts: list[Attempt]) -> httpx.Response:
+    async def _exchange(self, call: Call, attempts: list[Attempt]) -> httpx.Response:
         """One attempt: send with the current token, and once more with a new one on a 401."""
         token, response = await self._send_authorized(call, attempts)
         if response.status_code == 401:
@@ -609,10 +367,10 @@ class SymblClient:
                 self.stats.auth_failures += 1
         if response.is_success:
             return response
-        raise _error_for(call, response)
+        raise error_for(call, response)
 
     async def _send_authorized(
-        self, call: _Call, attempts: list[Attempt]
+        self, call: Call, attempts: list[Attempt]
     ) -> tuple[str, httpx.Response]:
         started = time.time()
         try:
@@ -629,7 +387,7 @@ class SymblClient:
         attempts.append(Attempt(started, time.time(), response.status_code, None))
         return token, response
 
-    async def _send(self, call: _Call, token: str) -> httpx.Response:
+    async def _send(self, call: Call, token: str) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"}
         content: AsyncIterator[bytes] | None = None
         if call.upload is not None:
@@ -670,12 +428,12 @@ class SymblClient:
                 f"Symbl refused the credentials of app {self._settings.app_id!r} "
                 f"(HTTP {response.status_code}); check symbl.app_id and symbl.app_secret",
                 status=response.status_code,
-                body=_server_message(response)[1],
+                body=server_message(response)[1],
             )
-        call = _Call("POST", "/oauth2/token:generate", self._http.timeout, True)
+        call = Call("POST", "/oauth2/token:generate", self._http.timeout, True)
         if not response.is_success:
-            raise _error_for(call, response)
-        token, lifetime = _token_from(call, response)
+            raise error_for(call, response)
+        token, lifetime = token_from(call, response)
         masker.register([token])
         self.stats.token_refreshes += 1
         _log.info("symbl_token_refreshed", expires_in_seconds=lifetime)
@@ -689,83 +447,11 @@ class SymblClient:
     def _upload_timeout(self, size: int) -> httpx.Timeout:
         return self._timeout(UPLOAD_BASE_TIMEOUT_SECONDS + size / UPLOAD_MIN_BYTES_PER_SECOND)
 
-    def _read_call(self, api_path: str, query: list[tuple[str, str]] | None = None) -> _Call:
-        return _Call(
+    def _read_call(self, api_path: str, query: list[tuple[str, str]] | None = None) -> Call:
+        return Call(
             method="GET",
             path=api_path,
             timeout=self._timeout(SMALL_CALL_TIMEOUT_SECONDS),
             retry_rate_limited=True,
             query=query,
         )
-
-
-def _segment(value: str) -> str:
-    """One path segment, escaped: an id never adds segments, queries or fragments to a URL."""
-    return quote(value, safe="")
-
-
-def _retryable(call: _Call, exc: BaseException) -> bool:
-    if isinstance(exc, RateLimitedError):
-        return call.retry_rate_limited
-    return isinstance(exc, TransientError)
-
-
-def _json_body(call: _Call, response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise FinalError(
-            f"{call.method} {call.path}: the answer is not JSON",
-            status=response.status_code,
-            body=response.text[:_MESSAGE_LIMIT],
-        ) from None
-
-
-def _transcript_payload(call: _Call, response: httpx.Response) -> str:
-    """``{"transcript": {"payload": "..."}}``; Symbl's SRT sample nests it as
-    ``{"payload": {"content": "..."}}``, which is read too."""
-    body = _json_body(call, response)
-    transcript = body.get("transcript") if isinstance(body, dict) else None
-    payload = transcript.get("payload") if isinstance(transcript, dict) else None
-    if isinstance(payload, dict):
-        payload = payload.get("content")
-    if not isinstance(payload, str):
-        raise FinalError(
-            f"{call.method} {call.path}: the answer has no transcript payload",
-            status=response.status_code,
-            body=masker.scrub(body),
-        )
-    return payload
-
-
-def _token_from(call: _Call, response: httpx.Response) -> tuple[str, float]:
-    body = _json_body(call, response)
-    token = body.get("accessToken") if isinstance(body, dict) else None
-    lifetime = body.get("expiresIn") if isinstance(body, dict) else None
-    if not isinstance(token, str) or not token:
-        # The body holds a token-like value at best; never echo it.
-        raise TransientError("the token endpoint answered without an accessToken", status=200)
-    if not isinstance(lifetime, (int, float)) or isinstance(lifetime, bool) or lifetime <= 0:
-        lifetime = 86400.0
-    return token, float(lifetime)
-
-
-def _submission(
-    call: _Call,
-    response: httpx.Response,
-    attempts: tuple[Attempt, ...],
-    *,
-    sha256: str | None,
-    size: int | None,
-) -> Submission:
-    body = _json_body(call, response)
-    conversation_id = body.get("conversationId") if isinstance(body, dict) else None
-    job_id = body.get("jobId") if isinstance(body, dict) else None
-    if not isinstance(conversation_id, str) or not isinstance(job_id, str):
-        raise FinalError(
-            f"{call.method} {call.path}: the answer lacks conversationId or jobId",
-            status=response.status_code,
-            body=body,
-            attempts=attempts,
-        )
-    return Submission(conversation_id, job_id, sha256, size, response.status_code, attempts)

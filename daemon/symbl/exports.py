@@ -17,7 +17,7 @@ from typing import Any
 
 import srt
 
-from daemon.client import SymblClient, SymblError
+from daemon.symbl.client import SymblClient, SymblError
 
 # Export name -> the conversation API's path part (``transcript`` is rendered from messages).
 API_PARTS: dict[str, str] = {

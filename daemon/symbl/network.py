@@ -27,7 +27,7 @@ import truststore
 
 from daemon.config.model import PROXY_SCHEMES, SymblSettings
 from daemon.logs import MASK
-from daemon.transport import AsyncioTransport
+from daemon.symbl.transport import AsyncioTransport
 
 __all__ = [
     "Route",

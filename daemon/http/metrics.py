@@ -10,9 +10,8 @@ The registry is this object's own: two daemons in one process (the tests) never 
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -21,9 +20,21 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from daemon.logs import get_logger
 
 if TYPE_CHECKING:
-    from daemon.client import ClientStats
+    from daemon.journal import Journal
     from daemon.live import LiveState
-    from daemon.service import Daemon
+    from daemon.symbl.client import ClientStats
+
+
+class Scraped(Protocol):
+    """What a scrape reads of the daemon (see ``daemon.http.view.Scraped``)."""
+
+    @property
+    def journal(self) -> Journal | None: ...
+
+    def live_state(self) -> LiveState: ...
+
+    def client_stats(self) -> ClientStats | None: ...
+
 
 PREFIX = "symbl_inbox_"
 # Symbl jobs run from seconds (a short voicemail) to a good share of the audio's length
@@ -68,7 +79,7 @@ class Metrics:
             registry=self.registry,
         )
 
-    def bind(self, daemon: Daemon) -> None:
+    def bind(self, daemon: Scraped) -> None:
         """Read ``daemon``'s live state on every scrape (binding again replaces the daemon)."""
         self._live.daemon = daemon
 
@@ -92,22 +103,22 @@ class _LiveState:
     """A prometheus_client collector over the bound daemon's state, read at scrape time."""
 
     def __init__(self) -> None:
-        self.daemon: Daemon | None = None
+        self.daemon: Scraped | None = None
 
     def collect(self) -> Iterator[Metric]:
         daemon = self.daemon
         if daemon is None:
             return
+        live = daemon.live_state()
         yield from _journal_metrics(daemon)
-        yield from _runtime_metrics(daemon)
-        yield from _live_metrics(daemon.live_state())
-        # The client exists only once run() started; the daemon's own accessor asserts.
-        client = daemon._client
-        if client is not None:
-            yield from _client_metrics(client.stats)
+        yield from _runtime_metrics(live)
+        yield from _live_metrics(live)
+        stats = daemon.client_stats()  # a client exists only once run() started
+        if stats is not None:
+            yield from _client_metrics(stats)
 
 
-def _journal_metrics(daemon: Daemon) -> Iterator[Metric]:
+def _journal_metrics(daemon: Scraped) -> Iterator[Metric]:
     files = GaugeMetricFamily(
         PREFIX + "files",
         "Files in the journal by inbox and state; filed ones as filed_done or filed_failed.",
@@ -125,32 +136,32 @@ def _journal_metrics(daemon: Daemon) -> Iterator[Metric]:
     yield files
 
 
-def _runtime_metrics(daemon: Daemon) -> Iterator[Metric]:
+def _runtime_metrics(live: LiveState) -> Iterator[Metric]:
     available = GaugeMetricFamily(
         PREFIX + "inbox_available",
         "1 while the inbox folder is watched, 0 while it is missing or cannot be watched.",
         labels=("inbox",),
     )
-    for key, runtime in sorted(daemon.inboxes.items()):
-        available.add_metric((key,), 1.0 if runtime.available else 0.0)
+    for key, watched in sorted(live.inboxes.items()):
+        available.add_metric((key,), 1.0 if watched else 0.0)
     yield available
     yield GaugeMetricFamily(
-        PREFIX + "uploads_in_progress", "Uploads running now.", value=len(daemon.uploading)
+        PREFIX + "uploads_in_progress", "Uploads running now.", value=live.uploading
     )
     yield GaugeMetricFamily(
         PREFIX + "jobs_in_flight",
         "Submitted jobs being followed until completed or failed.",
-        value=len(daemon.tracking),
+        value=live.jobs,
     )
     yield GaugeMetricFamily(
         PREFIX + "credentials_rejected",
         "1 while submissions are paused because Symbl rejected the credentials.",
-        value=1.0 if daemon._auth_blocked else 0.0,
+        value=1.0 if live.credentials_rejected else 0.0,
     )
     yield GaugeMetricFamily(
         PREFIX + "rate_limit_pause_seconds",
         "Seconds left before submissions resume after a 429 (0 when not paused).",
-        value=max(0.0, daemon._pause_until - time.monotonic()),
+        value=live.pause_seconds,
     )
 
 

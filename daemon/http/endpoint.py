@@ -31,16 +31,16 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from daemon.config.model import Config, HttpSettings
-from daemon.httpguard import MAX_HEAD_BYTES, ConnectionGuard, connection_limit, guarded_protocol
+from daemon.http.guard import MAX_HEAD_BYTES, ConnectionGuard, connection_limit, guarded_protocol
+from daemon.http.metrics import Metrics
+from daemon.http.statuspage import render_page
 from daemon.live import stall_json
 from daemon.logs import get_logger, masker
-from daemon.metrics import Metrics
 from daemon.records import iso
 from daemon.status import gather_status
-from daemon.statuspage import render_page
 
 if TYPE_CHECKING:
-    from daemon.service import Daemon
+    from daemon.http.view import Observed, Served, WebhookSink
 
 SECRET_FILE = "webhook-secret"
 # A status update is a few dozen bytes; anything near this is not one.
@@ -121,13 +121,13 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-async def start_endpoint(daemon: Daemon, settings: HttpSettings) -> Endpoint:
+async def start_endpoint(daemon: Served, settings: HttpSettings) -> Endpoint:
     """Serve in the running loop; returns once the socket listens and Uvicorn has started."""
     secret = settings.webhook_secret or resolve_webhook_secret(daemon.config)
     masker.register([secret])
     host, port = parse_listen(settings.listen)
     sock = _listening_socket(host, port)
-    # Limits for an address anyone may reach: see daemon.httpguard.
+    # Limits for an address anyone may reach: see daemon.http.guard.
     guard = ConnectionGuard(connection_limit())
     config = uvicorn.Config(
         create_app(daemon, secret),
@@ -189,8 +189,8 @@ async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> Non
 # ==================================================================== the routes
 
 
-def create_app(daemon: Daemon, secret: str) -> ASGIApp:
-    handlers = _Handlers(daemon, _metrics_of(daemon))
+def create_app(daemon: Served, secret: str) -> ASGIApp:
+    handlers = _Handlers(daemon, daemon, _metrics_of(daemon))
     routes = Starlette(
         routes=[
             Route("/", handlers.page, methods=["GET"]),
@@ -251,18 +251,17 @@ async def _send_json(send: Send, status: int, answer: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _metrics_of(daemon: Daemon) -> Metrics:
-    """The daemon's own ``metrics`` when it has one (it counts filings and jobs), else a new one."""
-    metrics = getattr(daemon, "metrics", None)
-    if not isinstance(metrics, Metrics):
-        metrics = Metrics()
+def _metrics_of(daemon: Observed) -> Metrics:
+    """The daemon's own ``metrics`` (it counts filings and jobs), bound to its live state."""
+    metrics = daemon.metrics
     metrics.bind(daemon)
     return metrics
 
 
 class _Handlers:
-    def __init__(self, daemon: Daemon, metrics: Metrics) -> None:
+    def __init__(self, daemon: Observed, webhooks: WebhookSink, metrics: Metrics) -> None:
         self._daemon = daemon
+        self._webhooks = webhooks
         self._metrics = metrics
 
     async def metrics(self, request: Request) -> Response:
@@ -292,7 +291,7 @@ class _Handlers:
             return 400, {"error": "expected JSON with jobId (or id) and status"}
         job_id, status = update
         # Only a final status is worth a look; scheduled and in_progress would cost a GET each.
-        known = self._daemon.job_ended(job_id) if status in FINAL_JOB_STATUSES else None
+        known = self._webhooks.job_ended(job_id) if status in FINAL_JOB_STATUSES else None
         self._metrics.webhook_received(
             "progress" if known is None else "known" if known else "unknown"
         )
@@ -322,7 +321,7 @@ def parse_webhook(body: bytes | None) -> tuple[str, str] | None:
     return job_id, status
 
 
-def health_report(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
+def health_report(daemon: Observed) -> tuple[bool, dict[str, Any]]:
     """Healthy unless starting, stopping, an inbox is unavailable or a stall stops all work.
 
     A 429 pause (``rate_limited``) is listed under ``stalls`` but is not unhealthy: an account
@@ -346,7 +345,7 @@ def health_report(daemon: Daemon) -> tuple[bool, dict[str, Any]]:
     return not reasons, report
 
 
-def status_page(daemon: Daemon) -> str:
+def status_page(daemon: Observed) -> str:
     """The page at ``/``: the report ``status`` prints, with the live part from the daemon."""
     live = daemon.live_state()
     now = time.time()

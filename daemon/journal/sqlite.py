@@ -1,4 +1,4 @@
-"""The journal: SQLite in ``state_dir``, the single source of truth about every file.
+"""The journal kept in SQLite in ``state_dir``: the single source of truth about every file.
 
 Every state change is committed before the action that depends on it (WAL mode), so after a
 crash the journal says exactly what may have happened: ``uploading``
@@ -17,81 +17,24 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from daemon.fsboundary import is_utf8
+from daemon.model import ConversationRecord, FileRecord, Kind, State
 
 JOURNAL_NAME = "journal.sqlite3"
+_DAMAGED = (
+    "the journal {path} cannot be read ({error}). Stop here and move it aside "
+    "(mv {path} {path}.damaged), then start again: files already in done/ and failed/ stay "
+    "there, and files still in the inboxes are sent again"
+)
 
 
-class State(StrEnum):
-    WAITING = "waiting"
-    READY = "ready"
-    HELD = "held"
-    UPLOADING = "uploading"
-    SUBMITTED = "submitted"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    FILED = "filed"
-
-
-ACTIVE_STATES = tuple(state for state in State if state is not State.FILED)
-FINAL_STATES = (State.COMPLETED, State.FAILED)
-
-
-class Kind(StrEnum):
-    AUDIO = "audio"
-    URL = "url"
-
-
-@dataclass
-class FileRecord:
-    """One file's row. ``data`` holds what is read back whole: params, timestamps, attempts."""
-
-    id: int
-    inbox: str
-    rel_path: str
-    kind: Kind
-    size: int
-    mtime_ns: int
-    state: State
-    profile: str | None = None
-    sha256: str | None = None
-    conversation_key: str | None = None
-    part: int | None = None
-    conversation_id: str | None = None
-    job_id: str | None = None
-    outcome: str | None = None
-    reason: str | None = None
-    filed_path: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def stamp(self, stage: str, when: float | None = None) -> None:
-        """Record when a stage was reached (``seen``, ``ready``, ``submitted``, ...)."""
-        self.data.setdefault("times", {})[stage] = when if when is not None else time.time()
-
-    @property
-    def times(self) -> dict[str, float]:
-        times: dict[str, float] = self.data.setdefault("times", {})
-        return times
-
-
-@dataclass
-class ConversationRecord:
-    """A conversation key's lasting mapping to a Symbl conversation, and its progress."""
-
-    inbox: str
-    key: str
-    conversation_id: str | None = None
-    # The highest part number that has been dealt with (submitted, or finally rejected).
-    last_part_done: int = 0
-    # The highest part number handed out, for parts that arrive without a number.
-    last_part_assigned: int = 0
-    rejected: bool = False
-    data: dict[str, Any] = field(default_factory=dict)
+class JournalDamaged(Exception):
+    """The journal cannot be read; the message says what the operator does about it."""
 
 
 _SCHEMA = """
@@ -134,8 +77,8 @@ CREATE TABLE IF NOT EXISTS conversations (
 _FILE_COLUMNS = tuple(f.name for f in fields(FileRecord))
 
 
-class Journal:
-    """Typed access to the journal.
+class SqliteJournal:
+    """The journal in one SQLite file (see ``daemon.journal.base.Journal`` for the contract).
 
     Every write commits before it returns, unless ``commit_per_turn`` is on: then the writes of
     one turn of the daemon's event loop share a commit.
@@ -162,10 +105,25 @@ class Journal:
         self._commit_scheduled = False
         # Told, instead of an exception, when the commit at the end of a turn finds the disk
         # full (see ``try_commit``).
-        self.on_full: Callable[[sqlite3.Error], None] | None = None
+        self.on_full: Callable[[Exception], None] | None = None
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     @classmethod
-    def in_state_dir(cls, state_dir: Path, *, readonly: bool = False) -> Journal:
+    def checked_in_state_dir(cls, state_dir: Path) -> SqliteJournal:
+        """The journal in ``state_dir``, read once: a damaged one raises ``JournalDamaged``."""
+        path = state_dir / JOURNAL_NAME
+        try:
+            journal = cls(path)
+            journal.counts()
+        except sqlite3.DatabaseError as exc:
+            raise JournalDamaged(_DAMAGED.format(path=path, error=exc)) from exc
+        return journal
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path, *, readonly: bool = False) -> SqliteJournal:
         return cls(state_dir / JOURNAL_NAME, readonly=readonly)
 
     def close(self) -> None:

@@ -1,0 +1,1 @@
+"""The ``symbl-inbox`` subcommands that have no module of their own elsewhere."""

@@ -1,0 +1,1 @@
+"""The HTTP side: endpoint, metrics and status page, reading the daemon through ``view``."""

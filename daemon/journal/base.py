@@ -1,0 +1,91 @@
+"""The Journal protocol: what every stage may ask of the store of files and conversations.
+
+Written for more than one store: today's SQLite file in ``state_dir`` (``sqlite.py``), an
+in-memory one for unit tests (``memory.py``), and next a PostgreSQL database that several hosts
+share. So nothing here names a file or a path, and transactions are explicit: a store reached
+over the network commits when told (``commit``, ``transaction``), or once per turn of the event
+loop when ``commit_per_turn`` asks for it, never behind the caller's back.
+
+Records are copies: a stage changes the record it holds and ``save``s it; what another stage
+reads is what was saved, never a shared object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from daemon.model import ConversationRecord, FileRecord, Kind, State
+
+
+class Journal(Protocol):
+    """The store of every file's record and every conversation's progress."""
+
+    # Told, instead of an exception, when a commit at the end of a turn finds no room.
+    on_full: Callable[[Exception], None] | None
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for people: a path, or a host and database (never a password)."""
+
+    # ------------------------------------------------------------------ transactions
+
+    def commit_per_turn(self, schedule: Callable[[Callable[[], None]], object]) -> None:
+        """Let the writes of one loop turn share a commit; ``schedule`` is ``loop.call_soon``."""
+
+    def commit(self) -> None:
+        """Commit what was written so far (before another process or thread acts on it)."""
+
+    def try_commit(self) -> bool:
+        """``commit``, but a full store goes to ``on_full`` instead of raising: False then."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group many writes into one commit; an exception inside rolls all of them back."""
+
+    def close(self) -> None:
+        """Commit what is pending and let go of the store."""
+
+    # ------------------------------------------------------------------ files
+
+    def add_file(
+        self, inbox: str, rel_path: str, kind: Kind, size: int, mtime_ns: int, state: State
+    ) -> FileRecord: ...
+
+    def save(self, record: FileRecord) -> None: ...
+
+    def forget(self, record: FileRecord) -> None:
+        """Drop a row whose file vanished before anything was sent."""
+
+    def get(self, file_id: int) -> FileRecord | None: ...
+
+    def active(self, inbox: str | None = None) -> list[FileRecord]:
+        """Every record not yet filed (optionally of one inbox), oldest first."""
+
+    def in_states(self, states: Iterable[State]) -> list[FileRecord]: ...
+
+    def completed_with_sha(self, inbox: str, sha256: str, exclude_id: int) -> FileRecord | None:
+        """The earliest file of this inbox with this content that reached done/."""
+
+    def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
+        """Every file of one conversation key, oldest first."""
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(inbox, state or ``filed_<outcome>``) -> number of files."""
+
+    def recent_failures(self, limit: int = 20) -> list[FileRecord]: ...
+
+    # ------------------------------------------------------------------ conversations
+
+    def conversation(self, inbox: str, key: str) -> ConversationRecord:
+        """The conversation's record; a fresh one (not yet saved) when the key is new."""
+
+    def save_conversation(self, record: ConversationRecord) -> None: ...
+
+    def conversations(self) -> list[ConversationRecord]: ...
+
+    # ------------------------------------------------------------------ operator commands
+
+    def filed_failure_at(self, inbox: str, filed_path: str) -> FileRecord | None: ...
+
+    def mark_retried(self, record: FileRecord, when: float | None = None) -> None: ...

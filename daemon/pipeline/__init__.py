@@ -1,0 +1,1 @@
+"""The stages a file goes through, each the single owner of its state."""

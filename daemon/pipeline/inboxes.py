@@ -1,0 +1,340 @@
+"""The inboxes: watched for events, rescanned, files settling until quiet, files that vanish.
+
+A file is seen (an event or a scan), recorded as ``waiting`` and watched until it has been
+quiet for the inbox's ``settle_seconds``; then it is handed to admission. An inbox that goes
+missing or cannot be watched is a stall, brought back within seconds of returning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daemon.config.model import Inbox
+from daemon.fsboundary import Boundaries, InboxFiles, display, lstat_in
+from daemon.intake import Candidate, InboxFilter, TrackedFile, audio_name_of_sidecar, classify
+from daemon.journal import FileRecord, Kind, State
+from daemon.logs import get_logger
+from daemon.pipeline.scheduler import Scheduler
+from daemon.pipeline.shell import Shell
+from daemon.pipeline.supervisor import Supervisor
+from daemon.stalls import StallBoard, StallKind
+from daemon.watch import InboxWatcher
+
+log = get_logger("symbl_inbox.inboxes")
+
+MAINTENANCE_SECONDS = 5.0
+
+
+@dataclass
+class InboxRuntime:
+    """What the daemon keeps in memory for one inbox."""
+
+    inbox: Inbox
+    filter: InboxFilter
+    watcher: InboxWatcher | None = None
+    available: bool = False
+    tracked: dict[str, TrackedFile] = field(default_factory=dict)
+    next_rescan: float = 0.0
+
+
+def make_filter(inbox: Inbox) -> InboxFilter:
+    return InboxFilter(
+        root=inbox.path,
+        recursive=inbox.recursive,
+        skip_dirs=(inbox.done, inbox.failed),
+        exclude=inbox.exclude,
+    )
+
+
+Settled = Callable[[InboxRuntime, TrackedFile, int, int], None]
+
+
+class Inboxes:
+    """Every watched inbox's runtime, and the files in flight by (inbox, path)."""
+
+    def __init__(
+        self,
+        shell: Shell,
+        supervisor: Supervisor,
+        scheduler: Scheduler,
+        stalls: StallBoard,
+        boundaries: Boundaries,
+        *,
+        has_room: Callable[[], bool],
+        settled: Settled,
+    ) -> None:
+        self._shell = shell
+        self._supervisor = supervisor
+        self._scheduler = scheduler
+        self._stalls = stalls
+        self._boundaries = boundaries
+        self._has_room = has_room
+        self._settled = settled
+        self.runtimes: dict[str, InboxRuntime] = {}
+        # (inbox, path) -> id of every file not yet filed.
+        self.active: dict[tuple[str, str], int] = {}
+        # Inboxes removed by a reload whose files are still in flight.
+        self._retired: dict[str, Inbox] = {}
+
+    def add(self, inbox: Inbox) -> InboxRuntime:
+        """A new runtime for ``inbox`` (not yet watched: ``bring_up`` starts it)."""
+        runtime = InboxRuntime(inbox, make_filter(inbox))
+        self.runtimes[inbox.key] = runtime
+        self._retired.pop(inbox.key, None)
+        return runtime
+
+    def stop_watching(self) -> None:
+        for runtime in self.runtimes.values():
+            if runtime.watcher is not None:
+                runtime.watcher.stop()
+
+    def settling(self) -> int:
+        """Files waiting to settle, in every inbox."""
+        return sum(len(runtime.tracked) for runtime in self.runtimes.values())
+
+    def watched(self) -> dict[str, bool]:
+        """Inbox key -> watched right now."""
+        return {
+            key: runtime.available and runtime.inbox.path.is_dir()
+            for key, runtime in self.runtimes.items()
+        }
+
+    def maintain_all(self, now: float) -> None:
+        """Bring back inboxes that went missing; rescan those due."""
+        for runtime in list(self.runtimes.values()):
+            try:
+                self.maintain(runtime, now)
+            except Exception:
+                log.exception("internal_error", inbox=runtime.inbox.key)
+
+    def bring_up(self, runtime: InboxRuntime) -> None:
+        """Start watching and scan; a missing inbox is reported and tried again later."""
+        inbox = runtime.inbox
+        if not inbox.path.is_dir():
+            if runtime.available or runtime.next_rescan == 0.0:
+                log.error("inbox_unavailable", inbox=inbox.key, retry_seconds=MAINTENANCE_SECONDS)
+            self._inbox_stalled(inbox, "is missing")
+            runtime.available = False
+            runtime.next_rescan = time.monotonic() + MAINTENANCE_SECONDS
+            return
+        if runtime.watcher is None or not runtime.watcher.running:
+            loop = asyncio.get_running_loop()
+            runtime.watcher = InboxWatcher(inbox, loop, self.on_event)
+            try:
+                runtime.watcher.start()
+            except OSError as exc:
+                log.error("inbox_watch_failed", inbox=inbox.key, error=str(exc))
+                self._inbox_stalled(inbox, f"cannot be watched ({exc.strerror or exc})")
+                runtime.watcher = None
+                runtime.next_rescan = time.monotonic() + MAINTENANCE_SECONDS
+                return
+        if not runtime.available:
+            log.info("inbox_watching", inbox=inbox.key, mode=runtime.watcher.mode)
+        runtime.available = True
+        self._stalls.clear(StallKind.INBOX_UNAVAILABLE, inbox.key)
+        with contextlib.suppress(OSError):  # pinned now: a folder swapped later is noticed
+            for outcome in ("done", "failed"):
+                self.files(inbox).target(outcome)
+        self.rescan(runtime)
+
+    def _inbox_stalled(self, inbox: Inbox, what: str) -> None:
+        self._stalls.begin(
+            StallKind.INBOX_UNAVAILABLE,
+            f"the inbox folder {inbox.path} {what}; files dropped there wait, and it is watched "
+            "again within seconds of coming back",
+            inbox.key,
+        )
+
+    def rescan_all(self) -> None:
+        for runtime in self.runtimes.values():
+            if runtime.available:
+                self.rescan(runtime)
+
+    def rescan(self, runtime: InboxRuntime) -> None:
+        """Look at every file in the inbox: the safety net under events."""
+        runtime.next_rescan = time.monotonic() + runtime.inbox.rescan_seconds
+        try:
+            found = runtime.filter.scan(self.files(runtime.inbox).inbox)
+        except OSError as exc:  # e.g. the inbox path is now a symlink: never followed
+            log.error("inbox_scan_failed", inbox=runtime.inbox.key, error=str(exc))
+            found = []
+        known = len(self.active)
+        with self._shell.db.transaction():
+            for rel, stat, kind in found:
+                if kind is not Candidate.SIDECAR:
+                    self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns, quiet=True)
+        new = len(self.active) - known
+        (log.info if new else log.debug)(
+            "inbox_scanned", inbox=runtime.inbox.key, files=len(found), new_files=new
+        )
+
+    def on_event(self, inbox_key: str, path_text: str, deleted: bool) -> None:
+        """A watchdog event, delivered on the loop."""
+        runtime = self.runtimes.get(inbox_key)
+        if runtime is None or self._supervisor.stopping:
+            return
+        path = Path(path_text)
+        rel = runtime.filter.relative(path)
+        kind = classify(path.name)
+        if rel is None or kind is None:
+            return
+        try:
+            if kind is Candidate.SIDECAR:
+                self._sidecar_touched(runtime, audio_name_of_sidecar(rel))
+            elif not deleted:
+                stat = lstat_in(self.files(runtime.inbox).inbox, rel)
+                self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            return  # gone, or reached only through a symlink: nothing of this inbox
+        except Exception:
+            log.exception("internal_error", inbox=inbox_key, file=rel)
+
+    def _sidecar_touched(self, runtime: InboxRuntime, audio_rel: str) -> None:
+        """A sidecar written while its audio settles restarts the audio's settle window."""
+        tracked = runtime.tracked.get(audio_rel)
+        if tracked is not None:
+            tracked.last_change = time.monotonic()
+
+    def _see(
+        self,
+        runtime: InboxRuntime,
+        rel: str,
+        kind: Candidate,
+        size: int,
+        mtime_ns: int,
+        *,
+        quiet: bool = False,
+    ) -> None:
+        if not self._has_room():
+            return  # it stays in the inbox; the rescan when space is back finds it
+        now = time.monotonic()
+        tracked = runtime.tracked.get(rel)
+        if tracked is not None:
+            tracked.observe(size, mtime_ns, now)
+            if not quiet:
+                tracked.last_change = now
+            return
+        key = (runtime.inbox.key, rel)
+        existing_id = self.active.get(key)
+        if existing_id is not None:
+            self._seen_again(runtime, existing_id, size, mtime_ns)
+            return
+        record_kind = Kind.URL if kind is Candidate.URL_DROP else Kind.AUDIO
+        record = self._shell.db.add_file(
+            runtime.inbox.key, rel, record_kind, size, mtime_ns, State.WAITING
+        )
+        record.profile = runtime.inbox.profile
+        self.active[key] = record.id
+        # A scan of a large backlog would write thousands of lines; it writes one summary.
+        (log.debug if quiet else log.info)(
+            "file_seen", inbox=runtime.inbox.key, file=rel, size=size
+        )
+        # A scan that finds a file untouched for longer than the settle window has watched that
+        # window already: its mtime says nothing changed in it. Events always wait the window.
+        untouched_for = time.time() - mtime_ns / 1e9
+        settled = quiet and untouched_for >= runtime.inbox.settle_seconds
+        self.track(runtime, record, settled=settled)
+
+    def _seen_again(self, runtime: InboxRuntime, record_id: int, size: int, mtime_ns: int) -> None:
+        """A file we already know changed: before it is sent, it settles again."""
+        record = self._shell.db.get(record_id)
+        if record is None or record.state not in (State.READY, State.HELD):
+            return
+        if (record.size, record.mtime_ns) == (size, mtime_ns):
+            return
+        self._scheduler.discard(record.inbox, record.id)
+        record.state, record.size, record.mtime_ns = State.WAITING, size, mtime_ns
+        self._shell.db.save(record)
+        log.info("file_changed_again", inbox=record.inbox, file=record.rel_path)
+        self.track(runtime, record)
+
+    # ================================================================ settling
+
+    def track(self, runtime: InboxRuntime, record: FileRecord, *, settled: bool = False) -> None:
+        settle = runtime.inbox.settle_seconds
+        last_change = time.monotonic() - (settle if settled else 0.0)
+        tracked = TrackedFile(
+            record.id,
+            runtime.inbox.path / record.rel_path,
+            record.rel_path,
+            record.size,
+            record.mtime_ns,
+            last_change,
+        )
+        runtime.tracked[record.rel_path] = tracked
+        self.check_later(runtime, tracked, 0.0 if settled else settle)
+
+    def check_later(self, runtime: InboxRuntime, tracked: TrackedFile, delay: float) -> None:
+        self._supervisor.later(delay, lambda: self._check_settled(runtime, tracked))
+
+    def _check_settled(self, runtime: InboxRuntime, tracked: TrackedFile) -> None:
+        if self.runtimes.get(runtime.inbox.key) is not runtime:
+            return  # the inbox was removed or changed by a reload; its new runtime takes over
+        if runtime.tracked.get(tracked.rel) is not tracked:
+            return  # superseded by a newer watch of the same file
+        settle = runtime.inbox.settle_seconds
+        now = time.monotonic()
+        try:
+            stat = lstat_in(self.files(runtime.inbox).inbox, tracked.rel)
+        except (FileNotFoundError, NotADirectoryError):
+            self.vanished(runtime, tracked.record_id)
+            return
+        except OSError as exc:
+            log.warning("file_stat_failed", file=display(tracked.rel), error=str(exc))
+            self.check_later(runtime, tracked, max(settle, 1.0))
+            return
+        tracked.observe(stat.st_size, stat.st_mtime_ns, now)
+        quiet_for = now - tracked.last_change
+        if quiet_for < settle:
+            self.check_later(runtime, tracked, settle - quiet_for)
+            return
+        runtime.tracked.pop(tracked.rel, None)
+        self._settled(runtime, tracked, stat.st_size, stat.st_mtime_ns)
+
+    def files(self, inbox: Inbox) -> InboxFiles:
+        return self._boundaries.of(inbox.key, inbox.path, inbox.done, inbox.failed)
+
+    def vanished(self, runtime: InboxRuntime, record_id: int) -> None:
+        record = self._shell.db.get(record_id)
+        if record is None:
+            return
+        runtime.tracked.pop(record.rel_path, None)
+        self._scheduler.discard(record.inbox, record.id)
+        self.active.pop((record.inbox, record.rel_path), None)
+        self._shell.db.forget(record)
+        log.info("file_vanished", inbox=record.inbox, file=record.rel_path, state=record.state)
+
+    def maintain(self, runtime: InboxRuntime, now: float) -> None:
+        healthy = runtime.inbox.path.is_dir() and (
+            runtime.watcher is not None and runtime.watcher.running
+        )
+        if not healthy:
+            if runtime.available:
+                log.error("inbox_unavailable", inbox=runtime.inbox.key)
+                if runtime.watcher is not None:
+                    runtime.watcher.stop()
+                    runtime.watcher = None
+                runtime.available = False
+                runtime.next_rescan = now  # watched again as soon as it is back, not at rescan
+            if now >= runtime.next_rescan:
+                self.bring_up(runtime)
+        elif now >= runtime.next_rescan:
+            self.rescan(runtime)
+
+    def remove(self, inbox: Inbox) -> None:
+        """Stop watching; files already submitted are still tracked and filed where they were."""
+        runtime = self.runtimes.pop(inbox.key, None)
+        if runtime is not None and runtime.watcher is not None:
+            runtime.watcher.stop()
+        self._stalls.clear(StallKind.INBOX_UNAVAILABLE, inbox.key)
+        self._retired[inbox.key] = inbox
+
+    def inbox_by_key(self, key: str) -> Inbox | None:
+        """A configured inbox, or one removed by a reload whose files are still in flight."""
+        current = next((inbox for inbox in self._shell.config.inboxes if inbox.key == key), None)
+        return current or self._retired.get(key)

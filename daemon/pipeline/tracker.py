@@ -1,0 +1,136 @@
+"""Following each submitted job until Symbl calls it final: polling, sped up by webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from daemon.http.metrics import Metrics
+from daemon.journal import FileRecord, State
+from daemon.logs import get_logger
+from daemon.pipeline.scheduler import Scheduler
+from daemon.pipeline.shell import Shell
+from daemon.pipeline.supervisor import Supervisor
+from daemon.symbl.client import AuthenticationError, FinalError, NotFoundError, TransientError
+
+log = get_logger("symbl_inbox.tracker")
+
+FAILED_LOCALLY = "failed_locally"
+_FINAL = ("completed", "failed", FAILED_LOCALLY)
+
+
+class Tracker:
+    """The jobs being followed, by file; each has a wake-up that a webhook sets."""
+
+    def __init__(
+        self, shell: Shell, scheduler: Scheduler, supervisor: Supervisor, metrics: Metrics
+    ) -> None:
+        self._shell = shell
+        self._scheduler = scheduler
+        self._supervisor = supervisor
+        self._metrics = metrics
+        self.tracking: dict[int, asyncio.Task[None]] = {}
+        self.job_wakeups: dict[str, asyncio.Event] = {}
+
+    def start(self, record: FileRecord) -> None:
+        """Follow a submitted file's job (once; a file without a job id has none to follow)."""
+        if record.id in self.tracking or record.job_id is None:
+            return
+        self.job_wakeups[record.job_id] = asyncio.Event()
+        self._scheduler.job_started(record.job_id)
+        self.tracking[record.id] = self._supervisor.spawn(self._follow(record))
+
+    def stop(self) -> list[asyncio.Task[None]]:
+        """Stop following (shutdown): a job asked again after the restart loses nothing."""
+        followed = list(self.tracking.values())
+        for task in followed:
+            task.cancel()
+        return followed
+
+    def job_ended(self, job_id: str) -> bool:
+        """A webhook said this job ended: free its slot; check the job soon, not at the next poll.
+
+        The account stops counting a job when it ends, so its slot goes to the next file at
+        once; the check that decides the file's outcome (and its export) follows when the
+        uploads pause. Should the check find the job still running, the slot is taken back.
+        """
+        event = self.job_wakeups.get(job_id)
+        if event is None:
+            return False
+        event.set()
+        if self._scheduler.job_ended_by_webhook(job_id):
+            self._shell.pump()
+        return True
+
+    async def _follow(self, record: FileRecord) -> None:
+        assert record.job_id is not None
+        tracking = self._shell.config.tracking
+        delay = tracking.poll_initial_seconds
+        if self._shell.webhooks_on():
+            delay = tracking.poll_max_seconds  # webhooks lead; polling is the slower safety net
+        wakeup = self.job_wakeups[record.job_id]
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), timeout=delay)
+                wakeup.clear()
+                delay = min(delay * tracking.poll_backoff_factor, tracking.poll_max_seconds)
+                if self._scheduler.ended_by_webhook(record.job_id):
+                    await self._scheduler.wait_for_quiet_uploads()  # its slot is free already
+                await self._shell.state_room()  # its answer could not be committed
+                status = await self._poll(record)
+                if status in _FINAL:
+                    break
+                if status is not None:
+                    self._scheduler.job_still_running(record.job_id)
+        finally:
+            self.job_wakeups.pop(record.job_id, None)
+            self.tracking.pop(record.id, None)
+            self._scheduler.job_done(record.job_id)
+            self._shell.pump()
+        await self._finished(record, status)
+
+    async def _poll(self, record: FileRecord) -> str | None:
+        assert record.job_id is not None
+        try:
+            status = await self._shell.client.job_status(record.job_id)
+        except NotFoundError as error:
+            self._shell.fail_http(record, "unknown_job", error)
+            return FAILED_LOCALLY
+        except TransientError as error:
+            log.warning("job_poll_deferred", job_id=record.job_id, error=error.message)
+            self._shell.api_answer(error)
+            return None
+        except AuthenticationError as error:
+            self._shell.credentials_refused(error)
+            return None
+        except FinalError as error:
+            log.warning("job_poll_refused", job_id=record.job_id, error=error.message)
+            self._shell.api_answer(error)
+            return None
+        self._shell.api_answer()
+        if status != record.data.get("job_status"):
+            # Kept in memory only: the final state is committed with it, and after a crash the
+            # job is simply asked again.
+            record.data["job_status"] = status
+            record.stamp(status)
+        return status
+
+    async def _finished(self, record: FileRecord, status: str | None) -> None:
+        submitted = record.times.get("submitted")
+        if status in ("completed", "failed") and submitted is not None:
+            self._metrics.job_finished(record.inbox, status, time.time() - submitted)
+        if status == "completed":
+            # Committed together with the filing plan when it is filed; a crash before that
+            # only means the job is asked again.
+            record.state = State.COMPLETED
+            log.info("job_completed", file=record.rel_path, job_id=record.job_id)
+            await self._scheduler.wait_for_quiet_uploads()
+            await self._shell.file(record)
+        elif status == "failed":
+            record.data["message"] = (
+                "Symbl reports the job as failed; the API gives no reason. Use "
+                "`symbl-inbox retry` to send the file again."
+            )
+            self._shell.fail(record, "job_failed", record.data["message"])
