@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from daemon.filing import TRANSCRIPT_SUFFIX, choose_target_in, file_into, record_suffix
-from daemon.fsboundary import Boundaries, Folder, FolderSwapped, display
+from daemon.fsboundary import Boundaries, Folder, FolderSwapped, companion_name, display
 from daemon.hooks import Happening, HookEvent, HookRunner
 from daemon.http.metrics import Metrics
 from daemon.journal import FINAL_STATES, FileRecord, State
@@ -166,7 +166,7 @@ class Filer:
         self._shell.db.save(record)
         self._shell.filed(record)
         self._metrics.file_filed(record.inbox, outcome, record.reason)
-        self._hook_filed(record, target_root, outcome)
+        self._hook_filed(record, target_root, outcome, TRANSCRIPT_SUFFIX in extra_files)
         log.info(
             "file_filed",
             inbox=record.inbox,
@@ -204,7 +204,9 @@ class Filer:
         if record is not None and record.state in FINAL_STATES:
             self._supervisor.spawn(self.file(record, attempt))
 
-    def _hook_filed(self, record: FileRecord, target_root: Path, outcome: str) -> None:
+    def _hook_filed(
+        self, record: FileRecord, target_root: Path, outcome: str, with_transcript: bool
+    ) -> None:
         event = HookEvent.DONE if outcome == "done" else HookEvent.FAILED
         hooks = self._hooks()
         if hooks is None or record.filed_path is None:
@@ -212,7 +214,9 @@ class Filer:
         if not hooks.listens(event, record.profile):
             return
         filed = target_root / record.filed_path
-        transcript = filed.with_name(filed.name + TRANSCRIPT_SUFFIX)
+        # The names filing gave them (shortened past 255 bytes), not a look below done/ again.
+        record_name = companion_name(filed.name, record_suffix(outcome))[0]
+        transcript_name = companion_name(filed.name, TRANSCRIPT_SUFFIX)[0]
         hooks.emit(
             Happening(
                 event,
@@ -220,8 +224,8 @@ class Filer:
                 inbox=record.inbox,
                 file=record.rel_path,
                 filed_as=str(filed),
-                record=str(filed.with_name(filed.name + record_suffix(outcome))),
-                transcript=str(transcript) if transcript.exists() else None,
+                record=str(filed.with_name(record_name)),
+                transcript=str(filed.with_name(transcript_name)) if with_transcript else None,
                 profile=record.profile,
                 reason=record.reason,
                 message=record.data.get("message") if outcome == "failed" else None,

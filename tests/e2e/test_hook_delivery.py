@@ -206,6 +206,30 @@ class TestCommands:
         assert {e["exit_status"] for e in finished} == {0}
         no_secret_in([path.read_bytes() for path in out.iterdir()])
 
+    def test_record_and_transcript_paths_name_what_was_filed_even_for_a_long_name(
+        self, harness_factory: Callable[..., DaemonHarness], tmp_path: Path
+    ) -> None:
+        out = tmp_path / "runs"
+        out.mkdir()
+        script = tmp_path / "recorder.py"
+        script.write_text(RECORDER)
+        harness = harness_factory(
+            profile={"params": {"languageCode": "en-US"}, "export": ["transcript"]},
+            extra={
+                "hooks": [{"on": ["done"], "command": [sys.executable, str(script), str(out)]}],
+                "http": {"listen": f"127.0.0.1:{free_port()}"},
+            },
+        )
+        harness.start()
+        name = "m" * 247 + ".wav"  # 251 bytes: its record and transcript names are shortened
+        (harness.inbox / name).write_bytes(make_wav(0.3))
+        wait_until(lambda: len(list(out.iterdir())) == 1, 30, "the done hook ran")
+        env = json.loads(next(out.iterdir()).read_text())["env"]
+        assert env["SYMBL_INBOX_FILED_AS"] == str(harness.done / name)
+        assert Path(env["SYMBL_INBOX_RECORD"]).is_file()
+        assert json.loads(Path(env["SYMBL_INBOX_RECORD"]).read_text())["recordNameShortened"]
+        assert Path(env["SYMBL_INBOX_TRANSCRIPT"]).is_file()
+
     def test_a_profile_hook_runs_in_addition_to_the_global_one(
         self, harness_factory: Callable[..., DaemonHarness], tmp_path: Path
     ) -> None:
