@@ -61,6 +61,10 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_state ON files(state);
 CREATE INDEX IF NOT EXISTS files_path ON files(inbox, rel_path);
 CREATE INDEX IF NOT EXISTS files_sha ON files(inbox, sha256);
+-- The status page and /metrics read these on the event loop: latest failures in O(limit),
+-- counts from the index alone rather than from every row's data.
+CREATE INDEX IF NOT EXISTS files_failures ON files(outcome, updated_at);
+CREATE INDEX IF NOT EXISTS files_counts ON files(inbox, state, outcome);
 CREATE TABLE IF NOT EXISTS conversations (
     inbox TEXT NOT NULL,
     key TEXT NOT NULL,
