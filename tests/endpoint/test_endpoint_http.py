@@ -88,6 +88,17 @@ class TestMetricsScrape:
         running = await start_daemon(emulator_factory(max_jobs=1, job_seconds=1.0))
         drop_wavs(running, "first.wav", "second.wav", "third.wav")
         await running.wait_filed("first.wav", "second.wav", "third.wav", within=30)
+
+        async def all_filed_in_the_journal() -> bool:
+            # The record is written before the file moves and the journal says filed.
+            text = await scrape(running)
+            state = {"inbox": str(running.inbox), "state": "filed_done"}
+            try:
+                return sample(text, "symbl_inbox_files", **state) == 3
+            except AssertionError:  # no file of this inbox is filed in the journal yet
+                return False
+
+        await wait_until(all_filed_in_the_journal, 10)
         text = await scrape(running)
         assert sample(text, "symbl_inbox_api_responses_total", code="429", **{"class": "4xx"}) >= 1
         done = sample(text, "symbl_inbox_files", inbox=str(running.inbox), state="filed_done")
