@@ -55,6 +55,24 @@ def drop_wavs(running: Running, *names: str) -> int:
     return total
 
 
+async def journal_counts(running: Running, **expected: int) -> None:
+    """Wait until the scraped per-state counts reach ``expected``: a record is written before
+    its file moves and the journal says filed, so a record alone is not the end of filing."""
+
+    async def reached() -> bool:
+        text = await scrape(running)
+        inbox = str(running.inbox)
+        counts = {
+            each.labels["state"]: each.value
+            for family in text_string_to_metric_families(text)
+            for each in family.samples
+            if each.name == "symbl_inbox_files" and each.labels.get("inbox") == inbox
+        }
+        return all(counts.get(state) == value for state, value in expected.items())
+
+    await wait_until(reached, 10)
+
+
 class TestMetricsScrape:
     """A scrape after the daemon processed real files shows what happened."""
 
@@ -65,6 +83,7 @@ class TestMetricsScrape:
         size = drop_wavs(running, "a.wav", "b.wav")
         (running.inbox / "notes.wav").write_bytes(NOT_AUDIO)
         await running.wait_filed("a.wav", "b.wav", "notes.wav")
+        await journal_counts(running, filed_done=2, filed_failed=1)
         text = await scrape(running)
         inbox = str(running.inbox)
         assert sample(text, "symbl_inbox_files", inbox=inbox, state="filed_done") == 2
@@ -88,17 +107,7 @@ class TestMetricsScrape:
         running = await start_daemon(emulator_factory(max_jobs=1, job_seconds=1.0))
         drop_wavs(running, "first.wav", "second.wav", "third.wav")
         await running.wait_filed("first.wav", "second.wav", "third.wav", within=30)
-
-        async def all_filed_in_the_journal() -> bool:
-            # The record is written before the file moves and the journal says filed.
-            text = await scrape(running)
-            state = {"inbox": str(running.inbox), "state": "filed_done"}
-            try:
-                return sample(text, "symbl_inbox_files", **state) == 3
-            except AssertionError:  # no file of this inbox is filed in the journal yet
-                return False
-
-        await wait_until(all_filed_in_the_journal, 10)
+        await journal_counts(running, filed_done=3)
         text = await scrape(running)
         assert sample(text, "symbl_inbox_api_responses_total", code="429", **{"class": "4xx"}) >= 1
         done = sample(text, "symbl_inbox_files", inbox=str(running.inbox), state="filed_done")
