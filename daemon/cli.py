@@ -30,14 +30,32 @@ class Command:
 
 COMMANDS: tuple[Command, ...] = (
     Command("run", "daemon.commands.run", "watch the inboxes and process files until stopped"),
-    Command("check-config", "daemon.config.command", "validate the configuration and print it"),
+    Command(
+        "check-config", "daemon.commands.check_config", "validate the configuration and print it"
+    ),
     Command("config-schema", "daemon.config.jsonschema", "print the configuration's JSON Schema"),
-    Command("emulator", "daemon.emulator.cli", "serve a local emulator of the Symbl async API"),
-    Command("demo", "daemon.demo", "run the daemon on a demo inbox against the built-in emulator"),
-    Command("status", "daemon.status", "show per-inbox counts, jobs in flight and failures"),
-    Command("conversations", "daemon.status", "show conversation keys and their conversationIds"),
-    Command("retry", "daemon.retry", "move failed files back into their inbox to process again"),
-    Command("submit", "daemon.submit", "upload one file with a profile's parameters, once"),
+    Command(
+        "emulator", "daemon.commands.emulator", "serve a local emulator of the Symbl async API"
+    ),
+    Command(
+        "demo",
+        "daemon.commands.demo",
+        "run the daemon on a demo inbox against the built-in emulator",
+    ),
+    Command(
+        "status", "daemon.commands.status", "show per-inbox counts, jobs in flight and failures"
+    ),
+    Command(
+        "conversations",
+        "daemon.commands.status",
+        "show conversation keys and their conversationIds",
+    ),
+    Command(
+        "retry", "daemon.commands.retry", "move failed files back into their inbox to process again"
+    ),
+    Command(
+        "submit", "daemon.commands.submit", "upload one file with a profile's parameters, once"
+    ),
 )
 
 

@@ -36,9 +36,9 @@ from typing import Any
 import httpx
 
 from daemon.config.model import Config, Hook
+from daemon.files.records import iso
 from daemon.fsboundary import display
 from daemon.logs import get_logger, masker
-from daemon.records import iso
 
 log = get_logger("symbl_inbox.hooks")
 

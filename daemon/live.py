@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon.files.records import iso
 from daemon.logs import get_logger
-from daemon.records import iso
 from daemon.stalls import Stall, StallKind
 
 log = get_logger("symbl_inbox.live")

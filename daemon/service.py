@@ -20,7 +20,8 @@ from dataclasses import replace
 from daemon.config.changes import config_changes
 from daemon.config.model import Config, Inbox
 from daemon.config.profiles import convert_extra_installed
-from daemon.convert import clear_work_folder
+from daemon.files.convert import clear_work_folder
+from daemon.files.watch import OverflowAlarm
 from daemon.fsboundary import Boundaries
 from daemon.hooks import HookRunner
 from daemon.http.endpoint import Endpoint
@@ -46,7 +47,6 @@ from daemon.symbl.client import (
     SymblClient,
     SymblError,
 )
-from daemon.watch import OverflowAlarm
 
 log = get_logger("symbl_inbox.daemon")
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.records import iso
+from daemon.files.records import iso
 from daemon.stalls import StallBoard, StallKind
 
 MIN_FREE_BYTES = 4 * 1024 * 1024

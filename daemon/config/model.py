@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 WatchMode = Literal["auto", "inotify", "poll"]
 DuplicatePolicy = Literal["upload", "skip"]
-# What happens to audio with more than one channel (see daemon.recordings).
+# What happens to audio with more than one channel (see daemon.files.recordings).
 StereoPolicy = Literal["reject", "per_channel", "downmix"]
 # add: the system's store and the file; replace: the file only.
 CaMode = Literal["add", "replace"]

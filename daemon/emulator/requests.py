@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from daemon.audio import AudioFormat, AudioProblem, RangeView, inspect_stream
+from daemon.files.audio import AudioFormat, AudioProblem, RangeView, inspect_stream
 from daemon.params import dotted, validate_params
 
 AUDIO_CONTENT_TYPES = ("audio/wav", "audio/wave", "audio/mpeg", "audio/mp3")

@@ -30,14 +30,14 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from daemon.commands.status import gather_status
 from daemon.config.model import Config, HttpSettings
+from daemon.files.records import iso
 from daemon.http.guard import MAX_HEAD_BYTES, ConnectionGuard, connection_limit, guarded_protocol
 from daemon.http.metrics import Metrics
 from daemon.http.statuspage import render_page
 from daemon.live import stall_json
 from daemon.logs import get_logger, masker
-from daemon.records import iso
-from daemon.status import gather_status
 
 if TYPE_CHECKING:
     from daemon.http.view import Observed, Served, WebhookSink

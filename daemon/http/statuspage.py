@@ -13,8 +13,8 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from daemon.commands.status import COUNT_KEYS, StatusReport, human_age, human_size
 from daemon.fsboundary import display
-from daemon.status import COUNT_KEYS, StatusReport, human_age, human_size
 
 REFRESH_SECONDS = 5
 _STATE_LABELS = {

@@ -2,7 +2,7 @@
 
 Pure decisions: the verdicts say what the file's record should note and whether it may go on
 (towards its conversation and the upload queue); the daemon acts on them. Nothing here opens a
-file (``daemon.dropped.examine`` did, in a worker thread), writes the journal or logs.
+file (``daemon.files.dropped.examine`` did, in a worker thread), writes the journal or logs.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.audio import AudioInfo, AudioProblem
 from daemon.config.model import Profile
-from daemon.dropped import Examination
+from daemon.files.audio import AudioInfo, AudioProblem
+from daemon.files.dropped import Examination
+from daemon.files.intake import Directions, DirectionsError, directions_from_document, short_grace
+from daemon.files.recordings import as_dropped, plan_upload, planned
 from daemon.fsboundary import display
-from daemon.intake import Directions, DirectionsError, directions_from_document, short_grace
 from daemon.journal import FileRecord, Kind
-from daemon.recordings import as_dropped, plan_upload, planned
 
 NOT_REGULAR_MESSAGE = (
     "{}, not a regular file: the daemon never opens, reads or follows such entries; the entry "
@@ -113,7 +113,7 @@ def _audio(
     profile: Profile,
     can_convert: bool,
 ) -> AudioVerdict:
-    """Decide what goes up (``daemon.recordings``), noted for the record."""
+    """Decide what goes up (``daemon.files.recordings``), noted for the record."""
     params = dict(directions.params)
     if isinstance(inspected, FileNotFoundError):
         return Vanished()

@@ -13,9 +13,10 @@ from collections import deque
 from pathlib import Path
 
 from daemon.config.model import Inbox
-from daemon.dropped import Examination, examine
+from daemon.files.dropped import Examination, examine
+from daemon.files.intake import Candidate, TrackedFile, classify
+from daemon.files.recordings import params_as_planned
 from daemon.fsboundary import NotRegularFile, open_in, sha256_of
-from daemon.intake import Candidate, TrackedFile, classify
 from daemon.journal import FileRecord, Kind, State
 from daemon.logs import get_logger
 from daemon.params import dotted, merge_params, validate_params
@@ -31,7 +32,6 @@ from daemon.pipeline.inboxes import Inboxes, InboxRuntime
 from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.shell import Shell
 from daemon.pipeline.supervisor import Supervisor
-from daemon.recordings import params_as_planned
 
 log = get_logger("symbl_inbox.admission")
 

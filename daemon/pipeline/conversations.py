@@ -13,7 +13,7 @@ from pathlib import Path
 
 from daemon.config.model import Profile
 from daemon.convkeys import folder_of, scoped_key
-from daemon.intake import Directions, continuation_from_name
+from daemon.files.intake import Directions, continuation_from_name
 from daemon.journal import ConversationRecord, FileRecord, Journal, State
 from daemon.logs import get_logger
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from daemon.filing import TRANSCRIPT_SUFFIX, choose_target_in, file_into, record_suffix
+from daemon.files.filing import TRANSCRIPT_SUFFIX, choose_target_in, file_into, record_suffix
+from daemon.files.records import error_record, result_record
 from daemon.fsboundary import Boundaries, Folder, FolderSwapped, companion_name, display
 from daemon.hooks import Happening, HookEvent, HookRunner
 from daemon.http.metrics import Metrics
@@ -23,7 +24,6 @@ from daemon.logs import get_logger
 from daemon.pipeline.scheduler import backoff
 from daemon.pipeline.shell import Shell
 from daemon.pipeline.supervisor import Supervisor
-from daemon.records import error_record, result_record
 from daemon.stalls import StallBoard, StallKind
 from daemon.symbl.client import SymblError
 from daemon.symbl.exports import Exports, fetch_exports, name_export_files

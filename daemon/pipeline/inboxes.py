@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.config.model import Inbox
+from daemon.files.intake import Candidate, InboxFilter, TrackedFile, audio_name_of_sidecar, classify
+from daemon.files.watch import InboxWatcher
 from daemon.fsboundary import Boundaries, InboxFiles, display, lstat_in
-from daemon.intake import Candidate, InboxFilter, TrackedFile, audio_name_of_sidecar, classify
 from daemon.journal import FileRecord, Kind, State
 from daemon.logs import get_logger
 from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.shell import Shell
 from daemon.pipeline.supervisor import Supervisor
 from daemon.stalls import StallBoard, StallKind
-from daemon.watch import InboxWatcher
 
 log = get_logger("symbl_inbox.inboxes")
 

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon.audio import AudioProblem
-from daemon.convert import note_produced, original_submission, produced_for_upload
+from daemon.files.audio import AudioProblem
+from daemon.files.convert import note_produced, original_submission, produced_for_upload
+from daemon.files.records import iso
 from daemon.fsboundary import Boundaries, Checked, NotRegularFile, display, open_in
 from daemon.http.endpoint import resolve_webhook_secret
 from daemon.journal import FileRecord, Kind, State
@@ -28,7 +29,6 @@ from daemon.pipeline.scheduler import PAUSE_CAP_SECONDS, Scheduler, backoff
 from daemon.pipeline.shell import Shell
 from daemon.pipeline.supervisor import Supervisor
 from daemon.pipeline.tracker import Tracker
-from daemon.records import iso
 from daemon.stalls import StallBoard, StallKind
 from daemon.symbl.client import (
     AuthenticationError,

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-from daemon.audio import inspect_stream
+from daemon.files.audio import inspect_stream
 from daemon.logs import masker
 from daemon.symbl.errors import (
     Attempt,

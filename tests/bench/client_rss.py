@@ -33,7 +33,7 @@ OUR_TARGET_MIB = 80
 
 def measure(size_bytes: int = 2 * 1024**3) -> dict[str, Any]:
     """Upload a WAV of ``size_bytes`` with each client; the peak RSS of each, in MiB."""
-    from daemon.samples import write_large_wav
+    from daemon.files.samples import write_large_wav
 
     with tempfile.TemporaryDirectory(prefix="client-rss-") as folder:
         audio = Path(folder) / "large.wav"

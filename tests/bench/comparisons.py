@@ -23,7 +23,7 @@ from client_rss import REPO, SDK_MISSING_EXIT, emulator, peak_rss_mib
 from harness import MIB, DaemonOptions, InboxSpec, running_daemon, token, write_wavs
 from scenarios import JOB_SECONDS, SETTLE_SECONDS, filed_wall_seconds
 
-from daemon.samples import write_large_wav
+from daemon.files.samples import write_large_wav
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the proxy harness
 from proxy_harness import Tinyproxy

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from daemon.samples import wav_header
+from daemon.files.samples import wav_header
 
 CHUNK = 1024 * 1024
 START_TIMEOUT = 15.0

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from client_rss import APP_ID, APP_SECRET, REPO
 
-from daemon.samples import make_wav
+from daemon.files.samples import make_wav
 
 MIB = 1024 * 1024
 STOP_SECONDS = 30.0

@@ -21,7 +21,7 @@ from client_rss import emulator
 from harness import MIB, DaemonOptions, InboxSpec, running_daemon
 from scenarios import JOB_SECONDS, SETTLE_SECONDS
 
-from daemon.samples import wav_header
+from daemon.files.samples import wav_header
 
 CHANNELS, RATE = 2, 44100
 TOOL_ROUNDS = 2

@@ -26,7 +26,7 @@ from harness import (
     write_wavs,
 )
 
-from daemon.samples import make_wav
+from daemon.files.samples import make_wav
 
 BATCH_FILES = 200
 JOB_LIMIT = 50

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from daemon.audio import AudioProblem
 from daemon.config.model import SymblSettings
 from daemon.emulator import EmulatorServer, EmulatorState
-from daemon.samples import make_mp3, make_wav, write_large_wav
+from daemon.files.audio import AudioProblem
+from daemon.files.samples import make_mp3, make_wav, write_large_wav
 from daemon.symbl.client import (
     AuthenticationError,
     FinalError,

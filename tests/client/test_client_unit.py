@@ -20,8 +20,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.config.model import SymblSettings
+from daemon.files.samples import make_mp3, make_wav, write_large_wav
 from daemon.logs import masker
-from daemon.samples import make_mp3, make_wav, write_large_wav
 from daemon.symbl import client as client_module
 from daemon.symbl.client import (
     AuthenticationError,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from e2e_harness import DaemonHarness, sha256_of, wait_until, without_root_privileges
 
-from daemon.samples import make_mp3, make_wav
+from daemon.files.samples import make_mp3, make_wav
 
 
 def drop_with_a_good_file(harness: DaemonHarness, name: str, data: bytes) -> None:

@@ -9,8 +9,8 @@ import httpx
 from e2e_harness import DaemonHarness, sha256_of, wait_until
 
 from daemon.emulator import EmulatorServer
+from daemon.files.samples import make_wav
 from daemon.journal import JOURNAL_NAME
-from daemon.samples import make_wav
 
 PATTERN = r"^(?P<conversation>rec-\d+)-part(?P<part>\d+)\.wav$"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from e2e_harness import DaemonHarness, sha256_of, wait_until
 
-from daemon.samples import make_mp3, make_wav
+from daemon.files.samples import make_mp3, make_wav
 
 # Names that writers and desktops leave around: the daemon must never touch them.
 LEFT_ALONE = (

@@ -15,9 +15,9 @@ from e2e_harness import DaemonHarness, wait_until
 from receivers import free_port
 
 from daemon.emulator import EmulatorServer
+from daemon.files.samples import make_wav
 from daemon.journal import JOURNAL_NAME
 from daemon.reasons import FAILURE_REASONS
-from daemon.samples import make_wav
 
 
 def run_once(harness: DaemonHarness) -> subprocess.CompletedProcess[str]:

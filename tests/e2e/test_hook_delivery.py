@@ -15,7 +15,7 @@ import pytest
 from e2e_harness import DaemonHarness, wait_until
 from receivers import HttpReceiver, SmtpReceiver, free_port
 
-from daemon.samples import make_wav
+from daemon.files.samples import make_wav
 
 APP_SECRET = "test-secret-value-42"  # what DaemonHarness configures
 WEBHOOK_SECRET = "hook-test-webhook-secret-0c1d"

@@ -11,7 +11,7 @@ import yaml
 from e2e_harness import DaemonHarness, wait_until
 
 from daemon.emulator import EmulatorServer
-from daemon.samples import make_wav
+from daemon.files.samples import make_wav
 
 
 def edit_config(harness: DaemonHarness, change: Callable[[dict[str, Any]], None]) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from e2e_harness import DaemonHarness, sha256_of, wait_until
 
 from daemon.emulator import EmulatorServer
-from daemon.samples import make_wav
+from daemon.files.samples import make_wav
 
 
 def drop_files(harness: DaemonHarness, count: int, prefix: str) -> dict[str, str]:

@@ -25,7 +25,7 @@ from e2e_harness import DaemonHarness, wait_until
 from receivers import HttpReceiver, SlowRelay, free_port
 
 from daemon.emulator import EmulatorServer
-from daemon.samples import make_wav, write_large_wav
+from daemon.files.samples import make_wav, write_large_wav
 
 RECORDER = textwrap.dedent(
     """

@@ -14,10 +14,10 @@ import pytest
 from e2e_harness import DaemonHarness, wait_until
 from receivers import free_port
 
+from daemon.commands.status import StatusReport
 from daemon.emulator import EmulatorServer
+from daemon.files.samples import make_wav
 from daemon.http.statuspage import render_page
-from daemon.samples import make_wav
-from daemon.status import StatusReport
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -12,7 +12,7 @@ from emulator_http import CREDENTIALS, api_client, get_token
 
 from daemon.emulator import EmulatorServer, EmulatorState
 from daemon.emulator.app import LIMIT_MESSAGE, TOKEN_MESSAGE
-from daemon.samples import make_mp3, make_wav
+from daemon.files.samples import make_mp3, make_wav
 
 WAV = {"Content-Type": "audio/wav"}
 

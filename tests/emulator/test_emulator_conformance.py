@@ -15,7 +15,7 @@ import pytest
 import symbl_rest
 
 from daemon.emulator import EmulatorServer, EmulatorState
-from daemon.samples import make_mp3, make_wav
+from daemon.files.samples import make_mp3, make_wav
 
 
 @pytest.fixture

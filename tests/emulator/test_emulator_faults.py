@@ -10,7 +10,7 @@ import pytest
 from emulator_http import api_client, webhook_receiver
 
 from daemon.emulator import EmulatorServer, EmulatorState
-from daemon.samples import make_wav
+from daemon.files.samples import make_wav
 
 WAV = {"Content-Type": "audio/wav"}
 

@@ -12,7 +12,7 @@ from emulator_http import api_client
 from markdown_it import MarkdownIt
 
 from daemon.emulator import EmulatorServer, EmulatorState
-from daemon.samples import make_wav
+from daemon.files.samples import make_wav
 
 WAV = {"Content-Type": "audio/wav"}
 

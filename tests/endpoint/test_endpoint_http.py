@@ -15,8 +15,8 @@ from endpoint_harness import Running, StartDaemon, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.emulator import EmulatorServer
+from daemon.files.samples import make_wav
 from daemon.http.endpoint import MAX_WEBHOOK_BYTES, SECRET_FILE
-from daemon.samples import make_wav
 
 SECRET = "webhook-secret-for-the-endpoint-tests"
 NOT_AUDIO = b"These are meeting notes, not audio.\n"

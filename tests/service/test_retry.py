@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from service_harness import DaemonProcess, Site, wait_for
 
-from daemon.samples import make_wav
+from daemon.files.samples import make_wav
 
 BAD_SIDECAR = "params:\n  confidenceThreshold: 5\n"
 GOOD_SIDECAR = "params:\n  confidenceThreshold: 0.7\n"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from service_harness import DaemonProcess, NotifyListener, Site, wait_for
 
+from daemon.files.samples import make_wav
 from daemon.journal import SqliteJournal
-from daemon.samples import make_wav
 
 
 @pytest.fixture

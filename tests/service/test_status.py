@@ -7,7 +7,7 @@ from collections.abc import Callable
 from service_harness import DaemonProcess, Site, wait_for
 
 from daemon.emulator import EmulatorServer
-from daemon.samples import make_wav
+from daemon.files.samples import make_wav
 
 NOT_AUDIO = b"Minutes of the meeting, typed, not recorded.\n"
 

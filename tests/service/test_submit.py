@@ -9,9 +9,9 @@ from pathlib import Path
 
 from service_harness import Site
 
+from daemon.commands.submit import ProgressBar
 from daemon.emulator import EmulatorServer
-from daemon.samples import make_wav
-from daemon.submit import ProgressBar
+from daemon.files.samples import make_wav
 
 CONVERSATION_LINE = re.compile(r"^conversationId: (\d+)$", re.MULTILINE)
 JOB_LINE = re.compile(r"^jobId: ([0-9a-f-]{36})$", re.MULTILINE)

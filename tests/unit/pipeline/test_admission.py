@@ -10,7 +10,7 @@ import pytest
 from sox_audio import sox_wav
 
 from daemon.config.model import Profile
-from daemon.dropped import Examination, examine
+from daemon.files.dropped import Examination, examine
 from daemon.fsboundary import Boundaries
 from daemon.journal import FileRecord, Kind, State
 from daemon.pipeline.admission import (

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from daemon.config.model import Profile
-from daemon.intake import Directions
+from daemon.files.intake import Directions
 from daemon.journal import FileRecord, Kind, MemoryJournal, State
 from daemon.pipeline.conversations import Conversations, Hold, Reject, Release
 

@@ -1,7 +1,7 @@
 """What goes up for a dropped recording: the file as it is, a mono mix of it, or a conversion.
 
 A pure decision from what the inspector found, the file's name and its profile's ``stereo`` and
-``convert`` settings; ``daemon.convert`` carries it out at upload time.
+``convert`` settings; ``daemon.files.convert`` carries it out at upload time.
 
 - Mono WAV or MP3: sent as it is.
 - More than one channel: ``stereo: reject`` (the default) fails it as ``stereo_audio``;
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from daemon.audio import AudioInfo, AudioProblem
 from daemon.config.model import Profile
-from daemon.intake import OTHER_AUDIO_SUFFIXES
+from daemon.files.audio import AudioInfo, AudioProblem
+from daemon.files.intake import OTHER_AUDIO_SUFFIXES
 
 Action = Literal["as_is", "downmix", "convert"]
 PER_CHANNEL = "enableSeparateRecognitionPerChannel"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from real_recordings import missing_tools
 
-from daemon.audio import AudioProblem, inspect_file
-from daemon.convert import produce
+from daemon.files.audio import AudioProblem, inspect_file
+from daemon.files.convert import produce
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {missing_tools()}")
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.samples import make_mp3, make_wav
+from daemon.files.samples import make_mp3, make_wav
 
 MARKER = ".symbl-inbox-demo"
 DEMO_TIMEOUT_SECONDS = 120.0

@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from daemon.audio import AudioInfo, AudioProblem, inspect_stream
 from daemon.config.yamlsource import TextKeyLoader, YamlDocument
+from daemon.files.audio import AudioInfo, AudioProblem, inspect_stream
+from daemon.files.intake import SIDECAR_SUFFIXES, DirectionsError
 from daemon.fsboundary import Checked, Folder, NotRegularFile, display, open_checked, read_capped
-from daemon.intake import SIDECAR_SUFFIXES, DirectionsError
 
 DIRECTIONS_MAX_BYTES = 64 * 1024
 MAX_NESTING = 16

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from daemon.audio import AudioFormat, AudioProblem, inspect_bytes
-from daemon.filing import choose_target_in, file_into
+from daemon.files.audio import AudioFormat, AudioProblem, inspect_bytes
+from daemon.files.filing import choose_target_in, file_into
+from daemon.files.intake import Candidate, InboxFilter, classify, continuation_from_name
+from daemon.files.samples import make_mp3, make_wav, wav_header
+from daemon.files.watch import OverflowAlarm, filesystem_type, needs_polling
 from daemon.fsboundary import Folder, InboxFiles
-from daemon.intake import Candidate, InboxFilter, classify, continuation_from_name
-from daemon.samples import make_mp3, make_wav, wav_header
 from daemon.symbl.exports import render_transcript
-from daemon.watch import OverflowAlarm, filesystem_type, needs_polling
 
 
 class TestSniffing:

@@ -23,7 +23,7 @@ SIDECAR_SUFFIXES = (".yaml", ".yml")
 URL_DROP_SUFFIXES = (".url.yaml", ".url.yml")
 AUDIO_SUFFIXES = (".wav", ".mp3")
 # Audio and video containers the API does not take: filed as ``unsupported_format``, or
-# converted when the profile says ``convert: true`` (see ``daemon.recordings``).
+# converted when the profile says ``convert: true`` (see ``daemon.files.recordings``).
 OTHER_AUDIO_SUFFIXES = (
     ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma", ".amr", ".aif", ".aiff", ".aifc",
     ".caf", ".webm", ".weba", ".mp4", ".m4b", ".mov", ".3gp", ".3g2", ".mka", ".mkv", ".wv",

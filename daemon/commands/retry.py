@@ -22,13 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from daemon.commands.status import load_operator_config
 from daemon.config import Config, Inbox
-from daemon.filing import ERROR_SUFFIX, choose_target_in
+from daemon.files.filing import ERROR_SUFFIX, choose_target_in
+from daemon.files.intake import SIDECAR_SUFFIXES, Candidate, classify
 from daemon.fsboundary import Folder, move_entry, rename_noreplace
-from daemon.intake import SIDECAR_SUFFIXES, Candidate, classify
 from daemon.journal import JOURNAL_NAME, SqliteJournal
 from daemon.reasons import FAILURE_REASONS
-from daemon.status import load_operator_config
 
 RETRIED_MARK = ".retried-"
 

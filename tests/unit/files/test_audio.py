@@ -10,8 +10,8 @@ from typing import BinaryIO
 import pytest
 from real_recordings import MONO_VARIANTS, Recording, build_recordings, missing_tools
 
-from daemon.audio import AudioFormat, AudioProblem, inspect_file, inspect_stream
-from daemon.samples import make_wav, wav_header
+from daemon.files.audio import AudioFormat, AudioProblem, inspect_file, inspect_stream
+from daemon.files.samples import make_wav, wav_header
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {missing_tools()}")
 

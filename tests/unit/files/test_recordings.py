@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from daemon.audio import AudioFormat, AudioInfo, AudioProblem
 from daemon.config.model import Profile, StereoPolicy
-from daemon.recordings import Plan, params_as_planned, params_to_send, plan_upload, planned
+from daemon.files.audio import AudioFormat, AudioInfo, AudioProblem
+from daemon.files.recordings import Plan, params_as_planned, params_to_send, plan_upload, planned
 
 MONO_WAV = AudioInfo(AudioFormat.WAV, 1, 16000, 2.0, codec="pcm", block_align=2, data_size=64000)
 STEREO_WAV = AudioInfo(AudioFormat.WAV, 2, 16000, 2.0, codec="pcm", block_align=4)

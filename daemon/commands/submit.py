@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from daemon.audio import AudioProblem, inspect_file
 from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from daemon.commands.status import load_operator_config
 from daemon.config import Config
+from daemon.files.audio import AudioProblem, inspect_file
 from daemon.logs import configure_logging, masker
-from daemon.status import load_operator_config
 from daemon.symbl.client import FileChangedError, Submission, SymblClient, SymblError
 
 FINAL_JOB_STATES = ("completed", "failed")

@@ -1,11 +1,11 @@
-"""daemon.dropped: sidecars and URL drops are parsed within limits."""
+"""daemon.files.dropped: sidecars and URL drops are parsed within limits."""
 
 from __future__ import annotations
 
 import pytest
 
-from daemon.dropped import MAX_NESTING, parse_directions
-from daemon.intake import DirectionsError, directions_from_document
+from daemon.files.dropped import MAX_NESTING, parse_directions
+from daemon.files.intake import DirectionsError, directions_from_document
 
 
 class TestLimits:

@@ -23,10 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from daemon.audio import AudioFormat, AudioInfo, AudioProblem, inspect_stream
+from daemon.files.audio import AudioFormat, AudioInfo, AudioProblem, inspect_stream
+from daemon.files.recordings import EXTRA_HINT, can_mix_natively, describe
 from daemon.fsboundary import Checked
 from daemon.logs import get_logger
-from daemon.recordings import EXTRA_HINT, can_mix_natively, describe
 from daemon.symbl.client import Submission
 
 log = get_logger("symbl_inbox.convert")

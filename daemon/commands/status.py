@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 
 from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from daemon.config import Config, ConfigError, load_config
+from daemon.files.records import iso
 from daemon.fsboundary import display
 from daemon.journal import JOURNAL_NAME, FileRecord, Journal, SqliteJournal, State
 from daemon.live import age_of, read_live, runtime_dir
 from daemon.lock import running_pid
-from daemon.records import iso
 
 # The columns of ``status``, in the order a file goes through them; ``Journal.counts()`` keys.
 COUNT_KEYS: tuple[str, ...] = (

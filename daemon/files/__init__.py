@@ -1,0 +1,1 @@
+"""The files a dropper gives: watching inboxes, intake, audio, conversion, records and filing."""
