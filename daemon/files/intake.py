@@ -9,14 +9,15 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from daemon.fsboundary import Folder, scan_folder
+from daemon.fsboundary import Folder
+from daemon.fsboundary.walk import Entered, walk
 from daemon.params import ParamProblem, dotted, merge_params, unknown_key_message, validate_params
 
 SIDECAR_SUFFIXES = (".yaml", ".yml")
@@ -101,6 +102,13 @@ class InboxFilter:
         without following symlinks; a backlog of ten thousand files makes the per-path
         ``relative`` (which must judge any path on its own) too slow here.
         """
+        return list(self.walk(folder))
+
+    def walk(
+        self, folder: Folder, entered: Entered | None = None
+    ) -> Generator[tuple[str, os.stat_result, Candidate], None, None]:
+        """``scan``, one entry at a time (a rescan pauses between entries); ``entered`` is told
+        of every folder the walk opens, before its entries are listed."""
         skip = frozenset(
             folder_path.relative_to(self.root).as_posix()
             for folder_path in self.skip_dirs
@@ -118,8 +126,8 @@ class InboxFilter:
             kinds[rel] = kind
             return True
 
-        found = scan_folder(folder, self.recursive, descend, keep)
-        return [(rel, info, kinds[rel]) for rel, info in found]
+        for rel, info in walk(folder, self.recursive, descend, keep, entered):
+            yield rel, info, kinds.pop(rel)
 
     def _excluded(self, rel: str) -> bool:
         return any(fnmatch.fnmatch(rel, pattern) for pattern in self.exclude)

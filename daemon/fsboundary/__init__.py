@@ -32,7 +32,6 @@ from daemon.fsboundary.files import (
     open_in,
     read_capped,
     record_mode,
-    scan_folder,
     sha256_of,
     write_new,
 )
@@ -95,7 +94,6 @@ __all__ = [
     "read_capped",
     "record_mode",
     "rename_noreplace",
-    "scan_folder",
     "sha256_of",
     "write_new",
 ]

@@ -8,14 +8,12 @@ import hashlib
 import os
 import secrets
 import stat
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from daemon.fsboundary.folders import Folder, lexists, rename_noreplace
 from daemon.fsboundary.names import (
     COPY_CHUNK,
-    DIR_FLAGS,
     FILE_FLAGS,
     NEW_FILE_FLAGS,
     TEMP_PREFIX,
@@ -248,52 +246,3 @@ def exists_in(folder: Folder, rel: str) -> bool:
     except (FileNotFoundError, NotADirectoryError):
         return False
     return True
-
-
-def scan_folder(
-    folder: Folder,
-    recursive: bool,
-    descend: Callable[[str, str], bool],
-    keep: Callable[[str, str], bool],
-) -> list[tuple[str, os.stat_result]]:
-    """Every entry below ``folder`` that ``keep(rel, name)`` wants, with its lstat.
-
-    Sub-folders are entered (when ``recursive`` and ``descend(rel, name)``) through ``openat``
-    with ``O_NOFOLLOW`` only: a symlink to a folder is an entry like any other, never a way in.
-    """
-    found: list[tuple[str, os.stat_result]] = []
-    _scan(os.dup(folder.fd), "", recursive, descend, keep, found)
-    return found
-
-
-def _scan(
-    fd: int,
-    prefix: str,
-    recursive: bool,
-    descend: Callable[[str, str], bool],
-    keep: Callable[[str, str], bool],
-    found: list[tuple[str, os.stat_result]],
-) -> None:
-    try:
-        with os.scandir(fd) as iterator:
-            entries = list(iterator)
-        for entry in entries:
-            rel = prefix + entry.name
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                if recursive and descend(rel, entry.name):
-                    try:
-                        child = os.open(entry.name, DIR_FLAGS, dir_fd=fd)
-                    except OSError:
-                        continue
-                    _scan(child, rel + "/", recursive, descend, keep, found)
-                continue
-            if keep(rel, entry.name):
-                found.append((rel, info))
-    except OSError:
-        return
-    finally:
-        os.close(fd)
