@@ -102,6 +102,8 @@ class LiveState:
     stalls: tuple[Stall, ...] = ()
     inboxes: Mapping[str, bool] = field(default_factory=dict)
     """Inbox id -> watched right now."""
+    polled: Mapping[str, str] = field(default_factory=dict)
+    """Inbox id -> the kernel limit (sysctl) that has it polled instead of watched."""
     uploads: tuple[UploadProgress, ...] = ()
     # For the metrics only (live.json keeps what ``status`` shows).
     uploading: int = 0
@@ -123,6 +125,7 @@ class LiveState:
             "stopping": self.stopping,
             "stalls": [stall_json(stall) for stall in self.stalls],
             "inboxes": dict(self.inboxes),
+            "polled": dict(self.polled),
             "uploads": [upload.as_json(self.updated) for upload in self.uploads],
         }
 

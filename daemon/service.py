@@ -21,7 +21,6 @@ from daemon.config.changes import config_changes
 from daemon.config.model import Config, Inbox
 from daemon.config.profiles import convert_extra_installed
 from daemon.files.convert import clear_work_folder
-from daemon.files.watch import OverflowAlarm
 from daemon.fsboundary import Boundaries
 from daemon.hooks import HookRunner
 from daemon.http.endpoint import Endpoint
@@ -225,8 +224,6 @@ class Daemon:
         if self._client is None:
             self._client = SymblClient(self.config.symbl)
         self._install_signal_handlers()
-        alarm = OverflowAlarm(self._loop, self.watched.rescan_all)
-        alarm.install()
         try:
             for warning in self.config.warnings:
                 log.warning("config_warning", message=warning)
@@ -237,6 +234,7 @@ class Daemon:
             self._recover()
             for inbox in self.config.inboxes:
                 self._add_inbox(inbox)
+            await self.watched.scanned()
             self.pump()
             self.notifier.ready(self.status_line())
             self.ready_event.set()
@@ -252,7 +250,6 @@ class Daemon:
             )
             await self.stop_event.wait()
         finally:
-            alarm.remove()
             await self._shutdown()
         return 0
 
@@ -306,6 +303,7 @@ class Daemon:
             stopping=self.stop_event.is_set(),
             stalls=tuple(self.stalls.active()),
             inboxes=self.watched.watched(),
+            polled=self.watched.polled_instead(),
             uploads=self.uploader.meters.snapshot(),
             uploading=len(self.uploading),
             jobs=len(self.tracking),

@@ -3,6 +3,13 @@
 A file is seen (an event or a scan), recorded as ``waiting`` and watched until it has been
 quiet for the inbox's ``settle_seconds``; then it is handed to admission. An inbox that goes
 missing or cannot be watched is a stall, brought back within seconds of returning.
+
+One inotify instance watches every inbox, a watch per folder (``daemon.files.watch``). An inbox
+the kernel's limits leave without a watch is polled instead, said once in a warning and
+listed by ``status``; an inbox on a network filesystem (or ``watch: poll``) is polled anyway.
+Polling is a rescan every ``poll_interval_seconds``. A rescan walks the inbox a slice of a few
+milliseconds at a time, handing the event loop back between slices, and passes over a file
+whose size, mtime and inode are those of the last scan at the cost of a dictionary look-up.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ from pathlib import Path
 
 from daemon.config.model import Inbox
 from daemon.files.intake import Candidate, InboxFilter, TrackedFile, audio_name_of_sidecar, classify
-from daemon.files.watch import InboxWatcher
-from daemon.fsboundary import Boundaries, InboxFiles, display, lstat_in
+from daemon.files.watch import SharedWatcher, WatchLimitReached, watch_mode
+from daemon.fsboundary import Boundaries, Folder, InboxFiles, display, lstat_in
+from daemon.fsboundary.walk import Entered
 from daemon.journal import FileRecord, Kind, State
 from daemon.logs import get_logger
 from daemon.pipeline.scheduler import Scheduler
@@ -28,6 +36,16 @@ from daemon.stalls import StallBoard, StallKind
 log = get_logger("symbl_inbox.inboxes")
 
 MAINTENANCE_SECONDS = 5.0
+# A rescan hands the event loop back after this long, and looks at the clock every 64 entries.
+SLICE_SECONDS = 0.005
+# Inboxes rescanned at the same time (the others wait their turn): each slice of each scan
+# stands between a request and its answer.
+SCANS_AT_ONCE = 4
+# What to suggest when a limit is reached: generous, and far below what the kernel allows.
+SUGGESTED_LIMITS = {"fs.inotify.max_user_instances": 1024, "fs.inotify.max_user_watches": 524288}
+
+# (size, mtime_ns, inode) of a file at the last scan.
+Signature = tuple[int, int, int]
 
 
 @dataclass
@@ -36,10 +54,30 @@ class InboxRuntime:
 
     inbox: Inbox
     filter: InboxFilter
-    watcher: InboxWatcher | None = None
+    mode: str = "inotify"
+    """``inotify`` or ``poll``, as configured (``auto`` resolved from the mount table)."""
+    fallback: str | None = None
+    """The kernel limit (its sysctl) that has this inbox polled instead of watched, if any."""
+    watching: bool = False
+    """The inbox's folder is watched by the shared inotify instance."""
     available: bool = False
     tracked: dict[str, TrackedFile] = field(default_factory=dict)
     next_rescan: float = 0.0
+    retry_watch_at: float = 0.0
+    seen: dict[str, Signature] = field(default_factory=dict)
+    """Journaled files found by the last scan: one unchanged since is passed over."""
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    scanned: asyncio.Event = field(default_factory=asyncio.Event)
+    """The first scan is done (or the inbox could not be scanned)."""
+    scanner: asyncio.Task[None] | None = None
+
+    @property
+    def polled(self) -> bool:
+        return self.mode == "poll" or self.fallback is not None
+
+    @property
+    def scan_every(self) -> float:
+        return self.inbox.poll_interval_seconds if self.polled else self.inbox.rescan_seconds
 
 
 def make_filter(inbox: Inbox) -> InboxFilter:
@@ -80,18 +118,41 @@ class Inboxes:
         self.active: dict[tuple[str, str], int] = {}
         # Inboxes removed by a reload whose files are still in flight.
         self._retired: dict[str, Inbox] = {}
+        self._watcher: SharedWatcher | None = None
+        self._scan_slots = asyncio.Semaphore(SCANS_AT_ONCE)
+        self._warned: set[str] = set()  # the kernel limits already warned about
 
     def add(self, inbox: Inbox) -> InboxRuntime:
         """A new runtime for ``inbox`` (not yet watched: ``bring_up`` starts it)."""
-        runtime = InboxRuntime(inbox, make_filter(inbox))
+        runtime = InboxRuntime(inbox, make_filter(inbox), mode=watch_mode(inbox))
         self.runtimes[inbox.key] = runtime
         self._retired.pop(inbox.key, None)
         return runtime
 
     def stop_watching(self) -> None:
         for runtime in self.runtimes.values():
-            if runtime.watcher is not None:
-                runtime.watcher.stop()
+            if runtime.scanner is not None:
+                runtime.scanner.cancel()
+        if self._watcher is not None:
+            self._watcher.close()
+
+    def _shared(self) -> SharedWatcher:
+        if self._watcher is None:
+            self._watcher = SharedWatcher(asyncio.get_running_loop(), self)
+        return self._watcher
+
+    async def scanned(self) -> None:
+        """Until every inbox has been scanned once (or found missing)."""
+        for runtime in list(self.runtimes.values()):
+            await runtime.scanned.wait()
+
+    def polled_instead(self) -> dict[str, str]:
+        """Inbox key -> the kernel limit that has it polled instead of watched."""
+        return {
+            key: runtime.fallback
+            for key, runtime in self.runtimes.items()
+            if runtime.fallback is not None
+        }
 
     def settling(self) -> int:
         """Files waiting to settle, in every inbox."""
@@ -121,26 +182,131 @@ class Inboxes:
             self._inbox_stalled(inbox, "is missing")
             runtime.available = False
             runtime.next_rescan = time.monotonic() + MAINTENANCE_SECONDS
+            runtime.scanned.set()
             return
-        if runtime.watcher is None or not runtime.watcher.running:
-            loop = asyncio.get_running_loop()
-            runtime.watcher = InboxWatcher(inbox, loop, self.on_event)
-            try:
-                runtime.watcher.start()
-            except OSError as exc:
-                log.error("inbox_watch_failed", inbox=inbox.key, error=str(exc))
-                self._inbox_stalled(inbox, f"cannot be watched ({exc.strerror or exc})")
-                runtime.watcher = None
-                runtime.next_rescan = time.monotonic() + MAINTENANCE_SECONDS
-                return
+        try:
+            folder = self.files(inbox).inbox
+            if not runtime.polled and not runtime.watching:
+                self._watch_folder(runtime, "", folder.fd)
+        except OSError as exc:
+            log.error("inbox_watch_failed", inbox=inbox.key, error=str(exc))
+            self._inbox_stalled(inbox, f"cannot be watched ({exc.strerror or exc})")
+            runtime.next_rescan = time.monotonic() + MAINTENANCE_SECONDS
+            runtime.scanned.set()
+            return
         if not runtime.available:
-            log.info("inbox_watching", inbox=inbox.key, mode=runtime.watcher.mode)
+            self._log_mode(runtime)
         runtime.available = True
         self._stalls.clear(StallKind.INBOX_UNAVAILABLE, inbox.key)
         with contextlib.suppress(OSError):  # pinned now: a folder swapped later is noticed
             for outcome in ("done", "failed"):
                 self.files(inbox).target(outcome)
         self.rescan(runtime)
+
+    @staticmethod
+    def _log_mode(runtime: InboxRuntime) -> None:
+        mode = "poll" if runtime.polled else "inotify"
+        if runtime.fallback is None:
+            log.info("inbox_watching", inbox=runtime.inbox.key, mode=mode)
+        else:
+            log.info("inbox_watching", inbox=runtime.inbox.key, mode=mode, limit=runtime.fallback)
+
+    # ================================================================ the shared watcher
+
+    def _watch_folder(self, runtime: InboxRuntime, rel: str, fd: int) -> None:
+        """Watch a folder of the inbox; at a kernel limit the inbox is polled instead."""
+        try:
+            self._shared().watch(runtime.inbox.key, rel, fd)
+        except WatchLimitReached as limit:
+            self._fall_back(runtime, limit)
+            return
+        runtime.watching = True
+
+    def _fall_back(self, runtime: InboxRuntime, limit: WatchLimitReached) -> None:
+        """Poll the inbox instead of watching it: warned once per limit, listed by ``status``."""
+        inbox = runtime.inbox
+        self._shared().forget(inbox.key)  # the watches it had go to other inboxes
+        was_watched = runtime.watching
+        runtime.watching = False
+        runtime.fallback = limit.sysctl
+        runtime.retry_watch_at = time.monotonic() + inbox.rescan_seconds
+        if limit.sysctl not in self._warned:
+            self._warned.add(limit.sysctl)
+            suggested = SUGGESTED_LIMITS.get(limit.sysctl, "a higher value")
+            log.warning(
+                "inotify_limit_reached",
+                limit=limit.sysctl,
+                value=limit.value,
+                inbox=inbox.key,
+                message=(
+                    f"the kernel's limit {limit.sysctl} ({limit.value}) is reached: this inbox, "
+                    "and any other that cannot be watched, is polled every "
+                    "poll_interval_seconds instead (symbl-inbox status lists them). Raise the "
+                    f"limit (sysctl -w {limit.sysctl}={suggested}, and the same in a file "
+                    "under /etc/sysctl.d/); polled inboxes are watched again within "
+                    "rescan_seconds"
+                ),
+            )
+        if was_watched and runtime.available:
+            self._log_mode(runtime)
+        runtime.wake.set()  # its next scan comes after poll_interval_seconds, not rescan_seconds
+
+    def _retry_watch(self, runtime: InboxRuntime, folder: Folder) -> None:
+        """A polled inbox is watched again once the kernel grants a watch (every rescan_seconds)."""
+        now = time.monotonic()
+        if runtime.fallback is None or runtime.mode != "inotify" or now < runtime.retry_watch_at:
+            return
+        runtime.retry_watch_at = now + runtime.inbox.rescan_seconds
+        try:
+            self._shared().watch(runtime.inbox.key, "", folder.fd)
+        except WatchLimitReached:
+            return
+        except OSError as exc:
+            log.debug("inbox_watch_failed", inbox=runtime.inbox.key, error=str(exc))
+            return
+        runtime.fallback, runtime.watching = None, True
+        self._log_mode(runtime)
+
+    def _entered(self, runtime: InboxRuntime) -> Entered | None:
+        """What a walk of a watched recursive inbox does with each folder it opens: watch it."""
+        if not (runtime.inbox.recursive and runtime.watching):
+            return None
+
+        def entered(rel: str, fd: int) -> None:
+            if rel == "" or not runtime.watching:
+                return  # the inbox itself is watched by ``bring_up``
+            try:
+                self._watch_folder(runtime, rel, fd)
+            except OSError as exc:  # gone meanwhile: its parent's events tell
+                log.debug(
+                    "folder_watch_failed", inbox=runtime.inbox.key, folder=rel, error=str(exc)
+                )
+
+        return entered
+
+    def changed(self, owner: str, rel: str, gone: bool, is_dir: bool) -> None:
+        """An inotify event, on the loop (``daemon.files.watch.Listener``)."""
+        runtime = self.runtimes.get(owner)
+        if runtime is None or self._supervisor.stopping:
+            return
+        if is_dir:
+            if not gone and runtime.inbox.recursive:
+                self.rescan(runtime)  # the walk watches the new folder and finds what it holds
+            return
+        self.on_event(owner, str(runtime.inbox.path / rel), gone)
+
+    def lost(self, owner: str) -> None:
+        """The inbox's folder was removed, moved or unmounted: unavailable until it is back."""
+        runtime = self.runtimes.get(owner)
+        if runtime is None or self._supervisor.stopping:
+            return
+        runtime.watching = False
+        self._supervisor.later(0.0, lambda: self.maintain(runtime, time.monotonic()))
+
+    def overflowed(self) -> None:
+        """The kernel's event queue overflowed: what it dropped, a rescan of every inbox finds."""
+        log.warning("inotify_overflow", inboxes=len(self.runtimes))
+        self.rescan_all()
 
     def _inbox_stalled(self, inbox: Inbox, what: str) -> None:
         self._stalls.begin(
@@ -156,25 +322,80 @@ class Inboxes:
                 self.rescan(runtime)
 
     def rescan(self, runtime: InboxRuntime) -> None:
-        """Look at every file in the inbox: the safety net under events."""
-        runtime.next_rescan = time.monotonic() + runtime.inbox.rescan_seconds
-        try:
-            found = runtime.filter.scan(self.files(runtime.inbox).inbox)
-        except OSError as exc:  # e.g. the inbox path is now a symlink: never followed
-            log.error("inbox_scan_failed", inbox=runtime.inbox.key, error=str(exc))
-            found = []
-        known = len(self.active)
-        with self._shell.db.transaction():
-            for rel, stat, kind in found:
-                if kind is not Candidate.SIDECAR:
-                    self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns, quiet=True)
-        new = len(self.active) - known
-        (log.info if new else log.debug)(
-            "inbox_scanned", inbox=runtime.inbox.key, files=len(found), new_files=new
+        """Look at every file in the inbox soon (the safety net under events); one scan runs
+        at a time per inbox, and requests made meanwhile make one more."""
+        if runtime.scanner is None or runtime.scanner.done():
+            runtime.scanner = self._supervisor.spawn(self._scanner(runtime))
+        runtime.wake.set()
+
+    def _current(self, runtime: InboxRuntime) -> bool:
+        return (
+            self.runtimes.get(runtime.inbox.key) is runtime
+            and runtime.available
+            and not self._supervisor.stopping
         )
 
+    async def _scanner(self, runtime: InboxRuntime) -> None:
+        """Scan when asked, and every ``poll_interval_seconds`` (polled) or ``rescan_seconds``."""
+        try:
+            while self._current(runtime):
+                runtime.wake.clear()
+                await self._scan(runtime)
+                runtime.scanned.set()
+                runtime.next_rescan = time.monotonic() + runtime.scan_every
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(runtime.scan_every):
+                        await runtime.wake.wait()
+        finally:
+            runtime.scanned.set()
+
+    async def _scan(self, runtime: InboxRuntime) -> None:
+        """One walk of the inbox, a slice at a time; files unchanged since the last are skipped."""
+        async with self._scan_slots:
+            if not self._current(runtime):
+                return
+            inbox = runtime.inbox
+            try:
+                folder = self.files(inbox).inbox
+            except OSError as exc:  # e.g. the inbox path is now a symlink: never followed
+                log.error("inbox_scan_failed", inbox=inbox.key, error=str(exc))
+                return
+            self._retry_watch(runtime, folder)
+            before, now_seen = runtime.seen, {}
+            found = new = 0
+            deadline = time.monotonic() + SLICE_SECONDS
+            entries = runtime.filter.walk(folder, self._entered(runtime))
+            try:
+                for rel, info, kind in entries:
+                    found += 1
+                    if kind is not Candidate.SIDECAR:
+                        signature = (info.st_size, info.st_mtime_ns, info.st_ino)
+                        key = (inbox.key, rel)
+                        known = key in self.active
+                        if not known or before.get(rel) != signature:
+                            self._see(
+                                runtime, rel, kind, info.st_size, info.st_mtime_ns, quiet=True
+                            )
+                            new += not known and key in self.active
+                        if key in self.active:
+                            now_seen[rel] = signature
+                    if found % 64 == 0 and time.monotonic() >= deadline:
+                        await asyncio.sleep(0)  # the loop answers requests and events here
+                        if not self._current(runtime):
+                            return
+                        deadline = time.monotonic() + SLICE_SECONDS
+            except OSError as exc:
+                log.error("inbox_scan_failed", inbox=inbox.key, error=str(exc))
+                return
+            finally:
+                entries.close()
+            runtime.seen = now_seen
+            (log.info if new else log.debug)(
+                "inbox_scanned", inbox=inbox.key, files=found, new_files=new
+            )
+
     def on_event(self, inbox_key: str, path_text: str, deleted: bool) -> None:
-        """A watchdog event, delivered on the loop."""
+        """An event of the shared inotify instance, on the loop."""
         runtime = self.runtimes.get(inbox_key)
         if runtime is None or self._supervisor.stopping:
             return
@@ -310,27 +531,28 @@ class Inboxes:
         log.info("file_vanished", inbox=record.inbox, file=record.rel_path, state=record.state)
 
     def maintain(self, runtime: InboxRuntime, now: float) -> None:
-        healthy = runtime.inbox.path.is_dir() and (
-            runtime.watcher is not None and runtime.watcher.running
-        )
+        """Bring back an inbox that went missing or lost its watch (its scanner rescans it)."""
+        if self.runtimes.get(runtime.inbox.key) is not runtime:
+            return
+        healthy = runtime.inbox.path.is_dir() and (runtime.polled or runtime.watching)
         if not healthy:
             if runtime.available:
                 log.error("inbox_unavailable", inbox=runtime.inbox.key)
-                if runtime.watcher is not None:
-                    runtime.watcher.stop()
-                    runtime.watcher = None
+                self._shared().forget(runtime.inbox.key)
+                runtime.watching = False
                 runtime.available = False
                 runtime.next_rescan = now  # watched again as soon as it is back, not at rescan
             if now >= runtime.next_rescan:
                 self.bring_up(runtime)
-        elif now >= runtime.next_rescan:
-            self.rescan(runtime)
 
     def remove(self, inbox: Inbox) -> None:
         """Stop watching; files already submitted are still tracked and filed where they were."""
         runtime = self.runtimes.pop(inbox.key, None)
-        if runtime is not None and runtime.watcher is not None:
-            runtime.watcher.stop()
+        if runtime is not None:
+            if runtime.scanner is not None:
+                runtime.scanner.cancel()
+            if self._watcher is not None:
+                self._watcher.forget(inbox.key)
         self._stalls.clear(StallKind.INBOX_UNAVAILABLE, inbox.key)
         self._retired[inbox.key] = inbox
 

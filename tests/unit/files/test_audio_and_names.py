@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
 from pathlib import Path
 
@@ -13,7 +11,7 @@ from daemon.files.audio import AudioFormat, AudioProblem, inspect_bytes
 from daemon.files.filing import choose_target_in, file_into
 from daemon.files.intake import Candidate, InboxFilter, classify, continuation_from_name
 from daemon.files.samples import make_mp3, make_wav, wav_header
-from daemon.files.watch import OverflowAlarm, filesystem_type, needs_polling
+from daemon.files.watch import filesystem_type, needs_polling
 from daemon.fsboundary import Folder, InboxFiles
 from daemon.symbl.exports import render_transcript
 
@@ -186,32 +184,3 @@ class TestTranscript:
         assert render_transcript(body) == (
             "[00:00:00] Ana: Hello.\n[00:01:05] Unknown speaker: Hi!\n"
         )
-
-
-class TestOverflow:
-    """A kernel event-queue overflow, reported only in watchdog's log, becomes a rescan."""
-
-    async def test_the_overflow_warning_triggers_the_callback(self) -> None:
-        loop = asyncio.get_running_loop()
-        rescanned = asyncio.Event()
-        alarm = OverflowAlarm(loop, rescanned.set)
-        alarm.install()
-        try:
-            logging.getLogger("watchdog.observers.inotify_c").warning(
-                "Inotify queue overflowed; filesystem events were lost"
-            )
-            await asyncio.wait_for(rescanned.wait(), timeout=5)
-        finally:
-            alarm.remove()
-
-    async def test_other_warnings_do_not(self) -> None:
-        loop = asyncio.get_running_loop()
-        calls: list[str] = []
-        alarm = OverflowAlarm(loop, lambda: calls.append("rescan"))
-        alarm.install()
-        try:
-            logging.getLogger("watchdog.observers.inotify_c").warning("some other trouble")
-            await asyncio.sleep(0)  # one turn of the loop: a call_soon would have run by now
-            assert calls == []
-        finally:
-            alarm.remove()
