@@ -113,6 +113,8 @@ class StatusReport:
     uploads: list[dict[str, Any]] = field(default_factory=list)
     live_note: str | None = None
     """Why the live part (stalls, uploads) is missing or old, when it is."""
+    polled: dict[str, str] = field(default_factory=dict)
+    """Inbox -> the kernel's inotify limit (sysctl) that has it polled instead of watched."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -128,6 +130,7 @@ class StatusReport:
             "stalls": self.stalls,
             "uploads": self.uploads,
             "live_note": self.live_note,
+            "polled": self.polled,
         }
 
 
@@ -151,6 +154,7 @@ def gather_status(
         failures=[_failure(record, _failed_folder(config, record.inbox)) for record in failures],
         stalls=list(live.get("stalls", [])) if live else [],
         uploads=list(live.get("uploads", [])) if live else [],
+        polled=dict(live.get("polled", {})) if live else {},
     )
 
 
@@ -232,6 +236,7 @@ def render_status(report: StatusReport) -> str:
         for row in report.inboxes
     ]
     parts.append(render_table(headers, rows))
+    parts.extend(polled_lines(report.polled))
     parts.extend(_stall_lines(report))
     parts.append(f"Jobs in flight: {len(report.in_flight)}")
     if report.in_flight:
@@ -266,6 +271,15 @@ def _stall_lines(report: StatusReport) -> list[str]:
             )
     lines.append("")
     return lines
+
+
+def polled_lines(polled: Mapping[str, str]) -> list[str]:
+    """The inboxes polled because the kernel refused inotify more instances or watches."""
+    if not polled:
+        return []
+    lines = [f"Polled instead of watched (a kernel inotify limit is reached): {len(polled)}"]
+    lines += [f"  {display(inbox)}: {limit} reached" for inbox, limit in sorted(polled.items())]
+    return [*lines, ""]
 
 
 def human_size(count: int) -> str:

@@ -70,6 +70,13 @@ INSTANCES_SYSCTL = "fs.inotify.max_user_instances"
 WATCHES_SYSCTL = "fs.inotify.max_user_watches"
 
 
+# The same limits as this process's user namespace has them: a container's may be lower.
+_NAMESPACE_LIMITS = {
+    INSTANCES_SYSCTL: "user.max_inotify_instances",
+    WATCHES_SYSCTL: "user.max_inotify_watches",
+}
+
+
 def sysctl_value(name: str, proc: Path = Path("/proc/sys")) -> int | None:
     """The kernel setting ``name`` (dotted, as ``sysctl`` spells it), or None if unreadable."""
     try:
@@ -78,12 +85,20 @@ def sysctl_value(name: str, proc: Path = Path("/proc/sys")) -> int | None:
         return None
 
 
+def limit_value(sysctl: str, proc: Path = Path("/proc/sys")) -> int | None:
+    """The limit in force: the system's ``sysctl``, or the user namespace's if lower."""
+    found = [sysctl_value(name, proc) for name in (sysctl, _NAMESPACE_LIMITS.get(sysctl))
+             if name is not None]  # fmt: skip
+    values = [value for value in found if value is not None]
+    return min(values) if values else None
+
+
 class WatchLimitReached(Exception):
     """The kernel refused an inotify instance or watch: ``sysctl`` names the limit."""
 
     def __init__(self, sysctl: str) -> None:
         self.sysctl = sysctl
-        self.value = sysctl_value(sysctl)
+        self.value = limit_value(sysctl)
         super().__init__(f"the kernel's limit {sysctl} ({self.value}) is reached")
 
 

@@ -49,6 +49,7 @@ def render_page(report: StatusReport, host: str, now_iso: str) -> str:
         *_stalls(report.stalls),
         "<h2>Inboxes</h2>",
         *_inboxes(report.inboxes),
+        *_polled(report.polled),
         f"<h2>Uploading ({len(report.uploads)})</h2>",
         *_uploads(report.uploads),
         f"<h2>Jobs in flight ({len(report.in_flight)})</h2>",
@@ -104,6 +105,19 @@ def _inboxes(inboxes: Sequence[dict[str, Any]]) -> list[str]:
         cells += [f'<td class="n">{inbox["counts"][key]}</td>' for key in COUNT_KEYS]
         rows.append(cells)
     return _table(["inbox", "profile", *(_STATE_LABELS[k] for k in COUNT_KEYS)], rows, "inboxes")
+
+
+def _polled(polled: dict[str, str]) -> list[str]:
+    if not polled:
+        return []
+    items = "".join(
+        f"<li><code>{_e(inbox)}</code>: {_e(limit)} reached</li>"
+        for inbox, limit in sorted(polled.items())
+    )
+    return [
+        f'<div class="stall" id="polled">Polled instead of watched ({len(polled)}): the '
+        f"kernel's inotify limit is reached.<ul>{items}</ul></div>"
+    ]
 
 
 def _uploads(uploads: Sequence[dict[str, Any]]) -> list[str]:

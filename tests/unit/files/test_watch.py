@@ -15,6 +15,7 @@ from daemon.files.watch import (
     WATCHES_SYSCTL,
     SharedWatcher,
     WatchLimitReached,
+    limit_value,
     sysctl_value,
 )
 from daemon.fsboundary import DIR_FLAGS
@@ -170,10 +171,20 @@ class TestLimits:
         assert sysctl_value(WATCHES_SYSCTL, proc=tmp_path) == 8192
         assert sysctl_value(INSTANCES_SYSCTL, proc=tmp_path) is None
 
+    def test_a_user_namespace_s_lower_limit_is_the_one_in_force(self, tmp_path: Path) -> None:
+        (tmp_path / "fs" / "inotify").mkdir(parents=True)
+        (tmp_path / "user").mkdir()
+        (tmp_path / "fs" / "inotify" / "max_user_watches").write_text("8192\n")
+        (tmp_path / "user" / "max_inotify_watches").write_text("100\n")
+        (tmp_path / "fs" / "inotify" / "max_user_instances").write_text("128\n")
+        (tmp_path / "user" / "max_inotify_instances").write_text("2147483647\n")
+        assert limit_value(WATCHES_SYSCTL, proc=tmp_path) == 100
+        assert limit_value(INSTANCES_SYSCTL, proc=tmp_path) == 128
+
     def test_the_error_names_the_limit_and_its_value(self) -> None:
         error = WatchLimitReached(INSTANCES_SYSCTL)
         assert error.sysctl == INSTANCES_SYSCTL
-        assert error.value == sysctl_value(INSTANCES_SYSCTL)
+        assert error.value == limit_value(INSTANCES_SYSCTL)
         assert "fs.inotify.max_user_instances" in str(error)
 
 
