@@ -195,3 +195,25 @@ def test_without_an_instance_every_inbox_is_polled_and_delivers(many: Any) -> No
         setup.drop(index, "a.wav")
     wait_until(lambda: all(setup.filed(i, "a.wav") for i in range(3)), 60, "files filed")
     assert len(setup.warnings_and_errors()) == 1
+
+
+def test_folders_made_later_in_a_recursive_inbox_are_watched(harness: DaemonHarness) -> None:
+    """A folder made (or moved in, files and all) after start is watched from then on: its
+    files arrive within seconds, long before the next rescan (300 s)."""
+    harness.write_config(inbox_options={"recursive": True})
+    harness.start()
+    deeper = harness.inbox / "team" / "2026" / "june"
+    deeper.mkdir(parents=True)
+    (deeper / "made.wav").write_bytes(make_wav(0.1))
+    outside = harness.root / "prepared"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "sub" / "moved.wav").write_bytes(make_wav(0.2))
+    outside.rename(harness.inbox / "prepared")
+    wait_until(
+        lambda: {"team/2026/june/made.wav", "prepared/sub/moved.wav"} <= set(harness.results()),
+        30,
+        "both files filed",
+    )
+    # After the move, a file written in the moved folder is still seen (under its new name).
+    (harness.inbox / "prepared" / "sub" / "after.wav").write_bytes(make_wav(0.3))
+    wait_until(lambda: "prepared/sub/after.wav" in harness.results(), 30, "the later file")
