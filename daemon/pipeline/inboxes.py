@@ -159,14 +159,15 @@ class Inboxes:
         return sum(len(runtime.tracked) for runtime in self.runtimes.values())
 
     def watched(self) -> dict[str, bool]:
-        """Inbox key -> watched right now."""
+        """Inbox key -> watched right now (a watched folder's removal is an event; a polled
+        one's is looked for here, asked every second by live.json and /healthz)."""
         return {
-            key: runtime.available and runtime.inbox.path.is_dir()
+            key: runtime.available and (runtime.watching or runtime.inbox.path.is_dir())
             for key, runtime in self.runtimes.items()
         }
 
     def maintain_all(self, now: float) -> None:
-        """Bring back inboxes that went missing; rescan those due."""
+        """Bring back inboxes that went missing or lost their watch."""
         for runtime in list(self.runtimes.values()):
             try:
                 self.maintain(runtime, now)
