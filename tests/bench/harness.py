@@ -110,6 +110,7 @@ class InboxSpec:
     watch: str = "auto"
     settle_seconds: float = 0.5
     poll_interval_seconds: float = 1.0
+    rescan_seconds: float = 300.0
 
     def as_yaml(self) -> dict[str, Any]:
         return {
@@ -120,6 +121,7 @@ class InboxSpec:
             "watch": self.watch,
             "settle_seconds": self.settle_seconds,
             "poll_interval_seconds": self.poll_interval_seconds,
+            "rescan_seconds": self.rescan_seconds,
         }
 
 
@@ -134,6 +136,8 @@ class DaemonOptions:
     http_port: int | None = None
     # More settings of the benchmark's profile (e.g. ``stereo: downmix``).
     profile: dict[str, Any] = field(default_factory=dict)
+    # The daemon's log_level, when not its default (info).
+    log_level: str | None = None
 
 
 def config_text(
@@ -157,6 +161,8 @@ def config_text(
         "profiles": {"bench": {"params": {"languageCode": "en-US"}, **opts.profile}},
         "inboxes": [inbox.as_yaml() for inbox in inboxes],
     }
+    if opts.log_level is not None:
+        config["log_level"] = opts.log_level
     if opts.http_port is not None:
         address = f"127.0.0.1:{opts.http_port}"
         config["http"] = {"listen": address, "public_url": f"http://{address}"}
@@ -180,9 +186,11 @@ class DaemonProcess:
         inboxes: list[InboxSpec],
         options: DaemonOptions | None = None,
         env: dict[str, str] | None = None,
+        prefix: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir
         self._env = env
+        self._prefix = prefix  # wraps the command (e.g. a user namespace with its own limits)
         self.state_dir = workdir / "state"
         self.config_path = workdir / "config.yaml"
         self.log_path = workdir / "daemon.log"
@@ -206,7 +214,7 @@ class DaemonProcess:
         self.config_path.write_text(
             config_text(self._base_url, self.state_dir, self.inboxes, self.options)
         )
-        command = [sys.executable, "-m", "daemon", "--config", str(self.config_path)]
+        command = [*self._prefix, sys.executable, "-m", "daemon", "--config", str(self.config_path)]
         command += ["run", "--log-format", "json"]
         # A file, not a pipe: a reader that falls behind must never slow the daemon down.
         with (
@@ -359,12 +367,13 @@ def running_daemon(
     *,
     wait_ready: bool = True,
     env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
 ) -> Iterator[DaemonProcess]:
     """A started daemon (ready, unless told not to wait); stopped on the way out, come what may.
 
     ``env`` adds environment variables for the daemon (e.g. to profile it).
     """
-    daemon = DaemonProcess(workdir, base_url, inboxes, options, env)
+    daemon = DaemonProcess(workdir, base_url, inboxes, options, env, prefix)
     daemon.start()
     try:
         if wait_ready:

@@ -26,6 +26,7 @@ from typing import Any
 from client_rss import REPO, free_port
 from comparisons import SdkComparison, upload_rss, upload_throughput
 from harness import MIB, DaemonOptions, InboxSpec, config_text
+from many_inboxes import rescan_stall, thousand_inboxes
 from recordings import convert, downmix
 from scenarios import backlog, batch_ratio, idle_cpu, pickup_latency
 
@@ -41,6 +42,8 @@ class Sizes:
     idle_inboxes: int = 100
     downmix_bytes: int = 2 * 1024 * MIB
     convert_seconds: int = 3600
+    many_inboxes: int = 1000
+    rescan_files: int = 100_000
 
 
 FULL = Sizes(rss_bytes=2 * GIB, throughput_bytes=GIB, backlog_files=10_000, idle_seconds=30.0)
@@ -51,11 +54,13 @@ QUICK = Sizes(
     idle_seconds=10.0,
     downmix_bytes=256 * MIB,
     convert_seconds=600,
+    rescan_files=20_000,
 )
 # The measurements by name, in the order they run; ``--only`` picks some of them.
 MEASUREMENTS = (
     "batch", "ours_3_files", "pickup_inotify", "pickup_poll", "backlog", "idle", "rss",
     "throughput", "throughput_proxy", "sdk", "downmix", "convert", "backlog_mp3",
+    "inboxes_1000", "rescan_100k",
 )  # fmt: skip
 
 
@@ -93,6 +98,10 @@ GOALS = (
     Goal("downmix_2gib_ratio_vs_sox", 0.5, at_most=False),
     Goal("convert_1h_m4a_ratio_vs_ffmpeg", 0.8, at_most=False),
     Goal("upload_throughput_ratio_vs_curl_proxy", 0.7, at_most=False),
+    Goal("inboxes_1000_watched_or_polled_share", 1.0, at_most=False),
+    Goal("inboxes_1000_ready_seconds", 3),
+    Goal("inboxes_1000_idle_cpu_percent", 0.5),
+    Goal("rescan_100k_healthz_max_ms", 100),
 )
 
 
@@ -172,6 +181,8 @@ def run_all(sizes: Sizes, only: frozenset[str] = frozenset(MEASUREMENTS)) -> Run
         )
         measure("downmix", lambda: downmix(sizes.downmix_bytes))
         measure("convert", lambda: convert(sizes.convert_seconds))
+        measure("inboxes_1000", lambda: thousand_inboxes(sizes.many_inboxes, sizes.idle_seconds))
+        measure("rescan_100k", lambda: rescan_stall(sizes.rescan_files, 10.0))
         if sdk is not None:
             measure("sdk", sdk.result)
     return run
@@ -202,6 +213,10 @@ def headline(run: Run) -> dict[str, float | None]:
         "downmix_2gib_ratio_vs_sox": _get(d, "downmix", "ratio_vs_sox"),
         "convert_1h_m4a_ratio_vs_ffmpeg": _get(d, "convert", "ratio_vs_ffmpeg"),
         "upload_throughput_ratio_vs_curl_proxy": _get(d, "throughput_proxy", "ratio"),
+        "inboxes_1000_watched_or_polled_share": _get(d, "inboxes_1000", "share"),
+        "inboxes_1000_ready_seconds": _get(d, "inboxes_1000", "ready_seconds"),
+        "inboxes_1000_idle_cpu_percent": _get(d, "inboxes_1000", "idle_cpu_percent"),
+        "rescan_100k_healthz_max_ms": _get(d, "rescan_100k", "max_ms"),
     }
 
 
@@ -279,6 +294,22 @@ def _notes(run: Run) -> dict[str, str]:
         notes["upload_throughput_ratio_vs_curl_proxy"] = (
             f"through tinyproxy: ours {t['ours_mib_per_s']:.0f} MiB/s, "
             f"curl {t['curl_mib_per_s']:.0f} MiB/s, {t['requests_through_proxy']} requests proxied"
+        )
+    if "inboxes_1000" in d:
+        m = d["inboxes_1000"]
+        notes["inboxes_1000_watched_or_polled_share"] = (
+            f"{m['watched_or_polled']} of {m['inboxes']} ({m['inotify']} inotify, "
+            f"{m['polled']} polled); {m['limits']}"
+        )
+        notes["inboxes_1000_ready_seconds"] = "process start to daemon_ready"
+        notes["inboxes_1000_idle_cpu_percent"] = (
+            f"{m['cpu_seconds']:.2f} CPU s over {m['window_seconds']:.0f} s, {m['threads']} threads"
+        )
+    if "rescan_100k" in d:
+        r = d["rescan_100k"]
+        notes["rescan_100k_healthz_max_ms"] = (
+            f"{r['requests']} requests over {r['rescans_in_window']} rescans of "
+            f"{r['files_per_rescan']} files; p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms"
         )
     return notes
 
