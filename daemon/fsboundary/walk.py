@@ -55,11 +55,11 @@ def _walk(
         with iterator:
             for entry in iterator:
                 rel = prefix + entry.name
-                try:
-                    info = entry.stat(follow_symlinks=False)
+                try:  # the entry's type from the listing: no system call where the kernel says
+                    is_dir = entry.is_dir(follow_symlinks=False)
                 except OSError:
                     continue
-                if stat.S_ISDIR(info.st_mode):
+                if is_dir:
                     if recursive and descend(rel, entry.name):
                         try:
                             child = os.open(entry.name, DIR_FLAGS, dir_fd=fd)
@@ -67,7 +67,13 @@ def _walk(
                             continue
                         yield from _walk(child, rel + "/", recursive, descend, keep, entered)
                     continue
-                if keep(rel, entry.name):
+                if not keep(rel, entry.name):
+                    continue  # not a name the daemon takes: not even looked at
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if not stat.S_ISDIR(info.st_mode):  # else replaced by a folder since listed
                     yield rel, info
     finally:
         os.close(fd)

@@ -130,7 +130,8 @@ def thousand_inboxes(inboxes: int, idle_window: float) -> dict[str, Any]:
 
 
 def rescan_stall(files: int, window: float) -> dict[str, Any]:
-    """Longest ``/healthz`` answer while an inbox of ``files`` waiting files is rescanned."""
+    """Longest ``/healthz`` answer while an inbox of ``files`` waiting files is rescanned, and
+    (the baseline, same daemon, same run) while the inbox is still empty."""
     port = free_port()
     with (
         tempfile.TemporaryDirectory(prefix="bench-rescan-") as folder,
@@ -138,44 +139,53 @@ def rescan_stall(files: int, window: float) -> dict[str, Any]:
     ):
         workdir = Path(folder)
         inbox = InboxSpec(workdir / "inbox", settle_seconds=0.5, rescan_seconds=1.0)
-        write_wavs(inbox.path, files, seconds=0.01)
         options = DaemonOptions(
             max_concurrent_jobs=1,
             max_concurrent_uploads=1,
             http_port=port,
             log_level="debug",  # every rescan's inbox_scanned line, also when it finds nothing
         )
-        with running_daemon(
-            workdir / "daemon", base_url, [inbox], options, wait_ready=False
-        ) as daemon:
+        with running_daemon(workdir / "daemon", base_url, [inbox], options) as daemon:
+            baseline = _probe_healthz(port, window)
+            write_wavs(inbox.path, files, seconds=0.01)
             journaled = lambda: journal_rows(daemon.state_dir) >= files  # noqa: E731 - a condition
             wait_until(journaled, 300.0, "every file journaled", step=0.2)
-            daemon.wait_for("daemon_ready", timeout=300.0)
-            # Admission done: a rescan that finds nothing new is a rescan alone.
-            quiet = lambda: _quiet_rescans(daemon) >= 1  # noqa: E731 - a condition
+            # Admission done: a rescan that finds all files and nothing new is a rescan alone.
+            quiet = lambda: _quiet_rescans(daemon, files) >= 1  # noqa: E731 - a condition
             wait_until(quiet, 300.0, "a rescan with nothing new", step=0.2)
-            scans_before = _quiet_rescans(daemon)
-            latencies: list[float] = []
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10.0) as client:
-                ends = time.monotonic() + window
-                while time.monotonic() < ends:
-                    asked = time.perf_counter()
-                    client.get("/healthz")
-                    latencies.append(time.perf_counter() - asked)
-                    time.sleep(0.002)  # a steady stream of requests, not a busy loop
-            scans = _quiet_rescans(daemon) - scans_before
-            scan_files = [int(e.fields.get("files", 0)) for e in daemon.events("inbox_scanned")]
+            scans_before = _quiet_rescans(daemon, files)
+            latencies = _probe_healthz(port, window)
+            scans = _quiet_rescans(daemon, files) - scans_before
     return {
         "files": files,
         "window_seconds": window,
         "rescans_in_window": scans,
-        "files_per_rescan": max(scan_files) if scan_files else 0,
         "requests": len(latencies),
         "max_ms": max(latencies) * 1000,
         "p50_ms": percentile(latencies, 0.5) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
+        "baseline_max_ms": max(baseline) * 1000,
+        "baseline_p50_ms": percentile(baseline, 0.5) * 1000,
+        "baseline_p99_ms": percentile(baseline, 0.99) * 1000,
     }
 
 
-def _quiet_rescans(daemon: Any) -> int:
-    return sum(1 for e in daemon.events("inbox_scanned") if e.fields.get("new_files") == 0)
+def _probe_healthz(port: int, window: float) -> list[float]:
+    """Seconds each ``/healthz`` took, asked one after another for ``window`` seconds."""
+    latencies: list[float] = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10.0) as client:
+        ends = time.monotonic() + window
+        while time.monotonic() < ends:
+            asked = time.perf_counter()
+            client.get("/healthz").raise_for_status()
+            latencies.append(time.perf_counter() - asked)
+            time.sleep(0.002)  # a steady stream of requests, not a busy loop
+    return latencies
+
+
+def _quiet_rescans(daemon: Any, files: int) -> int:
+    return sum(
+        1
+        for event in daemon.events("inbox_scanned")
+        if event.fields.get("new_files") == 0 and event.fields.get("files") == files
+    )
