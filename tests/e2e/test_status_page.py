@@ -139,6 +139,27 @@ class TestStatusPage:
         assert page.evaluate("document.querySelector('#uploads progress').value") == 3145728
         page.close()
 
+    def test_inboxes_polled_at_a_kernel_limit_are_listed(self, browser: object) -> None:
+        report = StatusReport(
+            state_dir=Path("/var/lib/symbl-inbox"),
+            journal=None,
+            pid=42,
+            inboxes=[],
+            in_flight=[],
+            failures=[],
+            polled={
+                "/srv/in/<b>team</b>": "fs.inotify.max_user_watches",
+                "/srv/in/sales": "fs.inotify.max_user_watches",
+            },
+        )
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.set_content(render_page(report, "host1", "2026-01-01T00:00:12"))
+        polled = page.inner_text("#polled")
+        assert "Polled instead of watched (2)" in polled
+        assert "/srv/in/<b>team</b>: fs.inotify.max_user_watches reached" in polled
+        assert "/srv/in/sales: fs.inotify.max_user_watches reached" in polled
+        page.close()
+
 
 def _submitted(harness: DaemonHarness) -> str:
     return "in_flight" if harness.event_count("file_submitted") >= 2 else ""
