@@ -70,6 +70,8 @@ class InboxRuntime:
     tracked: dict[str, TrackedFile] = field(default_factory=dict)
     next_rescan: float = 0.0
     retry_watch_at: float = 0.0
+    retrying: bool = False
+    """A polled inbox got its watch back; its walk watches the rest before it says so."""
     seen: dict[str, int] = field(default_factory=dict)
     """Journaled files found by the last scan: one unchanged since is passed over."""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -254,8 +256,9 @@ class Inboxes:
                     "rescan_seconds"
                 ),
             )
-        if was_watched and runtime.available:
+        if was_watched and runtime.available and not runtime.retrying:
             self._log_mode(runtime)
+        runtime.retrying = False
         runtime.wake.set()  # its next scan comes after poll_interval_seconds, not rescan_seconds
 
     def _retry_watch(self, runtime: InboxRuntime, folder: Folder) -> None:
@@ -271,8 +274,8 @@ class Inboxes:
         except OSError as exc:
             log.debug("inbox_watch_failed", inbox=runtime.inbox.key, error=str(exc))
             return
-        runtime.fallback, runtime.watching = None, True
-        self._log_mode(runtime)
+        # Said once the walk has watched every folder too; a sub-folder refused means polled still.
+        runtime.fallback, runtime.watching, runtime.retrying = None, True, True
 
     def _entered(self, runtime: InboxRuntime) -> Entered | None:
         """What a walk of a watched recursive inbox does with each folder it opens: watch it."""
@@ -397,6 +400,9 @@ class Inboxes:
             finally:
                 entries.close()
             runtime.seen = now_seen
+            if runtime.retrying:
+                runtime.retrying = False
+                self._log_mode(runtime)
             (log.info if new else log.debug)(
                 "inbox_scanned", inbox=inbox.key, files=found, new_files=new
             )

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -61,20 +63,26 @@ class ManyInboxes:
         self.runtime = root / "run"
         self.runtime.mkdir(parents=True)
         self.boxes = [root / f"box{index:03d}" for index in range(count)]
-        inboxes = []
         for box in self.boxes:
             (box / "in").mkdir(parents=True)
-            inboxes.append(
-                {
-                    "path": str(box / "in"),
-                    "profile": "default",
-                    "done": str(box / "done"),
-                    "failed": str(box / "failed"),
-                    "settle_seconds": 0.2,
-                    "poll_interval_seconds": 0.2,
-                }
-            )
-        self.harness = DaemonHarness(root / "daemon", emulator, extra={"inboxes": inboxes})
+        self.harness = DaemonHarness(root / "daemon", emulator)
+        self.configure(range(count))
+
+    def configure(self, indices: Iterable[int], **options: Any) -> None:
+        """Write the configuration with these inboxes (a running daemon reads it on SIGHUP)."""
+        inboxes = [
+            {
+                "path": str(self.boxes[index] / "in"),
+                "profile": "default",
+                "done": str(self.boxes[index] / "done"),
+                "failed": str(self.boxes[index] / "failed"),
+                "settle_seconds": 0.2,
+                "poll_interval_seconds": 0.2,
+                **options,
+            }
+            for index in indices
+        ]
+        self.harness.write_config(extra={"inboxes": inboxes})
 
     def start(self, prefix: tuple[str, ...] = ()) -> None:
         self.harness.start(prefix=prefix, env={"RUNTIME_DIRECTORY": str(self.runtime)})
@@ -181,6 +189,25 @@ def test_at_the_watch_limit_the_other_inboxes_are_polled_with_one_warning(many: 
     wait_until(lambda: all(setup.filed(i, "late.wav") for i in (0, 3, 4, 9)), 60, "files filed")
     # No flood: the one warning is all, however long it runs.
     assert [e["event"] for e in setup.warnings_and_errors()] == ["inotify_limit_reached"]
+
+
+def test_a_polled_inbox_is_watched_again_once_watches_are_free(many: Any) -> None:
+    """Two watched inboxes removed by a reload free their watches: the polled ones ask again
+    at their next rescan, and get them; nothing more is warned."""
+    setup: ManyInboxes = many(5)
+    setup.configure(range(5), rescan_seconds=0.5)
+    setup.start(prefix=with_inotify_limits(watches=3))
+    inboxes = [str(box / "in") for box in setup.boxes]
+    assert sorted(setup.status()["polled"]) == inboxes[3:]
+    setup.configure(range(2, 5), rescan_seconds=0.5)
+    assert setup.harness.process is not None
+    setup.harness.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: setup.status()["polled"] == {}, 30, "every inbox watched again")
+    back = [e["inbox"] for e in setup.events("inbox_watching") if e["mode"] == "inotify"]
+    assert set(inboxes[3:]) <= set(back)
+    setup.drop(4, "back.wav")
+    wait_until(lambda: setup.filed(4, "back.wav"), 30, "the file filed")
+    assert len(setup.events("inotify_limit_reached")) == 1
 
 
 def test_without_an_instance_every_inbox_is_polled_and_delivers(many: Any) -> None:
