@@ -16,22 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.config.model import Inbox
 from daemon.files.intake import Candidate, InboxFilter, TrackedFile, audio_name_of_sidecar, classify
-from daemon.files.watch import SharedWatcher, WatchLimitReached, watch_mode
-from daemon.fsboundary import Boundaries, Folder, InboxFiles, display, lstat_in
-from daemon.fsboundary.walk import Entered
+from daemon.files.watch import watch_mode
+from daemon.fsboundary import Boundaries, InboxFiles, display, lstat_in
 from daemon.journal import FileRecord, Kind, State
 from daemon.logs import get_logger
 from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.shell import Shell
 from daemon.pipeline.supervisor import Supervisor
+from daemon.pipeline.watching import InboxRuntime as InboxRuntime  # the stages know it from here
+from daemon.pipeline.watching import Watches, log_mode, signature
 from daemon.stalls import StallBoard, StallKind
 
 log = get_logger("symbl_inbox.inboxes")
@@ -42,50 +41,6 @@ SLICE_SECONDS = 0.002
 # Inboxes rescanned at the same time (the others wait their turn): each slice of each scan
 # stands between a request and its answer.
 SCANS_AT_ONCE = 4
-# What to suggest when a limit is reached: generous, and far below what the kernel allows.
-SUGGESTED_LIMITS = {"fs.inotify.max_user_instances": 1024, "fs.inotify.max_user_watches": 524288}
-
-_LOW64 = (1 << 64) - 1
-
-
-def signature(info: os.stat_result) -> int:
-    """A file's size, mtime and inode as one int: exact, and (unlike a tuple) never tracked by
-    the garbage collector, which would otherwise walk 100,000 of them after each rescan."""
-    return info.st_size << 128 | (info.st_mtime_ns & _LOW64) << 64 | info.st_ino & _LOW64
-
-
-@dataclass
-class InboxRuntime:
-    """What the daemon keeps in memory for one inbox."""
-
-    inbox: Inbox
-    filter: InboxFilter
-    mode: str = "inotify"
-    """``inotify`` or ``poll``, as configured (``auto`` resolved from the mount table)."""
-    fallback: str | None = None
-    """The kernel limit (its sysctl) that has this inbox polled instead of watched, if any."""
-    watching: bool = False
-    """The inbox's folder is watched by the shared inotify instance."""
-    available: bool = False
-    tracked: dict[str, TrackedFile] = field(default_factory=dict)
-    next_rescan: float = 0.0
-    retry_watch_at: float = 0.0
-    retrying: bool = False
-    """A polled inbox got its watch back; its walk watches the rest before it says so."""
-    seen: dict[str, int] = field(default_factory=dict)
-    """Journaled files found by the last scan: one unchanged since is passed over."""
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    scanned: asyncio.Event = field(default_factory=asyncio.Event)
-    """The first scan is done (or the inbox could not be scanned)."""
-    scanner: asyncio.Task[None] | None = None
-
-    @property
-    def polled(self) -> bool:
-        return self.mode == "poll" or self.fallback is not None
-
-    @property
-    def scan_every(self) -> float:
-        return self.inbox.poll_interval_seconds if self.polled else self.inbox.rescan_seconds
 
 
 def make_filter(inbox: Inbox) -> InboxFilter:
@@ -126,9 +81,8 @@ class Inboxes:
         self.active: dict[tuple[str, str], int] = {}
         # Inboxes removed by a reload whose files are still in flight.
         self._retired: dict[str, Inbox] = {}
-        self._watcher: SharedWatcher | None = None
+        self._watches = Watches(self)
         self._scan_slots = asyncio.Semaphore(SCANS_AT_ONCE)
-        self._warned: set[str] = set()  # the kernel limits already warned about
 
     def add(self, inbox: Inbox) -> InboxRuntime:
         """A new runtime for ``inbox`` (not yet watched: ``bring_up`` starts it)."""
@@ -141,13 +95,7 @@ class Inboxes:
         for runtime in self.runtimes.values():
             if runtime.scanner is not None:
                 runtime.scanner.cancel()
-        if self._watcher is not None:
-            self._watcher.close()
-
-    def _shared(self) -> SharedWatcher:
-        if self._watcher is None:
-            self._watcher = SharedWatcher(asyncio.get_running_loop(), self)
-        return self._watcher
+        self._watches.close()
 
     async def scanned(self) -> None:
         """Until every inbox has been scanned once (or found missing)."""
@@ -174,15 +122,15 @@ class Inboxes:
             for key, runtime in self.runtimes.items()
         }
 
-    def maintain_all(self, now: float) -> None:
+    async def maintain_all(self, now: float) -> None:
         """Bring back inboxes that went missing or lost their watch."""
         for runtime in list(self.runtimes.values()):
             try:
-                self.maintain(runtime, now)
+                await self.maintain(runtime, now)
             except Exception:
                 log.exception("internal_error", inbox=runtime.inbox.key)
 
-    def bring_up(self, runtime: InboxRuntime) -> None:
+    async def bring_up(self, runtime: InboxRuntime) -> None:
         """Start watching and scan; a missing inbox is reported and tried again later."""
         inbox = runtime.inbox
         if not inbox.path.is_dir():
@@ -196,7 +144,7 @@ class Inboxes:
         try:
             folder = self.files(inbox).inbox
             if not runtime.polled and not runtime.watching:
-                self._watch_folder(runtime, "", folder.fd)
+                self._watches.watch_folder(runtime, "", folder.fd)
         except OSError as exc:
             log.error("inbox_watch_failed", inbox=inbox.key, error=str(exc))
             self._inbox_stalled(inbox, f"cannot be watched ({exc.strerror or exc})")
@@ -204,95 +152,13 @@ class Inboxes:
             runtime.scanned.set()
             return
         if not runtime.available:
-            self._log_mode(runtime)
+            log_mode(runtime)
         runtime.available = True
         self._stalls.clear(StallKind.INBOX_UNAVAILABLE, inbox.key)
         with contextlib.suppress(OSError):  # pinned now: a folder swapped later is noticed
             for outcome in ("done", "failed"):
                 self.files(inbox).target(outcome)
-        self.rescan(runtime)
-
-    @staticmethod
-    def _log_mode(runtime: InboxRuntime) -> None:
-        mode = "poll" if runtime.polled else "inotify"
-        if runtime.fallback is None:
-            log.info("inbox_watching", inbox=runtime.inbox.key, mode=mode)
-        else:
-            log.info("inbox_watching", inbox=runtime.inbox.key, mode=mode, limit=runtime.fallback)
-
-    # ================================================================ the shared watcher
-
-    def _watch_folder(self, runtime: InboxRuntime, rel: str, fd: int) -> None:
-        """Watch a folder of the inbox; at a kernel limit the inbox is polled instead."""
-        try:
-            self._shared().watch(runtime.inbox.key, rel, fd)
-        except WatchLimitReached as limit:
-            self._fall_back(runtime, limit)
-            return
-        runtime.watching = True
-
-    def _fall_back(self, runtime: InboxRuntime, limit: WatchLimitReached) -> None:
-        """Poll the inbox instead of watching it: warned once per limit, listed by ``status``."""
-        inbox = runtime.inbox
-        self._shared().forget(inbox.key)  # the watches it had go to other inboxes
-        was_watched = runtime.watching
-        runtime.watching = False
-        runtime.fallback = limit.sysctl
-        runtime.retry_watch_at = time.monotonic() + inbox.rescan_seconds
-        if limit.sysctl not in self._warned:
-            self._warned.add(limit.sysctl)
-            suggested = SUGGESTED_LIMITS.get(limit.sysctl, "a higher value")
-            log.warning(
-                "inotify_limit_reached",
-                limit=limit.sysctl,
-                value=limit.value,
-                inbox=inbox.key,
-                message=(
-                    f"the kernel's limit {limit.sysctl} ({limit.value}) is reached: this inbox, "
-                    "and any other that cannot be watched, is polled every "
-                    "poll_interval_seconds instead (symbl-inbox status lists them). Raise the "
-                    f"limit (sysctl -w {limit.sysctl}={suggested}, and the same in a file "
-                    "under /etc/sysctl.d/); polled inboxes are watched again within "
-                    "rescan_seconds"
-                ),
-            )
-        if was_watched and runtime.available and not runtime.retrying:
-            self._log_mode(runtime)
-        runtime.retrying = False
-        runtime.wake.set()  # its next scan comes after poll_interval_seconds, not rescan_seconds
-
-    def _retry_watch(self, runtime: InboxRuntime, folder: Folder) -> None:
-        """A polled inbox is watched again once the kernel grants a watch (every rescan_seconds)."""
-        now = time.monotonic()
-        if runtime.fallback is None or runtime.mode != "inotify" or now < runtime.retry_watch_at:
-            return
-        runtime.retry_watch_at = now + runtime.inbox.rescan_seconds
-        try:
-            self._shared().watch(runtime.inbox.key, "", folder.fd)
-        except WatchLimitReached:
-            return
-        except OSError as exc:
-            log.debug("inbox_watch_failed", inbox=runtime.inbox.key, error=str(exc))
-            return
-        # Said once the walk has watched every folder too; a sub-folder refused means polled still.
-        runtime.fallback, runtime.watching, runtime.retrying = None, True, True
-
-    def _entered(self, runtime: InboxRuntime) -> Entered | None:
-        """What a walk of a watched recursive inbox does with each folder it opens: watch it."""
-        if not (runtime.inbox.recursive and runtime.watching):
-            return None
-
-        def entered(rel: str, fd: int) -> None:
-            if rel == "" or not runtime.watching:
-                return  # the inbox itself is watched by ``bring_up``
-            try:
-                self._watch_folder(runtime, rel, fd)
-            except OSError as exc:  # gone meanwhile: its parent's events tell
-                log.debug(
-                    "folder_watch_failed", inbox=runtime.inbox.key, folder=rel, error=str(exc)
-                )
-
-        return entered
+        await self.rescan(runtime)
 
     def changed(self, owner: str, rel: str, gone: bool, is_dir: bool) -> None:
         """An inotify event, on the loop (``daemon.files.watch.Listener``)."""
@@ -301,7 +167,7 @@ class Inboxes:
             return
         if is_dir:
             if not gone and runtime.inbox.recursive:
-                self.rescan(runtime)  # the walk watches the new folder and finds what it holds
+                self._wake(runtime)  # the walk watches the new folder and finds what it holds
             return
         self.on_event(owner, str(runtime.inbox.path / rel), gone)
 
@@ -316,7 +182,9 @@ class Inboxes:
     def overflowed(self) -> None:
         """The kernel's event queue overflowed: what it dropped, a rescan of every inbox finds."""
         log.warning("inotify_overflow", inboxes=len(self.runtimes))
-        self.rescan_all()
+        for runtime in self.runtimes.values():
+            if runtime.available:
+                self._wake(runtime)
 
     def _inbox_stalled(self, inbox: Inbox, what: str) -> None:
         self._stalls.begin(
@@ -326,14 +194,17 @@ class Inboxes:
             inbox.key,
         )
 
-    def rescan_all(self) -> None:
+    async def rescan_all(self) -> None:
         for runtime in self.runtimes.values():
             if runtime.available:
-                self.rescan(runtime)
+                await self.rescan(runtime)
 
-    def rescan(self, runtime: InboxRuntime) -> None:
-        """Look at every file in the inbox soon (the safety net under events); one scan runs
-        at a time per inbox, and requests made meanwhile make one more."""
+    async def rescan(self, runtime: InboxRuntime) -> None:
+        """Look at every file in the inbox soon (the safety net under events)."""
+        self._wake(runtime)
+
+    def _wake(self, runtime: InboxRuntime) -> None:
+        """One scan runs at a time per inbox; requests made meanwhile make one more."""
         if runtime.scanner is None or runtime.scanner.done():
             runtime.scanner = self._supervisor.spawn(self._scanner(runtime))
         runtime.wake.set()
@@ -370,11 +241,11 @@ class Inboxes:
             except OSError as exc:  # e.g. the inbox path is now a symlink: never followed
                 log.error("inbox_scan_failed", inbox=inbox.key, error=str(exc))
                 return
-            self._retry_watch(runtime, folder)
+            self._watches.retry(runtime, folder)
             before, now_seen = runtime.seen, {}
             found = new = 0
             deadline = time.monotonic() + SLICE_SECONDS
-            entries = runtime.filter.walk(folder, self._entered(runtime))
+            entries = runtime.filter.walk(folder, self._watches.entered(runtime))
             try:
                 for rel, info, kind in entries:
                     found += 1
@@ -383,7 +254,7 @@ class Inboxes:
                         key = (inbox.key, rel)
                         known = key in self.active
                         if not known or before.get(rel) != current:
-                            self._see(
+                            await self._see(
                                 runtime, rel, kind, info.st_size, info.st_mtime_ns, quiet=True
                             )
                             new += not known and key in self.active
@@ -402,13 +273,17 @@ class Inboxes:
             runtime.seen = now_seen
             if runtime.retrying:
                 runtime.retrying = False
-                self._log_mode(runtime)
+                log_mode(runtime)
             (log.info if new else log.debug)(
                 "inbox_scanned", inbox=inbox.key, files=found, new_files=new
             )
 
     def on_event(self, inbox_key: str, path_text: str, deleted: bool) -> None:
-        """An event of the shared inotify instance, on the loop."""
+        """An event of the shared inotify instance, on the loop; handled in turn, in order of
+        arrival."""
+        self._supervisor.spawn(self._on_event(inbox_key, path_text, deleted))
+
+    async def _on_event(self, inbox_key: str, path_text: str, deleted: bool) -> None:
         runtime = self.runtimes.get(inbox_key)
         if runtime is None or self._supervisor.stopping:
             return
@@ -422,7 +297,7 @@ class Inboxes:
                 self._sidecar_touched(runtime, audio_name_of_sidecar(rel))
             elif not deleted:
                 stat = lstat_in(self.files(runtime.inbox).inbox, rel)
-                self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns)
+                await self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns)
         except OSError:
             return  # gone, or reached only through a symlink: nothing of this inbox
         except Exception:
@@ -434,7 +309,7 @@ class Inboxes:
         if tracked is not None:
             tracked.last_change = time.monotonic()
 
-    def _see(
+    async def _see(
         self,
         runtime: InboxRuntime,
         rel: str,
@@ -456,10 +331,10 @@ class Inboxes:
         key = (runtime.inbox.key, rel)
         existing_id = self.active.get(key)
         if existing_id is not None:
-            self._seen_again(runtime, existing_id, size, mtime_ns)
+            await self._seen_again(runtime, existing_id, size, mtime_ns)
             return
         record_kind = Kind.URL if kind is Candidate.URL_DROP else Kind.AUDIO
-        record = self._shell.db.add_file(
+        record = await self._shell.db.add_file(
             runtime.inbox.key, rel, record_kind, size, mtime_ns, State.WAITING
         )
         record.profile = runtime.inbox.profile
@@ -474,16 +349,18 @@ class Inboxes:
         settled = quiet and untouched_for >= runtime.inbox.settle_seconds
         self.track(runtime, record, settled=settled)
 
-    def _seen_again(self, runtime: InboxRuntime, record_id: int, size: int, mtime_ns: int) -> None:
+    async def _seen_again(
+        self, runtime: InboxRuntime, record_id: int, size: int, mtime_ns: int
+    ) -> None:
         """A file we already know changed: before it is sent, it settles again."""
-        record = self._shell.db.get(record_id)
+        record = await self._shell.db.get(record_id)
         if record is None or record.state not in (State.READY, State.HELD):
             return
         if (record.size, record.mtime_ns) == (size, mtime_ns):
             return
         self._scheduler.discard(record.inbox, record.id)
         record.state, record.size, record.mtime_ns = State.WAITING, size, mtime_ns
-        self._shell.db.save(record)
+        await self._shell.db.save(record)
         log.info("file_changed_again", inbox=record.inbox, file=record.rel_path)
         self.track(runtime, record)
 
@@ -506,7 +383,7 @@ class Inboxes:
     def check_later(self, runtime: InboxRuntime, tracked: TrackedFile, delay: float) -> None:
         self._supervisor.later(delay, lambda: self._check_settled(runtime, tracked))
 
-    def _check_settled(self, runtime: InboxRuntime, tracked: TrackedFile) -> None:
+    async def _check_settled(self, runtime: InboxRuntime, tracked: TrackedFile) -> None:
         if self.runtimes.get(runtime.inbox.key) is not runtime:
             return  # the inbox was removed or changed by a reload; its new runtime takes over
         if runtime.tracked.get(tracked.rel) is not tracked:
@@ -516,7 +393,7 @@ class Inboxes:
         try:
             stat = lstat_in(self.files(runtime.inbox).inbox, tracked.rel)
         except (FileNotFoundError, NotADirectoryError):
-            self.vanished(runtime, tracked.record_id)
+            await self.vanished(runtime, tracked.record_id)
             return
         except OSError as exc:
             log.warning("file_stat_failed", file=display(tracked.rel), error=str(exc))
@@ -533,17 +410,17 @@ class Inboxes:
     def files(self, inbox: Inbox) -> InboxFiles:
         return self._boundaries.of(inbox.key, inbox.path, inbox.done, inbox.failed)
 
-    def vanished(self, runtime: InboxRuntime, record_id: int) -> None:
-        record = self._shell.db.get(record_id)
+    async def vanished(self, runtime: InboxRuntime, record_id: int) -> None:
+        record = await self._shell.db.get(record_id)
         if record is None:
             return
         runtime.tracked.pop(record.rel_path, None)
         self._scheduler.discard(record.inbox, record.id)
         self.active.pop((record.inbox, record.rel_path), None)
-        self._shell.db.forget(record)
+        await self._shell.db.forget(record)
         log.info("file_vanished", inbox=record.inbox, file=record.rel_path, state=record.state)
 
-    def maintain(self, runtime: InboxRuntime, now: float) -> None:
+    async def maintain(self, runtime: InboxRuntime, now: float) -> None:
         """Bring back an inbox that went missing or lost its watch (its scanner rescans it)."""
         if self.runtimes.get(runtime.inbox.key) is not runtime:
             return
@@ -551,12 +428,12 @@ class Inboxes:
         if not healthy:
             if runtime.available:
                 log.error("inbox_unavailable", inbox=runtime.inbox.key)
-                self._shared().forget(runtime.inbox.key)
+                self._watches.forget(runtime.inbox.key)
                 runtime.watching = False
                 runtime.available = False
                 runtime.next_rescan = now  # watched again as soon as it is back, not at rescan
             if now >= runtime.next_rescan:
-                self.bring_up(runtime)
+                await self.bring_up(runtime)
 
     def remove(self, inbox: Inbox) -> None:
         """Stop watching; files already submitted are still tracked and filed where they were."""
@@ -564,8 +441,7 @@ class Inboxes:
         if runtime is not None:
             if runtime.scanner is not None:
                 runtime.scanner.cancel()
-            if self._watcher is not None:
-                self._watcher.forget(inbox.key)
+            self._watches.forget(inbox.key)
         self._stalls.clear(StallKind.INBOX_UNAVAILABLE, inbox.key)
         self._retired[inbox.key] = inbox
 

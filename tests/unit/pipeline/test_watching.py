@@ -6,7 +6,7 @@ import gc
 import os
 from pathlib import Path
 
-from daemon.pipeline.inboxes import signature
+from daemon.pipeline.watching import signature
 
 
 def test_a_change_of_size_mtime_or_inode_is_a_change(tmp_path: Path) -> None:
