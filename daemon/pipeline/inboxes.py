@@ -115,10 +115,9 @@ class Inboxes:
         return sum(len(runtime.tracked) for runtime in self.runtimes.values())
 
     def watched(self) -> dict[str, bool]:
-        """Inbox key -> watched right now (a watched folder's removal is an event; a polled
-        one's is looked for here, asked every second by live.json and /healthz)."""
+        """Inbox key -> watched right now."""
         return {
-            key: runtime.available and (runtime.watching or runtime.inbox.path.is_dir())
+            key: runtime.available and runtime.inbox.path.is_dir()
             for key, runtime in self.runtimes.items()
         }
 

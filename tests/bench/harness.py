@@ -86,14 +86,15 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[rank - 1]
 
 
-def journal_rows(state_dir: Path) -> int:
-    """Rows in the journal's ``files`` table, read-only; 0 before the journal exists."""
+def journal_rows(state_dir: Path, counted: str = "*") -> int:
+    """Rows in the journal's ``files`` table (``counted``: e.g. ``DISTINCT inbox``), read-only;
+    0 before the journal exists."""
     path = state_dir / "journal.sqlite3"
     if not path.exists():
         return 0
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
-            (count,) = db.execute("SELECT count(*) FROM files").fetchone()
+            (count,) = db.execute(f"SELECT count({counted}) FROM files").fetchone()
     except sqlite3.OperationalError:
         return 0  # the schema is not there yet
     return int(count)

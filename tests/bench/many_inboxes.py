@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -64,18 +63,6 @@ def default_limits_prefix() -> tuple[tuple[str, ...], str]:
     return (), f"the machine's limits: {limits[0]} instances, {limits[1]} watches"
 
 
-def _inboxes_in_journal(state_dir: Path) -> int:
-    path = state_dir / "journal.sqlite3"
-    if not path.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
-            (count,) = db.execute("SELECT count(DISTINCT inbox) FROM files").fetchone()
-    except sqlite3.OperationalError:
-        return 0
-    return int(count)
-
-
 def thousand_inboxes(inboxes: int, idle_window: float) -> dict[str, Any]:
     """Start-up to ready, idle CPU, and the share of inboxes whose dropped file is journaled."""
     prefix, limits = default_limits_prefix()
@@ -101,12 +88,12 @@ def thousand_inboxes(inboxes: int, idle_window: float) -> dict[str, Any]:
             dropped = time.monotonic()
             with contextlib.suppress(TimeoutError):  # the share below says how many
                 wait_until(
-                    lambda: _inboxes_in_journal(daemon.state_dir) >= inboxes,
+                    lambda: journal_rows(daemon.state_dir, "DISTINCT inbox") >= inboxes,
                     30.0,
                     "a file journaled from every inbox",
                     step=0.2,
                 )
-            seen = _inboxes_in_journal(daemon.state_dir)
+            seen = journal_rows(daemon.state_dir, "DISTINCT inbox")
             seen_within = time.monotonic() - dropped
             modes = [str(event.fields.get("mode")) for event in daemon.events("inbox_watching")]
             warnings = [

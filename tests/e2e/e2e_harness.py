@@ -159,6 +159,25 @@ class DaemonHarness:
 
     # ------------------------------------------------------------------ inspection
 
+    def status(self, runtime: Path) -> dict[str, Any]:
+        """``symbl-inbox status --json``, reading live.json from ``runtime``."""
+        done = subprocess.run(
+            [sys.executable, "-m", "daemon", "--config", str(self.config_path), "status", "--json"],
+            capture_output=True, text=True, timeout=30,
+            env={**os.environ, "RUNTIME_DIRECTORY": str(runtime)},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    def status_text(self, runtime: Path) -> str:
+        """``symbl-inbox status`` as printed, reading live.json from ``runtime``."""
+        return subprocess.run(
+            [sys.executable, "-m", "daemon", "--config", str(self.config_path), "status"],
+            capture_output=True, text=True, timeout=30, check=True,
+            env={**os.environ, "RUNTIME_DIRECTORY": str(runtime)},
+        ).stdout  # fmt: skip
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

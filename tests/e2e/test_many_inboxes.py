@@ -8,12 +8,9 @@ are the namespace's own limits, which the kernel enforces on top of the system's
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -97,22 +94,10 @@ class ManyInboxes:
         return (done / name).exists() and (done / f"{name}.result.json").exists()
 
     def status(self) -> dict[str, Any]:
-        done = subprocess.run(
-            [sys.executable, "-m", "daemon", "--config", str(self.harness.config_path),
-             "status", "--json"],
-            capture_output=True, text=True, timeout=30,
-            env={**os.environ, "RUNTIME_DIRECTORY": str(self.runtime)},
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        result: dict[str, Any] = json.loads(done.stdout)
-        return result
+        return self.harness.status(self.runtime)
 
     def status_text(self) -> str:
-        return subprocess.run(
-            [sys.executable, "-m", "daemon", "--config", str(self.harness.config_path), "status"],
-            capture_output=True, text=True, timeout=30, check=True,
-            env={**os.environ, "RUNTIME_DIRECTORY": str(self.runtime)},
-        ).stdout  # fmt: skip
+        return self.harness.status_text(self.runtime)
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return [event for event in self.harness.events() if event.get("event") == name]

@@ -50,22 +50,10 @@ class Watched:
         self.harness.start(env={"RUNTIME_DIRECTORY": str(self.runtime)})
 
     def status(self) -> dict[str, Any]:
-        done = subprocess.run(
-            [sys.executable, "-m", "daemon", "--config", str(self.harness.config_path),
-             "status", "--json"],
-            capture_output=True, text=True, timeout=30,
-            env={**os.environ, "RUNTIME_DIRECTORY": str(self.runtime)},
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        result: dict[str, Any] = json.loads(done.stdout)
-        return result
+        return self.harness.status(self.runtime)
 
     def status_text(self) -> str:
-        return subprocess.run(
-            [sys.executable, "-m", "daemon", "--config", str(self.harness.config_path), "status"],
-            capture_output=True, text=True, timeout=30, check=True,
-            env={**os.environ, "RUNTIME_DIRECTORY": str(self.runtime)},
-        ).stdout  # fmt: skip
+        return self.harness.status_text(self.runtime)
 
     def get(self, path: str) -> httpx.Response:
         return httpx.get(f"http://{self.listen}{path}", timeout=10)
