@@ -193,6 +193,7 @@ class JobPolls:
         self._gap = bounds.initial
         self._running_at = submitted_at  # the last moment the job was known to be running
         self._webhook_at: float | None = None
+        self._retry = 0.0  # the wait after polls that got no answer, growing while they fail
 
     def next_at(self, now: float, window: Window | None, *, webhooks: bool = False) -> float:
         """When to ask next (never before ``now``).
@@ -201,6 +202,8 @@ class JobPolls:
         """
         bounds = self._bounds
         last = self._last if self._last is not None else self.submitted_at
+        if self._retry:
+            return max(now, last + self._retry)
         if webhooks:
             return max(now, last + bounds.longest)
         elapsed = max(0.0, now - self.submitted_at)
@@ -219,11 +222,20 @@ class JobPolls:
         late = min(max(LATE_SHARE * elapsed, spacing), bounds.longest)
         return max(now, last + late)  # the job outlives what was learned
 
-    def asked(self, at: float, *, final: bool) -> Lesson | None:
-        """A status answer asked at ``at``; when final, what the job taught about speed."""
+    def asked(self, at: float, *, final: bool, answered: bool = True) -> Lesson | None:
+        """A poll at ``at``; when its answer was final, what the job taught about speed.
+
+        A poll that got no answer (an error) says nothing of the job; while polls fail, the
+        waits back off as configured.
+        """
+        bounds = self._bounds
         self.polls += 1
         self._last = at
-        self._gap = min(self._gap * self._bounds.factor, self._bounds.longest)
+        self._gap = min(self._gap * bounds.factor, bounds.longest)
+        if not answered:
+            self._retry = min(max(self._retry * bounds.factor, bounds.initial), bounds.longest)
+            return None
+        self._retry = 0.0
         if not final:
             self._running_at = max(self._running_at, at)
             return None

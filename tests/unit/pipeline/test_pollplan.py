@@ -207,3 +207,20 @@ def test_two_minute_jobs_cost_at_most_30_requests_each() -> None:
 
 def test_a_window_is_sixteen_polls_wide_at_most() -> None:
     assert Window(0.0, 16.0).spacing == 1.0
+
+
+def test_polls_that_get_no_answer_back_off_as_configured_even_in_the_window() -> None:
+    speed = sharp_lessons(0.5, [240.0] * 3)
+    window = speed.expected(240.0)
+    assert window is not None
+    polls = JobPolls(0.0, 240.0, DEFAULTS)
+    now = window.start
+    waits = []
+    for _ in range(2):
+        assert polls.asked(now, final=False, answered=False) is None
+        following = polls.next_at(now, window)
+        waits.append(following - now)
+        now = following
+    assert waits == [1.0, 1.5]
+    polls.asked(now, final=False)
+    assert polls.next_at(now, window) - now < 1.0  # answered again: dense once more

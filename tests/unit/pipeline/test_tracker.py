@@ -12,6 +12,7 @@ from typing import Any
 
 from async_waiting import wait_until
 
+from daemon.config.model import TrackingSettings
 from daemon.http.metrics import Metrics
 from daemon.journal import FileRecord, Kind, MemoryJournal, State
 from daemon.pipeline.scheduler import Scheduler
@@ -41,7 +42,7 @@ class Daemon:
     def __init__(self, client: Symbl, *, webhooks: bool = False, poll: float = 60.0) -> None:
         self.client = client
         self.db = MemoryJournal()
-        tracking = SimpleNamespace(
+        tracking = TrackingSettings(
             poll_initial_seconds=poll, poll_max_seconds=poll, poll_backoff_factor=1.0
         )
         self.config = SimpleNamespace(tracking=tracking)

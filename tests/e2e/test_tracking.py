@@ -1,0 +1,69 @@
+"""Following jobs without webhooks: once a job has finished, the next ones are asked where their
+end is likely, so each end is seen soon after it comes, with few status requests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from e2e_harness import DaemonHarness, wait_until
+
+from daemon.emulator import EmulatorServer
+from daemon.files.samples import make_wav
+
+# The defaults, with a blind backoff that would ask at 1 s and 2.5 s: a 2 s job's end would be
+# seen 0.5 s late.
+TRACKING = {
+    "poll_initial_seconds": 1.0,
+    "poll_max_seconds": 30.0,
+    "poll_backoff_factor": 1.5,
+    "poll_min_seconds": 0.1,
+}
+
+
+def completions(harness: DaemonHarness) -> dict[str, dict[str, Any]]:
+    """``job_completed`` log events by job id."""
+    return {
+        str(event["job_id"]): event
+        for event in harness.events()
+        if event.get("event") == "job_completed"
+    }
+
+
+def status_requests(emulator: EmulatorServer, job_id: str) -> int:
+    return sum(1 for request in emulator.state.requests if request.path == f"/v1/job/{job_id}")
+
+
+def test_after_one_job_the_next_ends_are_seen_at_once_with_few_requests(
+    harness_factory: Callable[..., DaemonHarness],
+    emulator_factory: Callable[..., EmulatorServer],
+) -> None:
+    # Jobs take as long as their audio, as they would on a slow account: 2 s each.
+    emulator = emulator_factory(job_seconds=0.0, job_seconds_per_audio_second=1.0, max_jobs=1)
+    harness = harness_factory(
+        emulator=emulator,
+        symbl_options={"max_concurrent_jobs": 1},
+        extra={"tracking": TRACKING},
+    )
+    harness.start()
+    for index in range(4):
+        (harness.inbox / f"call-{index}.wav").write_bytes(make_wav(2.0, tone_hz=300 + index))
+    harness.wait_filed(4, timeout=60)
+    assert len(harness.results()) == 4
+
+    wait_until(lambda: len(completions(harness)) == 4, 10, "four job_completed events")
+    seen = completions(harness)
+    jobs = {job["id"]: job for job in emulator.state.job_times()}
+    late = {}
+    for job_id, event in seen.items():
+        noticed = datetime.fromisoformat(event["timestamp"]).timestamp()
+        late[job_id] = noticed - jobs[job_id]["finished_at"]
+        assert event["polls"] == status_requests(emulator, job_id)
+    order = sorted(seen, key=lambda job_id: jobs[job_id]["created_at"])
+    requests = [status_requests(emulator, job_id) for job_id in order]
+    # The first job teaches the speed, roughly: polled each second, its end lies within one.
+    assert late[order[0]] < 1.0
+    # The second is asked densely across that second; from then on, just around its end.
+    assert all(late[job_id] < 0.3 for job_id in order[1:]), (late, requests)
+    assert requests[1] <= 16 and max(requests[2:]) <= 4, requests
