@@ -28,6 +28,7 @@ from comparisons import SdkComparison, upload_rss, upload_throughput
 from harness import MIB, DaemonOptions, InboxSpec, config_text
 from recordings import convert, downmix
 from scenarios import backlog, batch_ratio, idle_cpu, pickup_latency
+from tracking import tracking
 
 GIB = 1024 * MIB
 
@@ -41,6 +42,7 @@ class Sizes:
     idle_inboxes: int = 100
     downmix_bytes: int = 2 * 1024 * MIB
     convert_seconds: int = 3600
+    tracking_files: int = 15  # measured files per job set, after a warm-up round of 5
 
 
 FULL = Sizes(rss_bytes=2 * GIB, throughput_bytes=GIB, backlog_files=10_000, idle_seconds=30.0)
@@ -51,11 +53,13 @@ QUICK = Sizes(
     idle_seconds=10.0,
     downmix_bytes=256 * MIB,
     convert_seconds=600,
+    tracking_files=10,
 )
 # The measurements by name, in the order they run; ``--only`` picks some of them.
 MEASUREMENTS = (
     "batch", "ours_3_files", "pickup_inotify", "pickup_poll", "backlog", "idle", "rss",
     "throughput", "throughput_proxy", "sdk", "downmix", "convert", "backlog_mp3",
+    "tracking",
 )  # fmt: skip
 
 
@@ -76,6 +80,9 @@ class Goal:
         return f"{'<=' if self.at_most else '>='} {self.limit:g}"
 
 
+TRACKING_SETS = ("15s", "45s", "75s", "mix_15_90s")
+# 2-minute jobs, polled from a cold start: two rounds of the 5 slots.
+TWO_MINUTE_FILES = 10
 GOALS = (
     Goal("batch_ratio_to_limit", 1.15),
     Goal("sdk_over_ours_per_file", 10, at_most=False),
@@ -93,6 +100,8 @@ GOALS = (
     Goal("downmix_2gib_ratio_vs_sox", 0.5, at_most=False),
     Goal("convert_1h_m4a_ratio_vs_ffmpeg", 0.8, at_most=False),
     Goal("upload_throughput_ratio_vs_curl_proxy", 0.7, at_most=False),
+    *(Goal(f"poll_over_webhook_utilisation_{name}", 0.97, at_most=False) for name in TRACKING_SETS),
+    Goal("status_requests_per_job_2min", 30),
 )
 
 
@@ -172,6 +181,7 @@ def run_all(sizes: Sizes, only: frozenset[str] = frozenset(MEASUREMENTS)) -> Run
         )
         measure("downmix", lambda: downmix(sizes.downmix_bytes))
         measure("convert", lambda: convert(sizes.convert_seconds))
+        measure("tracking", lambda: tracking(sizes.tracking_files, TWO_MINUTE_FILES))
         if sdk is not None:
             measure("sdk", sdk.result)
     return run
@@ -202,7 +212,20 @@ def headline(run: Run) -> dict[str, float | None]:
         "downmix_2gib_ratio_vs_sox": _get(d, "downmix", "ratio_vs_sox"),
         "convert_1h_m4a_ratio_vs_ffmpeg": _get(d, "convert", "ratio_vs_ffmpeg"),
         "upload_throughput_ratio_vs_curl_proxy": _get(d, "throughput_proxy", "ratio"),
+        **{
+            f"poll_over_webhook_utilisation_{name}": _tracking_ratio(d, name)
+            for name in TRACKING_SETS
+        },
+        "status_requests_per_job_2min": (
+            d["tracking"]["two_minute"]["requests_per_job"] if "tracking" in d else None
+        ),
     }
+
+
+def _tracking_ratio(details: dict[str, Any], name: str) -> float | None:
+    if "tracking" not in details:
+        return None
+    return float(details["tracking"]["sets"][name]["ratio"])
 
 
 # ---------------------------------------------------------------- the table
@@ -280,6 +303,20 @@ def _notes(run: Run) -> dict[str, str]:
             f"through tinyproxy: ours {t['ours_mib_per_s']:.0f} MiB/s, "
             f"curl {t['curl_mib_per_s']:.0f} MiB/s, {t['requests_through_proxy']} requests proxied"
         )
+    if "tracking" in d:
+        for name, result in d["tracking"]["sets"].items():
+            polling, webhook = result["polling"], result["webhook"]
+            notes[f"poll_over_webhook_utilisation_{name}"] = (
+                f"polling {polling['utilisation']:.3f} ({polling['status_requests_per_job']:.1f}"
+                f" requests/job), webhook {webhook['utilisation']:.3f}; 5 slots, "
+                f"{polling['measured_jobs']} jobs over {polling['waiting_seconds']:.0f} s"
+            )
+        two = d["tracking"]["two_minute"]
+        notes["status_requests_per_job_2min"] = (
+            f"{two['files']} jobs from a cold start: first round "
+            f"{', '.join(map(str, two['requests_first_round']))}; then "
+            f"{', '.join(map(str, two['requests_later']))}"
+        )
     return notes
 
 
@@ -325,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"--quick: {sizes.rss_bytes // MIB} MiB file for RSS, {sizes.throughput_bytes // MIB}"
             f" MiB for throughput, {sizes.backlog_files} backlog files, "
-            f"{sizes.idle_seconds:.0f} s idle window"
+            f"{sizes.idle_seconds:.0f} s idle window, {sizes.tracking_files} files per job set"
         )
     print(table(values, run))
     for name, error in run.errors.items():
