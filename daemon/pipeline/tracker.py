@@ -18,6 +18,8 @@ from daemon.symbl.client import AuthenticationError, FinalError, NotFoundError, 
 log = get_logger("symbl_inbox.tracker")
 
 FAILED_LOCALLY = "failed_locally"
+# The journal setting that keeps the account's speed across restarts (pollplan.Speed as JSON).
+SPEED_SETTING = "tracking.speed"
 _FINAL = ("completed", "failed", FAILED_LOCALLY)
 
 
@@ -35,6 +37,8 @@ class Tracker:
         self.job_wakeups: dict[str, asyncio.Event] = {}
         # The account's speed, learned from finished jobs: where to poll (see pollplan).
         self.speed = Speed()
+        self._speed_read = False
+        self._speed_lock = asyncio.Lock()
         self._polls: dict[str, JobPolls] = {}
         self._budget = RequestBudget(self._shell.config.tracking.max_polls_per_second)
         self._budget_rate = self._shell.config.tracking.max_polls_per_second
@@ -76,6 +80,7 @@ class Tracker:
         polls = self._polls[record.job_id]
         wakeup = self.job_wakeups[record.job_id]
         try:
+            await self._read_speed()
             while True:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wakeup.wait(), timeout=self._wait(polls))
@@ -85,7 +90,8 @@ class Tracker:
                 await self._shell.state_room()  # its answer could not be committed
                 asked_at = time.time()
                 status = await self._poll(record)
-                self._answered(polls, asked_at, status)
+                if self._answered(polls, asked_at, status):
+                    await self._shell.db.put_setting(SPEED_SETTING, self.speed.to_json())
                 if status in _FINAL:
                     break
                 if status is not None:
@@ -120,8 +126,19 @@ class Tracker:
         wanted = polls.next_at(now, window, webhooks=self._shell.webhooks_on())
         return self._budget.grant(wanted, now) - now
 
-    def _answered(self, polls: JobPolls, asked_at: float, status: str | None) -> None:
-        """Note the answer; a completed job teaches the account's speed.
+    async def _read_speed(self) -> None:
+        """Once, before the first plan: what earlier runs learned of the account's speed."""
+        async with self._speed_lock:
+            if self._speed_read:
+                return
+            known = Speed.from_json(await self._shell.db.setting(SPEED_SETTING))
+            for lesson in self.speed.lessons:  # learned while the journal answered
+                known.learn(lesson)
+            self.speed, self._speed_read = known, True
+            log.debug("job_speed_known", jobs=len(known.lessons))
+
+    def _answered(self, polls: JobPolls, asked_at: float, status: str | None) -> bool:
+        """Note the answer; True when a completed job taught the account's speed.
 
         A running answer bounds the end from below at the moment the question left; a final
         one from above at the moment the answer came.
@@ -130,13 +147,15 @@ class Tracker:
         lesson = polls.asked(
             time.time() if final else asked_at, final=final, answered=status is not None
         )
-        if status == "completed" and lesson is not None and self.speed.learn(lesson):
-            log.debug(
-                "job_speed_learned",
-                audio_seconds=lesson.audio_seconds,
-                low=lesson.low,
-                high=lesson.high,
-            )
+        if status != "completed" or lesson is None or not self.speed.learn(lesson):
+            return False
+        log.debug(
+            "job_speed_learned",
+            audio_seconds=lesson.audio_seconds,
+            low=lesson.low,
+            high=lesson.high,
+        )
+        return True
 
     async def _poll(self, record: FileRecord) -> str | None:
         assert record.job_id is not None

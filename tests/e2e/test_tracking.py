@@ -67,3 +67,31 @@ def test_after_one_job_the_next_ends_are_seen_at_once_with_few_requests(
     # The second is asked densely across that second; from then on, just around its end.
     assert all(late[job_id] < 0.3 for job_id in order[1:]), (late, requests)
     assert requests[1] <= 16 and max(requests[2:]) <= 4, requests
+
+
+def test_the_speed_learned_is_kept_across_a_restart(
+    harness_factory: Callable[..., DaemonHarness],
+    emulator_factory: Callable[..., EmulatorServer],
+) -> None:
+    # 3.4 s jobs: asked each second before anything is learned, one would be seen 0.6 s late.
+    emulator = emulator_factory(job_seconds=0.0, job_seconds_per_audio_second=1.0, max_jobs=2)
+    harness = harness_factory(
+        emulator=emulator,
+        symbl_options={"max_concurrent_jobs": 2},
+        extra={"tracking": TRACKING},
+    )
+    harness.start()
+    for index in range(2):
+        (harness.inbox / f"before-{index}.wav").write_bytes(make_wav(3.4, tone_hz=300 + index))
+    harness.wait_filed(2, timeout=60)
+    assert harness.stop() == 0
+
+    harness.start()
+    (harness.inbox / "after.wav").write_bytes(make_wav(3.4, tone_hz=500))
+    harness.wait_filed(3, timeout=60)
+    wait_until(lambda: len(completions(harness)) == 3, 10, "three job_completed events")
+    after = next(event for event in completions(harness).values() if event["file"] == "after.wav")
+    job = next(job for job in emulator.state.job_times() if job["id"] == after["job_id"])
+    noticed = datetime.fromisoformat(after["timestamp"]).timestamp()
+    assert noticed - job["finished_at"] < 0.3, harness.log_text()[-2000:]
+    assert status_requests(emulator, after["job_id"]) <= 16  # at most a window's worth
