@@ -31,6 +31,21 @@ def completions(harness: DaemonHarness) -> dict[str, dict[str, Any]]:
     }
 
 
+def slow_account(
+    harness_factory: Callable[..., DaemonHarness],
+    emulator_factory: Callable[..., EmulatorServer],
+    slots: int,
+) -> tuple[EmulatorServer, DaemonHarness]:
+    """An account whose jobs take as long as their audio, and a daemon that knows its slots."""
+    emulator = emulator_factory(job_seconds=0.0, job_seconds_per_audio_second=1.0, max_jobs=slots)
+    harness = harness_factory(
+        emulator=emulator,
+        symbl_options={"max_concurrent_jobs": slots},
+        extra={"tracking": TRACKING},
+    )
+    return emulator, harness
+
+
 def status_requests(emulator: EmulatorServer, job_id: str) -> int:
     return sum(1 for request in emulator.state.requests if request.path == f"/v1/job/{job_id}")
 
@@ -39,13 +54,8 @@ def test_after_one_job_the_next_ends_are_seen_at_once_with_few_requests(
     harness_factory: Callable[..., DaemonHarness],
     emulator_factory: Callable[..., EmulatorServer],
 ) -> None:
-    # Jobs take as long as their audio, as they would on a slow account: 2 s each.
-    emulator = emulator_factory(job_seconds=0.0, job_seconds_per_audio_second=1.0, max_jobs=1)
-    harness = harness_factory(
-        emulator=emulator,
-        symbl_options={"max_concurrent_jobs": 1},
-        extra={"tracking": TRACKING},
-    )
+    # Jobs of 2 s, one at a time.
+    emulator, harness = slow_account(harness_factory, emulator_factory, slots=1)
     harness.start()
     for index in range(4):
         (harness.inbox / f"call-{index}.wav").write_bytes(make_wav(2.0, tone_hz=300 + index))
@@ -74,12 +84,7 @@ def test_the_speed_learned_is_kept_across_a_restart(
     emulator_factory: Callable[..., EmulatorServer],
 ) -> None:
     # 3.4 s jobs: asked each second before anything is learned, one would be seen 0.6 s late.
-    emulator = emulator_factory(job_seconds=0.0, job_seconds_per_audio_second=1.0, max_jobs=2)
-    harness = harness_factory(
-        emulator=emulator,
-        symbl_options={"max_concurrent_jobs": 2},
-        extra={"tracking": TRACKING},
-    )
+    emulator, harness = slow_account(harness_factory, emulator_factory, slots=2)
     harness.start()
     for index in range(2):
         (harness.inbox / f"before-{index}.wav").write_bytes(make_wav(3.4, tone_hz=300 + index))
