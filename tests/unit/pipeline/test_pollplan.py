@@ -163,9 +163,15 @@ class Outcome:
 
 
 def simulate(
-    job_seconds: list[float], *, slots: int = 5, spread: float = 0.05, seed: int = 1
+    job_seconds: list[float],
+    *,
+    slots: int = 5,
+    spread: float = 0.05,
+    seed: int = 1,
+    audio: float | None = None,
 ) -> Outcome:
-    """Jobs of ``job_seconds`` (audio twice as long), each slot refilled when its end is seen."""
+    """Jobs of ``job_seconds`` on ``audio`` seconds of audio (else twice the job), each slot
+    refilled when its end is seen."""
     chance = random.Random(seed)
     speed, budget = Speed(), RequestBudget(20.0)
     free = [(0.0, slot) for slot in range(slots)]
@@ -173,7 +179,7 @@ def simulate(
     for planned in job_seconds:
         submitted, slot = heapq.heappop(free)
         length = planned * (1 + chance.uniform(-spread, spread))
-        polls = JobPolls(submitted, 2 * planned, DEFAULTS)
+        polls = JobPolls(submitted, audio or 2 * planned, DEFAULTS)
         now = submitted
         while True:
             wanted = polls.next_at(now, speed.expected(polls.audio_seconds))
@@ -224,3 +230,13 @@ def test_polls_that_get_no_answer_back_off_as_configured_even_in_the_window() ->
     assert waits == [1.0, 1.5]
     polls.asked(now, final=False)
     assert polls.next_at(now, window) - now < 1.0  # answered again: dense once more
+
+
+def test_when_the_account_turns_faster_or_slower_the_plan_follows_within_a_few_rounds() -> None:
+    for before, after in ((120.0, 60.0), (60.0, 120.0)):
+        outcome = simulate([before] * 20 + [after] * 40, audio=240.0)
+        changed = outcome.late_shares[20:]
+        assert max(changed) > 0.03  # the change is noticed late at first
+        settled = changed[20:]  # four rounds of 5 slots later
+        assert sum(settled) / len(settled) < 0.02, (before, after)
+        assert max(outcome.requests[20:]) <= 40
