@@ -115,7 +115,7 @@ class TrackingSettings:
     poll_max_seconds: float = 30.0
     poll_backoff_factor: float = 1.5
     poll_min_seconds: float = 0.25
-    max_polls_per_second: float = 20.0
+    max_polls_per_second: float = 50.0
 
 
 @dataclass(frozen=True)

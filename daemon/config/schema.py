@@ -160,7 +160,7 @@ class TrackingSection(_Section):
     poll_max_seconds: PositiveSeconds = 30.0
     poll_backoff_factor: Annotated[float, AfterValidator(_at_least_one)] = 1.5
     poll_min_seconds: PositiveSeconds = 0.25
-    max_polls_per_second: Annotated[float, AfterValidator(_positive)] = 20.0
+    max_polls_per_second: Annotated[float, AfterValidator(_positive)] = 50.0
 
     @model_validator(mode="after")
     def _max_not_below_initial(self) -> TrackingSection:
