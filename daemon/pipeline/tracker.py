@@ -121,9 +121,9 @@ class Tracker:
         rate = self._shell.config.tracking.max_polls_per_second
         if rate != self._budget_rate:  # a reload changed it
             self._budget, self._budget_rate = RequestBudget(rate), rate
-        now = time.time()
-        window = self.speed.expected(polls.audio_seconds)
-        wanted = polls.next_at(now, window, webhooks=self._shell.webhooks_on())
+        now, webhooks = time.time(), self._shell.webhooks_on()
+        window = None if webhooks else self.speed.expected(polls.audio_seconds)
+        wanted = polls.next_at(now, window, webhooks=webhooks)
         return self._budget.grant(wanted, now) - now
 
     async def _read_speed(self) -> None:
