@@ -142,14 +142,12 @@ class Speed:
 
     @classmethod
     def from_json(cls, text: str | None) -> Speed:
-        """The speed saved by ``to_json``; what cannot be read counts as nothing learned."""
+        """The speed saved by ``to_json`` (nothing learned for None); rows that make no sense
+        are left out. ``ValueError`` when the text is not such a list at all."""
         speed = cls()
-        try:
-            rows = json.loads(text) if text else []
-        except ValueError:
-            return speed
+        rows = json.loads(text) if text else []
         if not isinstance(rows, list):
-            return speed
+            raise ValueError("not a list of lessons")
         for row in rows:
             if (
                 isinstance(row, list)

@@ -131,7 +131,17 @@ class Tracker:
         async with self._speed_lock:
             if self._speed_read:
                 return
-            known = Speed.from_json(await self._shell.db.setting(SPEED_SETTING))
+            try:
+                known = Speed.from_json(await self._shell.db.setting(SPEED_SETTING))
+            except ValueError as error:
+                log.warning(
+                    "job_speed_unreadable",
+                    setting=SPEED_SETTING,
+                    error=str(error),
+                    message="The account's speed kept in the journal cannot be read; it is "
+                    "learned again from the next jobs.",
+                )
+                known = Speed()
             for lesson in self.speed.lessons:  # learned while the journal answered
                 known.learn(lesson)
             self.speed, self._speed_read = known, True

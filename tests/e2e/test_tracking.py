@@ -3,6 +3,8 @@ end is likely, so each end is seen soon after it comes, with few status requests
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -100,3 +102,30 @@ def test_the_speed_learned_is_kept_across_a_restart(
     noticed = datetime.fromisoformat(after["timestamp"]).timestamp()
     assert noticed - job["finished_at"] < 0.3, harness.log_text()[-2000:]
     assert status_requests(emulator, after["job_id"]) <= 16  # at most a window's worth
+
+
+def test_a_damaged_speed_in_the_journal_is_said_once_and_learned_again(
+    harness_factory: Callable[..., DaemonHarness],
+    emulator_factory: Callable[..., EmulatorServer],
+) -> None:
+    _, harness = slow_account(harness_factory, emulator_factory, slots=1)
+    harness.start()
+    assert harness.stop() == 0
+    journal = harness.state_dir / "journal.sqlite3"
+    with sqlite3.connect(journal) as db:
+        db.execute(
+            "INSERT OR REPLACE INTO settings (name, value, updated_at) VALUES (?, ?, 0)",
+            ("tracking.speed", '{"not": "lessons"'),
+        )
+    harness.start()
+    for index in range(2):
+        (harness.inbox / f"call-{index}.wav").write_bytes(make_wav(1.5, tone_hz=300 + index))
+    harness.wait_filed(2, timeout=60)
+    assert set(harness.results()) == {"call-0.wav", "call-1.wav"}
+    warnings = [e for e in harness.events() if e.get("event") == "job_speed_unreadable"]
+    assert len(warnings) == 1 and warnings[0]["level"] == "warning"
+    assert "learned again" in warnings[0]["message"]
+    assert harness.stop() == 0
+    with sqlite3.connect(journal) as db:
+        (kept,) = db.execute("SELECT value FROM settings WHERE name = 'tracking.speed'").fetchone()
+    assert len(json.loads(kept)) == 2  # what the two jobs taught

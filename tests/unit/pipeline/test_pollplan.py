@@ -11,6 +11,8 @@ import itertools
 import random
 from dataclasses import dataclass
 
+import pytest
+
 from daemon.pipeline.pollplan import Bounds, JobPolls, Lesson, RequestBudget, Speed, Window
 
 DEFAULTS = Bounds(initial=1.0, longest=30.0, factor=1.5, shortest=0.25)
@@ -135,12 +137,15 @@ def test_the_account_budget_spreads_requests_and_never_moves_one_earlier() -> No
     assert budget.grant(1.0, now=9.0) >= 9.0
 
 
-def test_what_was_learned_survives_as_text_and_garbage_counts_as_nothing() -> None:
+def test_what_was_learned_survives_as_text_and_garbage_is_refused() -> None:
     speed = sharp_lessons(0.5, [60.0, 90.0])
     again = Speed.from_json(speed.to_json())
     assert again.lessons == speed.lessons
-    for text in (None, "", "not json", "{}", "[[1, 2]]", '[["a", 1, 2]]', "[[0, 1, 2]]"):
+    for text in (None, "", "[[1, 2]]", '[["a", 1, 2]]', "[[0, 1, 2]]", "[[1, 2, NaN]]"):
         assert Speed.from_json(text).lessons == []
+    for text in ("not json", "{}", "3"):
+        with pytest.raises(ValueError):
+            Speed.from_json(text)
 
 
 def test_only_lessons_that_say_something_are_kept() -> None:
