@@ -27,6 +27,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="job time once it may start: scheduled, then in_progress (default: %(default)s)",
     )
     parser.add_argument(
+        "--job-seconds-per-audio-second",
+        type=float,
+        default=defaults.job_seconds_per_audio_second,
+        metavar="R",
+        help="job time added per second of audio (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--job-seconds-spread",
+        type=float,
+        default=defaults.job_seconds_spread,
+        metavar="F",
+        help="each job's time varies by up to this share either way, seeded by --seed "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--max-jobs",
         type=int,
         default=defaults.max_jobs,
@@ -68,7 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds added to every API response (default: %(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=None, help="make fault choices repeatable")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="make fault choices and job times repeatable"
+    )
     parser.add_argument("--app-id", metavar="ID", help="the only appId that gets a token")
     parser.add_argument(
         "--app-secret",
@@ -82,6 +99,8 @@ def settings_from(args: argparse.Namespace) -> EmulatorSettings:
     secret = args.app_secret or os.environ.get(SECRET_ENV) or None
     return EmulatorSettings(
         job_seconds=args.job_seconds,
+        job_seconds_per_audio_second=args.job_seconds_per_audio_second,
+        job_seconds_spread=args.job_seconds_spread,
         max_jobs=args.max_jobs,
         token_ttl=args.token_ttl,
         fault_rate=args.fault_rate,

@@ -114,6 +114,8 @@ class TrackingSettings:
     poll_initial_seconds: float = 1.0
     poll_max_seconds: float = 30.0
     poll_backoff_factor: float = 1.5
+    poll_min_seconds: float = 0.25
+    max_polls_per_second: float = 50.0
 
 
 @dataclass(frozen=True)

@@ -159,11 +159,15 @@ class TrackingSection(_Section):
     poll_initial_seconds: PositiveSeconds = 1.0
     poll_max_seconds: PositiveSeconds = 30.0
     poll_backoff_factor: Annotated[float, AfterValidator(_at_least_one)] = 1.5
+    poll_min_seconds: PositiveSeconds = 0.25
+    max_polls_per_second: Annotated[float, AfterValidator(_positive)] = 50.0
 
     @model_validator(mode="after")
     def _max_not_below_initial(self) -> TrackingSection:
         if self.poll_max_seconds < self.poll_initial_seconds:
             raise at_key("poll_max_seconds", "must not be less than poll_initial_seconds")
+        if self.poll_max_seconds < self.poll_min_seconds:
+            raise at_key("poll_min_seconds", "must not be more than poll_max_seconds")
         return self
 
 

@@ -296,6 +296,9 @@ class EmulatorApi:
             records = [record._asdict() for record in self.state.requests]
         return JSONResponse(records)
 
+    async def list_jobs(self, request: Request) -> Response:
+        return JSONResponse(self.state.job_times())
+
     async def get_settings(self, request: Request) -> Response:
         return JSONResponse(self.state.settings.public_view())
 
@@ -352,6 +355,7 @@ def _routes(api: EmulatorApi) -> list[Route]:
         ),
         Route("/_emulator/submissions", api.list_submissions, methods=["GET"]),
         Route("/_emulator/requests", api.list_requests, methods=["GET"]),
+        Route("/_emulator/jobs", api.list_jobs, methods=["GET"]),
         Route("/_emulator/settings", api.get_settings, methods=["GET"]),
         Route("/_emulator/settings", _handled(api.change_settings), methods=["POST"]),
         Route("/_emulator/expire-tokens", api.expire_tokens, methods=["POST"]),

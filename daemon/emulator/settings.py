@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _RATES = ("fault_rate", "lost_response_rate", "job_failure_rate")
-_NON_NEGATIVE = ("job_seconds", "latency_seconds")
+_NON_NEGATIVE = ("job_seconds", "job_seconds_per_audio_second", "latency_seconds")
 _SCHEDULED_SHARE = 0.2
 
 
@@ -16,6 +16,10 @@ class EmulatorSettings:
     """Every knob of the emulator; the defaults behave like a healthy upgraded account."""
 
     job_seconds: float = 0.5
+    # Job time added per second of audio, so that longer recordings take longer, as on Symbl.
+    job_seconds_per_audio_second: float = 0.0
+    # Each job's time varies by up to this share either way (seeded by ``seed``).
+    job_seconds_spread: float = 0.0
     max_jobs: int = 50
     token_ttl: float = 86400.0
     fault_rate: float = 0.0
@@ -40,6 +44,8 @@ class EmulatorSettings:
         for name in _NON_NEGATIVE:
             if getattr(self, name) < 0:
                 found.append(f"{name} must not be negative")
+        if not 0.0 <= self.job_seconds_spread < 1.0:
+            found.append("job_seconds_spread must be at least 0 and below 1")
         if self.max_jobs < 1:
             found.append("max_jobs must be at least 1")
         if self.token_ttl <= 0:
@@ -52,9 +58,11 @@ class EmulatorSettings:
     def checks_credentials(self) -> bool:
         return self.app_id is not None
 
-    @property
-    def scheduled_seconds(self) -> float:
-        return self.job_seconds * _SCHEDULED_SHARE
+    def job_time(self, audio_seconds: float, draw: float) -> tuple[float, float]:
+        """A job's run and scheduled seconds for its audio; ``draw`` is uniform in [-1, 1]."""
+        run = self.job_seconds + self.job_seconds_per_audio_second * audio_seconds
+        run *= 1.0 + self.job_seconds_spread * draw
+        return run, run * _SCHEDULED_SHARE
 
     def replace(self, **changes: Any) -> EmulatorSettings:
         """A copy with ``changes`` applied; unknown field names raise ``TypeError``."""

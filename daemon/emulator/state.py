@@ -139,6 +139,7 @@ class EmulatorState:
         self._settings = settings
         self._ids = random.Random(settings.seed)
         self._faults = random.Random(None if settings.seed is None else settings.seed + 1)
+        self._spread = random.Random(None if settings.seed is None else settings.seed + 2)
         self._tokens: dict[str, Token] = {}
         self._conversations: dict[str, Conversation] = {}
         self._jobs: dict[str, Job] = {}
@@ -167,6 +168,7 @@ class EmulatorState:
             self._settings = self._settings.replace(**changes)
             if "seed" in changes and changes["seed"] is not None:
                 self._faults.seed(changes["seed"] + 1)
+                self._spread.seed(changes["seed"] + 2)
             return self._settings
 
     # ------------------------------------------------------------ chance
@@ -228,13 +230,16 @@ class EmulatorState:
             if len(self._unfinished) >= self._settings.max_jobs:
                 return None
             conversation = self._conversation_for(conversation_id, name, now)
+            run_seconds, scheduled_seconds = self._settings.job_time(
+                part.seconds, self._spread.uniform(-1.0, 1.0)
+            )
             job = Job(
                 id=str(uuid.UUID(int=self._ids.getrandbits(128), version=4)),
                 conversation_id=conversation.id,
                 part=part,
                 created_at=now,
-                run_seconds=self._settings.job_seconds,
-                scheduled_seconds=self._settings.scheduled_seconds,
+                run_seconds=run_seconds,
+                scheduled_seconds=scheduled_seconds,
                 ends_failed=self.chance(self._settings.job_failure_rate),
                 webhook_url=part.params.get("webhookUrl"),
             )
@@ -255,6 +260,24 @@ class EmulatorState:
         conversation = Conversation(new_id, name or new_id, now)
         self._conversations[new_id] = conversation
         return conversation
+
+    def job_times(self) -> list[dict[str, Any]]:
+        """Every job's timing as it stands now: created, started, ended (None while running)."""
+        with self._lock:
+            self.advance()
+            return [
+                {
+                    "id": job.id,
+                    "conversation_id": job.conversation_id,
+                    "audio_seconds": job.part.seconds,
+                    "status": job.status,
+                    "created_at": job.created_at,
+                    "start_at": job.start_at,
+                    "run_seconds": job.run_seconds,
+                    "finished_at": job.finished_at,
+                }
+                for job in self._jobs.values()
+            ]
 
     def job_status(self, job_id: str) -> JobStatus:
         """The job's status now; ``KeyError`` for a job nobody created."""

@@ -51,11 +51,14 @@ def measure(size_bytes: int = 2 * 1024**3) -> dict[str, Any]:
 
 
 @contextmanager
-def emulator(job_seconds: float = 1.0, max_jobs: int = 50) -> Iterator[str]:
-    """``symbl-inbox emulator`` as a child process on a free loopback port; yields its URL."""
+def emulator(
+    job_seconds: float = 1.0, max_jobs: int = 50, extra: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """``symbl-inbox emulator`` (with ``extra`` options) as a child process on a free loopback
+    port; yields its URL."""
     port = free_port()
     command = [sys.executable, "-m", "daemon", "emulator", "--port", str(port)]
-    command += ["--job-seconds", str(job_seconds), "--max-jobs", str(max_jobs)]
+    command += ["--job-seconds", str(job_seconds), "--max-jobs", str(max_jobs), *extra]
     process = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

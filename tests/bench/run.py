@@ -29,6 +29,7 @@ from harness import MIB, DaemonOptions, InboxSpec, config_text
 from many_inboxes import rescan_stall, thousand_inboxes
 from recordings import convert, downmix
 from scenarios import backlog, batch_ratio, idle_cpu, pickup_latency
+from tracking import tracking
 
 GIB = 1024 * MIB
 
@@ -44,6 +45,7 @@ class Sizes:
     convert_seconds: int = 3600
     many_inboxes: int = 1000
     rescan_files: int = 100_000
+    tracking_files: int = 15  # measured files per job set, after a warm-up round of 5
 
 
 FULL = Sizes(rss_bytes=2 * GIB, throughput_bytes=GIB, backlog_files=10_000, idle_seconds=30.0)
@@ -55,12 +57,14 @@ QUICK = Sizes(
     downmix_bytes=256 * MIB,
     convert_seconds=600,
     rescan_files=20_000,
+    tracking_files=10,
 )
 # The measurements by name, in the order they run; ``--only`` picks some of them.
 MEASUREMENTS = (
     "batch", "ours_3_files", "pickup_inotify", "pickup_poll", "backlog", "idle", "rss",
     "throughput", "throughput_proxy", "sdk", "downmix", "convert", "backlog_mp3",
     "inboxes_1000", "rescan_100k",
+    "tracking",
 )  # fmt: skip
 
 
@@ -81,6 +85,9 @@ class Goal:
         return f"{'<=' if self.at_most else '>='} {self.limit:g}"
 
 
+TRACKING_SETS = ("15s", "45s", "75s", "mix_15_90s")
+# 2-minute jobs, polled from a cold start: two rounds of the 5 slots.
+TWO_MINUTE_FILES = 10
 GOALS = (
     Goal("batch_ratio_to_limit", 1.15),
     Goal("sdk_over_ours_per_file", 10, at_most=False),
@@ -102,6 +109,8 @@ GOALS = (
     Goal("inboxes_1000_ready_seconds", 3),
     Goal("inboxes_1000_idle_cpu_percent", 0.5),
     Goal("rescan_100k_healthz_max_ms", 100),
+    *(Goal(f"poll_over_webhook_utilisation_{name}", 0.97, at_most=False) for name in TRACKING_SETS),
+    Goal("status_requests_per_job_2min", 30),
 )
 
 
@@ -183,6 +192,7 @@ def run_all(sizes: Sizes, only: frozenset[str] = frozenset(MEASUREMENTS)) -> Run
         measure("convert", lambda: convert(sizes.convert_seconds))
         measure("inboxes_1000", lambda: thousand_inboxes(sizes.many_inboxes, sizes.idle_seconds))
         measure("rescan_100k", lambda: rescan_stall(sizes.rescan_files, 10.0))
+        measure("tracking", lambda: tracking(sizes.tracking_files, TWO_MINUTE_FILES))
         if sdk is not None:
             measure("sdk", sdk.result)
     return run
@@ -217,7 +227,20 @@ def headline(run: Run) -> dict[str, float | None]:
         "inboxes_1000_ready_seconds": _get(d, "inboxes_1000", "ready_seconds"),
         "inboxes_1000_idle_cpu_percent": _get(d, "inboxes_1000", "idle_cpu_percent"),
         "rescan_100k_healthz_max_ms": _get(d, "rescan_100k", "max_ms"),
+        **{
+            f"poll_over_webhook_utilisation_{name}": _tracking_ratio(d, name)
+            for name in TRACKING_SETS
+        },
+        "status_requests_per_job_2min": (
+            d["tracking"]["two_minute"]["requests_per_job"] if "tracking" in d else None
+        ),
     }
+
+
+def _tracking_ratio(details: dict[str, Any], name: str) -> float | None:
+    if "tracking" not in details:
+        return None
+    return float(details["tracking"]["sets"][name]["ratio"])
 
 
 # ---------------------------------------------------------------- the table
@@ -312,6 +335,20 @@ def _notes(run: Run) -> dict[str, str]:
             f"files: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms; empty inbox (baseline): "
             f"max {r['baseline_max_ms']:.0f} ms, p99 {r['baseline_p99_ms']:.1f} ms"
         )
+    if "tracking" in d:
+        for name, result in d["tracking"]["sets"].items():
+            polling, webhook = result["polling"], result["webhook"]
+            notes[f"poll_over_webhook_utilisation_{name}"] = (
+                f"polling {polling['utilisation']:.3f} ({polling['status_requests_per_job']:.1f}"
+                f" requests/job), webhook {webhook['utilisation']:.3f}; 5 slots, "
+                f"{polling['measured_jobs']} jobs over {polling['waiting_seconds']:.0f} s"
+            )
+        two = d["tracking"]["two_minute"]
+        notes["status_requests_per_job_2min"] = (
+            f"{two['files']} jobs from a cold start: first round "
+            f"{', '.join(map(str, two['requests_first_round']))}; then "
+            f"{', '.join(map(str, two['requests_later']))}"
+        )
     return notes
 
 
@@ -357,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"--quick: {sizes.rss_bytes // MIB} MiB file for RSS, {sizes.throughput_bytes // MIB}"
             f" MiB for throughput, {sizes.backlog_files} backlog files, "
-            f"{sizes.idle_seconds:.0f} s idle window"
+            f"{sizes.idle_seconds:.0f} s idle window, {sizes.tracking_files} files per job set"
         )
     print(table(values, run))
     for name, error in run.errors.items():

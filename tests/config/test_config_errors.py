@@ -763,6 +763,41 @@ CASES = [
         "config.yaml:14: inboxes[0].on_duplicate: must be one of 'upload' or 'skip'",
     ),
     case(
+        "tracking-request-bounds",
+        """\
+        symbl:
+          app_id: test-app
+          app_secret: s3cret-value-for-tests
+        state_dir: state
+        tracking:
+          poll_max_seconds: 5
+          poll_min_seconds: 6
+        profiles:
+          default: {}
+        inboxes:
+          - path: inbox
+            profile: default
+        """,
+        "config.yaml:7: tracking.poll_min_seconds: must not be more than poll_max_seconds",
+    ),
+    case(
+        "tracking-account-budget",
+        """\
+        symbl:
+          app_id: test-app
+          app_secret: s3cret-value-for-tests
+        state_dir: state
+        tracking:
+          max_polls_per_second: 0
+        profiles:
+          default: {}
+        inboxes:
+          - path: inbox
+            profile: default
+        """,
+        "config.yaml:6: tracking.max_polls_per_second: must be greater than 0",
+    ),
+    case(
         "empty-file",
         "",
         "config.yaml: must be a mapping of settings, not empty",

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from emulator_http import CREDENTIALS, api_client, get_token
 
-from daemon.emulator import EmulatorServer, EmulatorState
+from daemon.emulator import EmulatorServer, EmulatorSettings, EmulatorState
 from daemon.emulator.app import LIMIT_MESSAGE, TOKEN_MESSAGE
 from daemon.files.samples import make_mp3, make_wav
 
@@ -334,6 +334,40 @@ class TestJobs:
             job_id = submit_wav(client)["jobId"]
             server.state.wait_for(job_done(job_id), 5)
             assert client.get(f"/v1/job/{job_id}").json()["status"] == "failed"
+
+    def test_job_time_follows_the_audio_length(
+        self, emulator_factory: Callable[..., EmulatorServer]
+    ) -> None:
+        server = emulator_factory(job_seconds=0.1, job_seconds_per_audio_second=0.05)
+        with api_client(server) as client:
+            short, long = submit_wav(client, 1.0)["jobId"], submit_wav(client, 4.0)["jobId"]
+            server.state.wait_for(job_done(long), 5)
+            jobs = {job["id"]: job for job in client.get("/_emulator/jobs").json()}
+        assert jobs[short]["run_seconds"] == pytest.approx(0.15)
+        assert jobs[long]["run_seconds"] == pytest.approx(0.3)
+        assert jobs[long]["audio_seconds"] == pytest.approx(4.0)
+        ended = jobs[long]
+        assert ended["status"] == "completed"
+        assert ended["finished_at"] == pytest.approx(ended["start_at"] + ended["run_seconds"])
+        assert ended["created_at"] <= ended["start_at"]
+
+    def test_job_times_spread_as_asked_and_repeat_with_the_seed(
+        self, emulator_factory: Callable[..., EmulatorServer]
+    ) -> None:
+        runs = []
+        for _ in range(2):
+            server = emulator_factory(job_seconds=10.0, job_seconds_spread=0.1, seed=3)
+            with api_client(server) as client:
+                for _ in range(20):
+                    submit_wav(client, 0.2)
+                runs.append([job["run_seconds"] for job in client.get("/_emulator/jobs").json()])
+        assert runs[0] == runs[1]
+        assert all(9.0 <= seconds <= 11.0 for seconds in runs[0])
+        assert max(runs[0]) - min(runs[0]) > 1.0
+
+    def test_a_spread_of_one_or_more_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="job_seconds_spread"):
+            EmulatorSettings(job_seconds_spread=1.0)
 
 
 class TestResults:

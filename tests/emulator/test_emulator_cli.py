@@ -55,6 +55,13 @@ class TestEmulatorCommand:
             settings = httpx.get(f"{base_url}/_emulator/settings").json()
         assert (settings["max_jobs"], settings["job_seconds"]) == (3, 0.1)
 
+    def test_job_time_options_reach_the_settings(self) -> None:
+        options = ("--job-seconds-per-audio-second", "0.5", "--job-seconds-spread", "0.05")
+        with running_emulator(*options) as base_url:
+            settings = httpx.get(f"{base_url}/_emulator/settings").json()
+        assert settings["job_seconds_per_audio_second"] == 0.5
+        assert settings["job_seconds_spread"] == 0.05
+
     def test_app_credentials_are_enforced(self) -> None:
         with running_emulator("--app-id", "the-id", "--app-secret", "the-secret") as base_url:
             url = f"{base_url}/oauth2/token:generate"
@@ -72,3 +79,5 @@ class TestEmulatorCommand:
     def test_bad_values_are_a_usage_error(self, capsys: object) -> None:
         assert cli.main(["emulator", "--fault-rate", "2"]) == 2
         assert cli.main(["emulator", "--app-id", "only-the-id"]) == 2
+        assert cli.main(["emulator", "--job-seconds-spread", "1.5"]) == 2
+        assert cli.main(["emulator", "--job-seconds-per-audio-second", "-1"]) == 2

@@ -4,6 +4,7 @@ decides the file (filed when completed, failed when Symbl says failed or forgets
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -12,11 +13,13 @@ from typing import Any
 
 from async_waiting import wait_until
 
+from daemon.config.model import TrackingSettings
 from daemon.http.metrics import Metrics
 from daemon.journal import FileRecord, Kind, MemoryJournal, State
+from daemon.pipeline.pollplan import Lesson, Speed
 from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.supervisor import Supervisor
-from daemon.pipeline.tracker import Tracker
+from daemon.pipeline.tracker import SPEED_SETTING, Tracker
 from daemon.symbl.errors import NotFoundError
 
 
@@ -41,7 +44,7 @@ class Daemon:
     def __init__(self, client: Symbl, *, webhooks: bool = False, poll: float = 60.0) -> None:
         self.client = client
         self.db = MemoryJournal()
-        tracking = SimpleNamespace(
+        tracking = TrackingSettings(
             poll_initial_seconds=poll, poll_max_seconds=poll, poll_backoff_factor=1.0
         )
         self.config = SimpleNamespace(tracking=tracking)
@@ -129,3 +132,33 @@ async def test_failed_and_forgotten_jobs_fail_their_files() -> None:
 
 def daemon_failed(daemon: Daemon) -> Callable[[], bool]:
     return lambda: bool(daemon.failed)
+
+
+async def test_a_webhook_dates_the_end_and_the_speed_is_kept_in_the_journal() -> None:
+    daemon = Daemon(Symbl("completed"), webhooks=True)
+    tracker, _ = tracker_for(daemon)
+    record = await submitted(daemon)
+    record.data["duration_seconds"] = 30.0
+    record.stamp("submitted", time.time() - 12.0)  # its job has run for 12 s
+    tracker.start(record)
+    assert tracker.job_ended("job-1")
+    await wait_until(lambda: bool(daemon.filed))
+    kept = Speed.from_json(await daemon.db.setting(SPEED_SETTING))
+    assert kept.lessons == tracker.speed.lessons and len(kept.lessons) == 1
+    lesson = kept.lessons[0]
+    assert lesson.audio_seconds == 30.0 and 11.5 < lesson.high < 13.0
+    assert lesson.high - lesson.low <= 0.1
+
+
+async def test_what_earlier_runs_learned_is_read_from_the_journal() -> None:
+    daemon = Daemon(Symbl("completed"))
+    await daemon.db.put_setting(SPEED_SETTING, Speed([Lesson(30.0, 14.9, 15.1)]).to_json())
+    tracker, _ = tracker_for(daemon)
+    record = await submitted(daemon)
+    record.data["duration_seconds"] = 30.0
+    record.stamp("submitted", time.time() - 15.0)
+    tracker.start(record)
+    # Its end is due now: asked at once, where the first poll would otherwise wait a minute.
+    await wait_until(lambda: bool(daemon.filed))
+    assert daemon.client.checks == 1
+    assert Lesson(30.0, 14.9, 15.1) in tracker.speed.lessons

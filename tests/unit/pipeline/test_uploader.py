@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from async_waiting import wait_until
 
+from daemon.config.model import TrackingSettings
 from daemon.fsboundary import Boundaries
 from daemon.http.metrics import Metrics
 from daemon.journal import FileRecord, Kind, MemoryJournal, State
@@ -65,7 +66,7 @@ class Daemon:
         self.client = client
         self.db = MemoryJournal()
         self.conversations = Conversations(self.db)
-        tracking = SimpleNamespace(
+        tracking = TrackingSettings(
             poll_initial_seconds=60.0, poll_max_seconds=60.0, poll_backoff_factor=1.0
         )
         self.config = SimpleNamespace(http=None, tracking=tracking)
