@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from baselines import offer_sdk_to_children
 from client_rss import REPO, free_port
 from comparisons import SdkComparison, upload_rss, upload_throughput
 from harness import MIB, DaemonOptions, InboxSpec, config_text
@@ -152,6 +153,8 @@ def run_all(sizes: Sizes, only: frozenset[str] = frozenset(MEASUREMENTS)) -> Run
         if name in only:
             run.measure(name, action)
 
+    if {"ours_3_files", "sdk", "rss"} & only:
+        offer_sdk_to_children()  # installed once into the user's cache, beside the venv
     port = webhook_port() if "batch" in only else None
     # Before the SDK's process starts: its imports alone take seconds of CPU on a shared core.
     measure("batch", lambda: batch_ratio(port))
