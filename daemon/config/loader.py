@@ -33,6 +33,7 @@ from daemon.config.model import (
     Hook,
     HttpSettings,
     Inbox,
+    JournalSettings,
     Profile,
     SymblSettings,
     TrackingSettings,
@@ -185,6 +186,7 @@ class _Loading:
             shutdown_timeout_seconds=float(model.shutdown_timeout_seconds),
             http=_http_settings(model, webhook_secret),
             hooks=_hooks(model.hooks, "hooks"),
+            journal=JournalSettings(**model.journal.model_dump()),
             warnings=tuple(str(problem) for problem in self._rendered(self.warnings)),
         )
 

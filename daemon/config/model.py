@@ -117,6 +117,12 @@ class TrackingSettings:
 
 
 @dataclass(frozen=True)
+class JournalSettings:
+    # Filed rows older than this are pruned (``daemon.pipeline.retention`` says what stays).
+    keep_filed_days: float = 90.0
+
+
+@dataclass(frozen=True)
 class HttpSettings:
     listen: str
     public_url: str | None = None
@@ -135,6 +141,7 @@ class Config:
     shutdown_timeout_seconds: float = 20.0
     http: HttpSettings | None = None
     hooks: tuple[Hook, ...] = ()
+    journal: JournalSettings = field(default_factory=JournalSettings)
     # Things that work but cost something (e.g. done/ on another filesystem), told at start.
     warnings: tuple[str, ...] = ()
 

@@ -763,6 +763,25 @@ CASES = [
         "config.yaml:14: inboxes[0].on_duplicate: must be one of 'upload' or 'skip'",
     ),
     case(
+        "journal-retention",
+        """\
+        symbl:
+          app_id: test-app
+          app_secret: s3cret-value-for-tests
+        state_dir: state
+        journal:
+          keep_filed_days: 0
+          keep_days: 30
+        profiles:
+          default: {}
+        inboxes:
+          - path: inbox
+            profile: default
+        """,
+        "config.yaml:6: journal.keep_filed_days: must be greater than 0",
+        "config.yaml:7: journal.keep_days: unknown key; did you mean 'keep_filed_days'?",
+    ),
+    case(
         "empty-file",
         "",
         "config.yaml: must be a mapping of settings, not empty",
