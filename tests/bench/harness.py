@@ -134,6 +134,8 @@ class DaemonOptions:
     http_port: int | None = None
     # More settings of the benchmark's profile (e.g. ``stereo: downmix``).
     profile: dict[str, Any] = field(default_factory=dict)
+    # The ``journal:`` section (e.g. ``keep_filed_days``), when not the defaults.
+    journal: dict[str, Any] | None = None
 
 
 def config_text(
@@ -157,6 +159,8 @@ def config_text(
         "profiles": {"bench": {"params": {"languageCode": "en-US"}, **opts.profile}},
         "inboxes": [inbox.as_yaml() for inbox in inboxes],
     }
+    if opts.journal is not None:
+        config["journal"] = opts.journal
     if opts.http_port is not None:
         address = f"127.0.0.1:{opts.http_port}"
         config["http"] = {"listen": address, "public_url": f"http://{address}"}

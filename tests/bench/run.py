@@ -27,6 +27,8 @@ from baselines import offer_sdk_to_children
 from client_rss import REPO, free_port
 from comparisons import SdkComparison, upload_rss, upload_throughput
 from harness import MIB, DaemonOptions, InboxSpec, config_text
+from history import history_latency, steady_state
+from history import notes as history_notes
 from recordings import convert, downmix
 from scenarios import backlog, batch_ratio, idle_cpu, pickup_latency
 
@@ -42,6 +44,9 @@ class Sizes:
     idle_inboxes: int = 100
     downmix_bytes: int = 2 * 1024 * MIB
     convert_seconds: int = 3600
+    backlog_large_files: int = 100_000
+    history_rows: int = 1_000_000
+    steady_files: int = 5_000
 
 
 FULL = Sizes(rss_bytes=2 * GIB, throughput_bytes=GIB, backlog_files=10_000, idle_seconds=30.0)
@@ -52,11 +57,15 @@ QUICK = Sizes(
     idle_seconds=10.0,
     downmix_bytes=256 * MIB,
     convert_seconds=600,
+    backlog_large_files=20_000,
+    history_rows=200_000,
+    steady_files=1_000,
 )
 # The measurements by name, in the order they run; ``--only`` picks some of them.
 MEASUREMENTS = (
     "batch", "ours_3_files", "pickup_inotify", "pickup_poll", "backlog", "idle", "rss",
     "throughput", "throughput_proxy", "sdk", "downmix", "convert", "backlog_mp3",
+    "backlog_100k", "history", "steady",
 )  # fmt: skip
 
 
@@ -94,6 +103,13 @@ GOALS = (
     Goal("downmix_2gib_ratio_vs_sox", 0.5, at_most=False),
     Goal("convert_1h_m4a_ratio_vs_ffmpeg", 0.8, at_most=False),
     Goal("upload_throughput_ratio_vs_curl_proxy", 0.7, at_most=False),
+    Goal("backlog_100k_first_upload_seconds", 3),
+    Goal("backlog_100k_rss_mib", 200),
+    Goal("metrics_ms_1m_filed", 100),
+    Goal("healthz_ms_during_scrapes_1m_filed", 100),
+    Goal("status_seconds_1m_filed", 0.5),
+    Goal("steady_rss_growth_mib_5k", 10),
+    Goal("steady_journal_rows_5k", 1000),
 )
 
 
@@ -175,6 +191,9 @@ def run_all(sizes: Sizes, only: frozenset[str] = frozenset(MEASUREMENTS)) -> Run
         )
         measure("downmix", lambda: downmix(sizes.downmix_bytes))
         measure("convert", lambda: convert(sizes.convert_seconds))
+        measure("backlog_100k", lambda: backlog(sizes.backlog_large_files))
+        measure("history", lambda: history_latency(sizes.history_rows))
+        measure("steady", lambda: steady_state(sizes.steady_files))
         if sdk is not None:
             measure("sdk", sdk.result)
     return run
@@ -205,6 +224,13 @@ def headline(run: Run) -> dict[str, float | None]:
         "downmix_2gib_ratio_vs_sox": _get(d, "downmix", "ratio_vs_sox"),
         "convert_1h_m4a_ratio_vs_ffmpeg": _get(d, "convert", "ratio_vs_ffmpeg"),
         "upload_throughput_ratio_vs_curl_proxy": _get(d, "throughput_proxy", "ratio"),
+        "backlog_100k_first_upload_seconds": _get(d, "backlog_100k", "first_upload_seconds"),
+        "backlog_100k_rss_mib": _get(d, "backlog_100k", "rss_mib"),
+        "metrics_ms_1m_filed": _get(d, "history", "metrics_ms_p50"),
+        "healthz_ms_during_scrapes_1m_filed": _get(d, "history", "healthz_ms_max_during_scrapes"),
+        "status_seconds_1m_filed": _get(d, "history", "status_seconds"),
+        "steady_rss_growth_mib_5k": _get(d, "steady", "rss_growth_mib"),
+        "steady_journal_rows_5k": _get(d, "steady", "journal_rows_max"),
     }
 
 
@@ -283,6 +309,13 @@ def _notes(run: Run) -> dict[str, str]:
             f"through tinyproxy: ours {t['ours_mib_per_s']:.0f} MiB/s, "
             f"curl {t['curl_mib_per_s']:.0f} MiB/s, {t['requests_through_proxy']} requests proxied"
         )
+    if "backlog_100k" in d:
+        k = d["backlog_100k"]
+        notes["backlog_100k_first_upload_seconds"] = (
+            f"{k['files']:,} files; all journaled at {k['journaled_seconds']:.2f} s"
+        )
+        notes["backlog_100k_rss_mib"] = f"VmHWM, {k['files']:,} files"
+    notes.update(history_notes(d))
     return notes
 
 
@@ -328,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"--quick: {sizes.rss_bytes // MIB} MiB file for RSS, {sizes.throughput_bytes // MIB}"
             f" MiB for throughput, {sizes.backlog_files} backlog files, "
-            f"{sizes.idle_seconds:.0f} s idle window"
+            f"{sizes.idle_seconds:.0f} s idle window, {sizes.backlog_large_files:,} files for the "
+            f"large backlog, {sizes.history_rows:,} filed rows, {sizes.steady_files:,} files steady"
         )
     print(table(values, run))
     for name, error in run.errors.items():
