@@ -33,8 +33,8 @@ from daemon.config.model import (
     Hook,
     HttpSettings,
     Inbox,
-    JournalSettings,
     Profile,
+    RetentionSettings,
     SymblSettings,
     TrackingSettings,
 )
@@ -186,7 +186,7 @@ class _Loading:
             shutdown_timeout_seconds=float(model.shutdown_timeout_seconds),
             http=_http_settings(model, webhook_secret),
             hooks=_hooks(model.hooks, "hooks"),
-            journal=JournalSettings(**model.journal.model_dump()),
+            retention=RetentionSettings(keep_filed_days=model.journal.keep_filed_days),
             warnings=tuple(str(problem) for problem in self._rendered(self.warnings)),
         )
 

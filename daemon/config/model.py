@@ -117,8 +117,10 @@ class TrackingSettings:
 
 
 @dataclass(frozen=True)
-class JournalSettings:
-    # Filed rows older than this are pruned (``daemon.pipeline.retention`` says what stays).
+class RetentionSettings:
+    """``journal.keep_filed_days``: filed rows older than this are pruned (what stays:
+    ``daemon.pipeline.retention``)."""
+
     keep_filed_days: float = 90.0
 
 
@@ -141,7 +143,7 @@ class Config:
     shutdown_timeout_seconds: float = 20.0
     http: HttpSettings | None = None
     hooks: tuple[Hook, ...] = ()
-    journal: JournalSettings = field(default_factory=JournalSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     # Things that work but cost something (e.g. done/ on another filesystem), told at start.
     warnings: tuple[str, ...] = ()
 
