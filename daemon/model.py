@@ -23,6 +23,10 @@ ACTIVE_STATES = tuple(state for state in State if state is not State.FILED)
 FINAL_STATES = (State.COMPLETED, State.FAILED)
 
 
+# Where retention goes on from: the (updated_at, id) of the last filed row it examined.
+PruneCursor = tuple[float, int]
+
+
 class Kind(StrEnum):
     AUDIO = "audio"
     URL = "url"

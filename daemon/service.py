@@ -37,6 +37,7 @@ from daemon.pipeline.conditions import Conditions
 from daemon.pipeline.conversations import Conversations, Decision, Reject, Release
 from daemon.pipeline.filer import Filer
 from daemon.pipeline.inboxes import MAINTENANCE_SECONDS, Inboxes, InboxRuntime
+from daemon.pipeline.retention import Retention
 from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.supervisor import Supervisor
 from daemon.pipeline.tracker import Tracker
@@ -246,6 +247,7 @@ class Daemon:
             )
             self.supervisor.spawn(self.supervisor.every(interval, self._maintain))
             self.supervisor.spawn(self._reloader())
+            self.supervisor.spawn(Retention(self).run(self.stop_event))
             self.supervisor.spawn(self.uploader.authenticate())
             self.supervisor.spawn(
                 keep_live(runtime_dir(self.config.state_dir), self.live_state, self.stop_event)

@@ -13,6 +13,7 @@ from daemon.model import (
     ConversationRecord,
     FileRecord,
     Kind,
+    PruneCursor,
     State,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "JournalDamaged",
     "Kind",
     "MemoryJournal",
+    "PruneCursor",
     "SqliteJournal",
     "State",
 ]

@@ -15,7 +15,8 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from enum import StrEnum
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.fsboundary import is_utf8
-from daemon.model import ConversationRecord, FileRecord, Kind, State
+from daemon.model import ACTIVE_STATES, ConversationRecord, FileRecord, Kind, PruneCursor, State
 
 JOURNAL_NAME = "journal.sqlite3"
 _DAMAGED = (
@@ -65,6 +66,11 @@ CREATE INDEX IF NOT EXISTS files_sha ON files(inbox, sha256);
 -- counts from the index alone rather than from every row's data.
 CREATE INDEX IF NOT EXISTS files_failures ON files(outcome, updated_at);
 CREATE INDEX IF NOT EXISTS files_counts ON files(inbox, state, outcome);
+-- Retention walks filed rows oldest first; conversations find their parts; retry its failure.
+CREATE INDEX IF NOT EXISTS files_filed_at ON files(updated_at) WHERE state = 'filed';
+CREATE INDEX IF NOT EXISTS files_conversation ON files(inbox, conversation_key)
+    WHERE conversation_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS files_failed_path ON files(inbox, filed_path) WHERE outcome = 'failed';
 CREATE TABLE IF NOT EXISTS conversations (
     inbox TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -78,7 +84,77 @@ CREATE TABLE IF NOT EXISTS conversations (
 );
 """
 
+# What ``counts`` reads: files by inbox and state (``filed_<outcome>`` once filed), kept with
+# every change of state in the same transaction, so that a scrape never counts the rows. New
+# rows are counted by the code that inserts them, a batch at a time (a trigger per row doubled
+# the cost of journaling a backlog); changes and deletions by these triggers. Pruning filed
+# rows does not lower their count: the filed counts are every file filed since the journal
+# began.
+_COUNT_KEY = (
+    "CASE WHEN {0}.state = 'filed' THEN 'filed_' || coalesce({0}.outcome, '') ELSE {0}.state END"
+)
+_COUNTS_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS file_counts (
+    inbox TEXT NOT NULL,
+    state TEXT NOT NULL,
+    files INTEGER NOT NULL,
+    PRIMARY KEY (inbox, state)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS files_counted_on_update AFTER UPDATE OF inbox, state, outcome ON files
+WHEN OLD.inbox IS NOT NEW.inbox OR OLD.state IS NOT NEW.state OR OLD.outcome IS NOT NEW.outcome
+BEGIN
+    UPDATE file_counts SET files = files - 1
+        WHERE inbox = OLD.inbox AND state = {_COUNT_KEY.format("OLD")};
+    INSERT INTO file_counts (inbox, state, files) VALUES (NEW.inbox, {_COUNT_KEY.format("NEW")}, 1)
+        ON CONFLICT (inbox, state) DO UPDATE SET files = files + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS files_counted_on_delete AFTER DELETE ON files
+WHEN OLD.state != 'filed'
+BEGIN
+    UPDATE file_counts SET files = files - 1
+        WHERE inbox = OLD.inbox AND state = {_COUNT_KEY.format("OLD")};
+END;
+"""
+_COUNT_ROWS = f"SELECT inbox, {_COUNT_KEY.format('files')}, COUNT(*) FROM files GROUP BY 1, 2"
+# A journal from before the counts were kept is counted once, when first opened to write.
+_COUNT_EVERY_ROW = f"INSERT INTO file_counts (inbox, state, files) {_COUNT_ROWS};"
+_COUNT_NEW = (
+    "INSERT INTO file_counts (inbox, state, files) VALUES (?, ?, ?)"
+    " ON CONFLICT (inbox, state) DO UPDATE SET files = files + excluded.files"
+)
+_INSERT_FILE = (
+    "INSERT INTO files (id, inbox, rel_path, kind, size, mtime_ns, state, data, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Retention, oldest filed rows first from a cursor; then those of them nothing needs. What stays
+# is what ``Journal.prune_filed`` promises: a conversation's latest filed part, and the first
+# done file of each content in the inboxes named (a JSON list).
+_PRUNE_EXAMINE = (
+    "SELECT id, updated_at FROM files INDEXED BY files_filed_at"
+    " WHERE state = 'filed' AND updated_at < ? AND (updated_at, id) > (?, ?)"
+    " ORDER BY updated_at, id LIMIT ?"
+)
+_PRUNE_DELETE = """
+DELETE FROM files AS f WHERE f.id IN (SELECT value FROM json_each(?))
+AND NOT (
+    f.conversation_key IS NOT NULL AND f.id = (
+        SELECT max(g.id) FROM files AS g
+        WHERE g.inbox = f.inbox AND g.conversation_key = f.conversation_key AND g.state = 'filed'
+    )
+)
+AND NOT (
+    f.outcome = 'done' AND f.conversation_id IS NOT NULL AND f.sha256 IS NOT NULL
+    AND f.inbox IN (SELECT value FROM json_each(?))
+    AND f.id = (
+        SELECT min(g.id) FROM files AS g
+        WHERE g.inbox = f.inbox AND g.sha256 = f.sha256 AND g.outcome = 'done'
+            AND g.conversation_id IS NOT NULL
+    )
+)
+"""
+
 _FILE_COLUMNS = tuple(f.name for f in fields(FileRecord))
+_ACTIVE = ", ".join(f"'{state.value}'" for state in ACTIVE_STATES)
 
 
 class SqliteJournal:
@@ -103,10 +179,25 @@ class SqliteJournal:
             # the event loop, six commits a file: the difference between 1.3 and 1.1 in
             # batch time against the job limit.
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            counted = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'file_counts'"
+            ).fetchone()
+            self._db.executescript(
+                "BEGIN IMMEDIATE;"
+                + _SCHEMA
+                + _COUNTS_SCHEMA
+                + ("" if counted else _COUNT_EVERY_ROW)
+                + "COMMIT;"
+            )
         self._db.row_factory = sqlite3.Row
         self._schedule: Callable[[Callable[[], None]], object] | None = None
         self._commit_scheduled = False
+        # New rows not yet inserted: ``add_file`` gathers them and the next statement inserts
+        # them all at once (see ``_insert_pending``). Their ids are handed out here, after the
+        # highest in the journal: this process is the only one that adds files.
+        self._pending: list[tuple[Any, ...]] = []
+        self._next_id: int | None = None
+        self._in_block = False  # inside ``transaction()``
         # Told, instead of an exception, when the commit at the end of a turn finds the disk
         # full (see ``try_commit``).
         self.on_full: Callable[[Exception], None] | None = None
@@ -147,7 +238,10 @@ class SqliteJournal:
 
     def commit(self) -> None:
         """Commit what the current turn wrote (nothing to do when every write commits itself)."""
-        self._commit_scheduled = False
+        try:
+            self._insert_pending()
+        finally:
+            self._commit_scheduled = False
         if self._db.in_transaction:
             self._db.execute("COMMIT")
 
@@ -171,24 +265,51 @@ class SqliteJournal:
         self.try_commit()
 
     def _write(self, sql: str, parameters: tuple[Any, ...]) -> sqlite3.Cursor:
+        self._insert_pending()
+        self._open_turn()
+        return self._db.execute(sql, parameters)
+
+    def _open_turn(self) -> None:
+        """With commits per turn: the turn's transaction is open and its commit scheduled."""
         if self._schedule is not None:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN")
             if not self._commit_scheduled:
                 self._commit_scheduled = True
                 self._schedule(self._commit_turn)
+
+    def _read(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        self._insert_pending()  # the writer reads its own writes
         return self._db.execute(sql, parameters)
+
+    def _insert_pending(self) -> None:
+        """Insert the rows ``add_file`` gathered, with one statement, and count them.
+
+        A backlog found by a scan is a hundred thousand ``add_file`` calls in a few turns:
+        one INSERT each cost more than everything else the scan does per file.
+        """
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        self._db.executemany(_INSERT_FILE, rows)
+        added = Counter((row[1], row[6]) for row in rows)
+        self._db.executemany(_COUNT_NEW, [(*key, count) for key, count in added.items()])
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Group many writes into one commit (startup scans of large backlogs)."""
         self.commit()
         self._db.execute("BEGIN IMMEDIATE")
+        self._in_block = True
         try:
             yield
+            self._insert_pending()
         except BaseException:
+            self._pending.clear()
             self._db.execute("ROLLBACK")
             raise
+        finally:
+            self._in_block = False
         self._db.execute("COMMIT")
 
     # ------------------------------------------------------------------ files
@@ -198,22 +319,19 @@ class SqliteJournal:
     ) -> FileRecord:
         now = time.time()
         data = {"times": {"seen": now}}
-        cursor = self._write(
-            "INSERT INTO files (inbox, rel_path, kind, size, mtime_ns, state, data, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                inbox,
-                _text(rel_path),
-                kind.value,
-                size,
-                mtime_ns,
-                state.value,
-                json.dumps(data),
-                now,
-            ),
-        )
-        assert cursor.lastrowid is not None
-        return FileRecord(cursor.lastrowid, inbox, rel_path, kind, size, mtime_ns, state, data=data)
+        if self._next_id is None:
+            (highest,) = self._db.execute("SELECT max(id) FROM files").fetchone()
+            self._next_id = (highest or 0) + 1
+        file_id, self._next_id = self._next_id, self._next_id + 1
+        row = (file_id, inbox, _text(rel_path), kind.value, size, mtime_ns, state.value)
+        self._pending.append((*row, json.dumps(data), now))
+        if self._in_block or self._schedule is not None:
+            self._open_turn()  # inserted with the others at the next statement or commit
+        else:
+            self._db.execute("BEGIN")  # a write on its own commits before it returns
+            self._insert_pending()
+            self._db.execute("COMMIT")
+        return FileRecord(file_id, inbox, rel_path, kind, size, mtime_ns, state, data=data)
 
     def save(self, record: FileRecord) -> None:
         assignments = ", ".join(f"{name} = ?" for name in _FILE_COLUMNS[1:])
@@ -228,27 +346,28 @@ class SqliteJournal:
         self._write("DELETE FROM files WHERE id = ?", (record.id,))
 
     def get(self, file_id: int) -> FileRecord | None:
-        row = self._db.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
+        row = self._read("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
         return _file_from_row(row) if row else None
 
     def active(self, inbox: str | None = None) -> list[FileRecord]:
         """Every row not yet filed (optionally of one inbox)."""
-        query = "SELECT * FROM files WHERE state != 'filed'"
+        # Named states, not ``!= 'filed'``: the index finds them without reading the history.
+        query = f"SELECT * FROM files WHERE state IN ({_ACTIVE})"
         params: tuple[Any, ...] = ()
         if inbox is not None:
             query += " AND inbox = ?"
             params = (inbox,)
-        return [_file_from_row(row) for row in self._db.execute(query + " ORDER BY id", params)]
+        return [_file_from_row(row) for row in self._read(query + " ORDER BY id", params)]
 
     def in_states(self, states: Iterable[State]) -> list[FileRecord]:
         wanted = tuple(state.value for state in states)
         marks = ", ".join("?" for _ in wanted)
-        rows = self._db.execute(f"SELECT * FROM files WHERE state IN ({marks}) ORDER BY id", wanted)
+        rows = self._read(f"SELECT * FROM files WHERE state IN ({marks}) ORDER BY id", wanted)
         return [_file_from_row(row) for row in rows]
 
     def completed_with_sha(self, inbox: str, sha256: str, exclude_id: int) -> FileRecord | None:
         """The earliest file of this inbox with this content that reached done/."""
-        row = self._db.execute(
+        row = self._read(
             "SELECT * FROM files WHERE inbox = ? AND sha256 = ? AND outcome = 'done' AND id != ?"
             " AND conversation_id IS NOT NULL ORDER BY id LIMIT 1",
             (inbox, sha256, exclude_id),
@@ -256,31 +375,54 @@ class SqliteJournal:
         return _file_from_row(row) if row else None
 
     def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
-        rows = self._db.execute(
+        rows = self._read(
             "SELECT * FROM files WHERE inbox = ? AND conversation_key = ? ORDER BY id",
             (inbox, _text(key)),
         )
         return [_file_from_row(row) for row in rows]
 
     def counts(self) -> dict[tuple[str, str], int]:
-        """(inbox, state or outcome) -> number of files."""
-        rows = self._db.execute(
-            "SELECT inbox, CASE WHEN state = 'filed' THEN 'filed_' || outcome ELSE state END,"
-            " COUNT(*) FROM files GROUP BY 1, 2"
-        )
+        """(inbox, state or ``filed_<outcome>``) -> number of files, read from the counts."""
+        try:
+            rows = self._read("SELECT inbox, state, files FROM file_counts WHERE files != 0")
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            # A journal from before the counts were kept, read by ``status`` (read-only)
+            # before a daemon of this version opened it: its rows, counted once here.
+            rows = self._read(_COUNT_ROWS)
         return {(row[0], row[1]): row[2] for row in rows}
 
     def recent_failures(self, limit: int = 20) -> list[FileRecord]:
-        rows = self._db.execute(
+        rows = self._read(
             "SELECT * FROM files WHERE outcome = 'failed' ORDER BY updated_at DESC LIMIT ?",
             (limit,),
         )
         return [_file_from_row(row) for row in rows]
 
+    def prune_filed(
+        self,
+        before: float,
+        keep_twins_in: Collection[str],
+        limit: int,
+        after: PruneCursor | None = None,
+    ) -> tuple[int, PruneCursor | None]:
+        """See ``Journal.prune_filed``: up to ``limit`` filed rows examined, those not needed
+        deleted in the same statement; the cursor to go on from."""
+        start = after or (-1e300, 0)
+        examined = self._read(_PRUNE_EXAMINE, (before, *start, limit)).fetchall()
+        if not examined:
+            return 0, None
+        ids = json.dumps([row[0] for row in examined])
+        twins = json.dumps(sorted(keep_twins_in))
+        deleted = self._write(_PRUNE_DELETE, (ids, twins)).rowcount
+        last = examined[-1]
+        return deleted, ((last[1], last[0]) if len(examined) == limit else None)
+
     # ------------------------------------------------------------------ conversations
 
     def conversation(self, inbox: str, key: str) -> ConversationRecord:
-        row = self._db.execute(
+        row = self._read(
             "SELECT * FROM conversations WHERE inbox = ? AND key = ?", (inbox, _text(key))
         ).fetchone()
         if row is None:
@@ -316,14 +458,14 @@ class SqliteJournal:
         )
 
     def conversations(self) -> list[ConversationRecord]:
-        rows = self._db.execute("SELECT inbox, key FROM conversations ORDER BY inbox, key")
+        rows = self._read("SELECT inbox, key FROM conversations ORDER BY inbox, key")
         return [self.conversation(row[0], _untext(row[1])) for row in rows.fetchall()]
 
     # ------------------------------------------------------------------ operator commands
 
     def filed_failure_at(self, inbox: str, filed_path: str) -> FileRecord | None:
         """The failure filed under ``filed_path`` (relative to the inbox's failed/), if any."""
-        row = self._db.execute(
+        row = self._read(
             "SELECT * FROM files WHERE inbox = ? AND filed_path = ? AND state = 'filed'"
             " AND outcome = 'failed' ORDER BY id DESC LIMIT 1",
             (inbox, _text(filed_path)),
