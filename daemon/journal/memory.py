@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from daemon.model import ConversationRecord, FileRecord, Kind, PruneCursor, State
@@ -24,6 +24,7 @@ class MemoryJournal:
         # Kept with every write, as a real store keeps them; pruning does not lower them.
         self._counts: dict[tuple[str, str], int] = {}
         self._next_id = 1
+        self._settings: dict[str, str] = {}
         self.on_full: Callable[[Exception], None] | None = None
         self.commits = 0
 
@@ -34,27 +35,27 @@ class MemoryJournal:
     def commit_per_turn(self, schedule: Callable[[Callable[[], None]], object]) -> None:
         return None
 
-    def commit(self) -> None:
+    async def commit(self) -> None:
         self.commits += 1
 
-    def try_commit(self) -> bool:
-        self.commit()
+    async def try_commit(self) -> bool:
+        await self.commit()
         return True
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
         kept = copy.deepcopy((self._files, self._conversations, self._counts))
         try:
             yield
         except BaseException:
             self._files, self._conversations, self._counts = kept
             raise
-        self.commit()
+        await self.commit()
 
-    def close(self) -> None:
-        self.commit()
+    async def close(self) -> None:
+        await self.commit()
 
-    def add_file(
+    async def add_file(
         self, inbox: str, rel_path: str, kind: Kind, size: int, mtime_ns: int, state: State
     ) -> FileRecord:
         record = FileRecord(self._next_id, inbox, rel_path, kind, size, mtime_ns, state)
@@ -64,14 +65,14 @@ class MemoryJournal:
         self._count(record, 1)
         return record
 
-    def save(self, record: FileRecord) -> None:
+    async def save(self, record: FileRecord) -> None:
         before = self._files.get(record.id)
         if before is not None:
             self._count(before, -1)
             self._files[record.id] = copy.deepcopy(record)
             self._count(record, 1)
 
-    def forget(self, record: FileRecord) -> None:
+    async def forget(self, record: FileRecord) -> None:
         before = self._files.pop(record.id, None)
         if before is not None and before.state is not State.FILED:
             self._count(before, -1)
@@ -80,23 +81,25 @@ class MemoryJournal:
         key = (record.inbox, _counted_as(record))
         self._counts[key] = self._counts.get(key, 0) + step
 
-    def get(self, file_id: int) -> FileRecord | None:
+    async def get(self, file_id: int) -> FileRecord | None:
         record = self._files.get(file_id)
         return copy.deepcopy(record) if record is not None else None
 
     def _where(self, keep: Callable[[FileRecord], bool]) -> list[FileRecord]:
         return [copy.deepcopy(r) for _, r in sorted(self._files.items()) if keep(r)]
 
-    def active(self, inbox: str | None = None) -> list[FileRecord]:
+    async def active(self, inbox: str | None = None) -> list[FileRecord]:
         return self._where(
             lambda r: r.state is not State.FILED and (inbox is None or r.inbox == inbox)
         )
 
-    def in_states(self, states: Iterable[State]) -> list[FileRecord]:
+    async def in_states(self, states: Iterable[State]) -> list[FileRecord]:
         wanted = set(states)
         return self._where(lambda r: r.state in wanted)
 
-    def completed_with_sha(self, inbox: str, sha256: str, exclude_id: int) -> FileRecord | None:
+    async def completed_with_sha(
+        self, inbox: str, sha256: str, exclude_id: int
+    ) -> FileRecord | None:
         found = self._where(
             lambda r: (
                 r.inbox == inbox
@@ -108,17 +111,17 @@ class MemoryJournal:
         )
         return found[0] if found else None
 
-    def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
+    async def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
         return self._where(lambda r: r.inbox == inbox and r.conversation_key == key)
 
-    def counts(self) -> dict[tuple[str, str], int]:
+    async def counts(self) -> dict[tuple[str, str], int]:
         return {key: count for key, count in self._counts.items() if count != 0}
 
-    def recent_failures(self, limit: int = 20) -> list[FileRecord]:
+    async def recent_failures(self, limit: int = 20) -> list[FileRecord]:
         failed = self._where(lambda r: r.outcome == "failed")
         return list(reversed(failed))[:limit]
 
-    def prune_filed(
+    async def prune_filed(
         self,
         before: float,
         keep_twins_in: Collection[str],
@@ -135,13 +138,13 @@ class MemoryJournal:
         deleted = 0
         for _, file_id in examined:
             record = self._files[file_id]
-            if not self._needed(record, keep_twins_in):
+            if not await self._needed(record, keep_twins_in):
                 del self._files[file_id]
                 deleted += 1
         cursor = examined[-1] if len(examined) == limit else None
         return deleted, cursor
 
-    def _needed(self, record: FileRecord, keep_twins_in: Collection[str]) -> bool:
+    async def _needed(self, record: FileRecord, keep_twins_in: Collection[str]) -> bool:
         """What ``Journal.prune_filed`` keeps: a conversation's latest filed part, and the first
         done file of each content in the inboxes named."""
         if record.conversation_key is not None:
@@ -159,21 +162,21 @@ class MemoryJournal:
             and record.sha256 is not None
             and record.conversation_id is not None
         ):
-            first = self.completed_with_sha(record.inbox, record.sha256, exclude_id=-1)
+            first = await self.completed_with_sha(record.inbox, record.sha256, exclude_id=-1)
             return first is not None and first.id == record.id
         return False
 
-    def conversation(self, inbox: str, key: str) -> ConversationRecord:
+    async def conversation(self, inbox: str, key: str) -> ConversationRecord:
         found = self._conversations.get((inbox, key))
         return copy.deepcopy(found) if found is not None else ConversationRecord(inbox, key)
 
-    def save_conversation(self, record: ConversationRecord) -> None:
+    async def save_conversation(self, record: ConversationRecord) -> None:
         self._conversations[(record.inbox, record.key)] = copy.deepcopy(record)
 
-    def conversations(self) -> list[ConversationRecord]:
+    async def conversations(self) -> list[ConversationRecord]:
         return [copy.deepcopy(c) for _, c in sorted(self._conversations.items())]
 
-    def filed_failure_at(self, inbox: str, filed_path: str) -> FileRecord | None:
+    async def filed_failure_at(self, inbox: str, filed_path: str) -> FileRecord | None:
         found = self._where(
             lambda r: (
                 r.inbox == inbox
@@ -184,10 +187,16 @@ class MemoryJournal:
         )
         return found[-1] if found else None
 
-    def mark_retried(self, record: FileRecord, when: float | None = None) -> None:
+    async def mark_retried(self, record: FileRecord, when: float | None = None) -> None:
         record.outcome = "retried"
         record.stamp("retried", when if when is not None else time.time())
-        self.save(record)
+        await self.save(record)
+
+    async def setting(self, name: str) -> str | None:
+        return self._settings.get(name)
+
+    async def put_setting(self, name: str, value: str) -> None:
+        self._settings[name] = value
 
 
 def _counted_as(record: FileRecord) -> str:

@@ -16,14 +16,23 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from daemon.fsboundary import is_utf8
+from daemon.journal.sqlite_upkeep import (
+    COUNT_EVERY_ROW,
+    COUNT_NEW,
+    COUNT_ROWS,
+    COUNTS_SCHEMA,
+    INSERT_FILE,
+    PRUNE_DELETE,
+    PRUNE_EXAMINE,
+)
 from daemon.model import ACTIVE_STATES, ConversationRecord, FileRecord, Kind, PruneCursor, State
 
 JOURNAL_NAME = "journal.sqlite3"
@@ -82,75 +91,11 @@ CREATE TABLE IF NOT EXISTS conversations (
     updated_at REAL NOT NULL,
     PRIMARY KEY (inbox, key)
 );
-"""
-
-# What ``counts`` reads: files by inbox and state (``filed_<outcome>`` once filed), kept with
-# every change of state in the same transaction, so that a scrape never counts the rows. New
-# rows are counted by the code that inserts them, a batch at a time (a trigger per row doubled
-# the cost of journaling a backlog); changes and deletions by these triggers. Pruning filed
-# rows does not lower their count: the filed counts are every file filed since the journal
-# began.
-_COUNT_KEY = (
-    "CASE WHEN {0}.state = 'filed' THEN 'filed_' || coalesce({0}.outcome, '') ELSE {0}.state END"
-)
-_COUNTS_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS file_counts (
-    inbox TEXT NOT NULL,
-    state TEXT NOT NULL,
-    files INTEGER NOT NULL,
-    PRIMARY KEY (inbox, state)
-) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS files_counted_on_update AFTER UPDATE OF inbox, state, outcome ON files
-WHEN OLD.inbox IS NOT NEW.inbox OR OLD.state IS NOT NEW.state OR OLD.outcome IS NOT NEW.outcome
-BEGIN
-    UPDATE file_counts SET files = files - 1
-        WHERE inbox = OLD.inbox AND state = {_COUNT_KEY.format("OLD")};
-    INSERT INTO file_counts (inbox, state, files) VALUES (NEW.inbox, {_COUNT_KEY.format("NEW")}, 1)
-        ON CONFLICT (inbox, state) DO UPDATE SET files = files + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS files_counted_on_delete AFTER DELETE ON files
-WHEN OLD.state != 'filed'
-BEGIN
-    UPDATE file_counts SET files = files - 1
-        WHERE inbox = OLD.inbox AND state = {_COUNT_KEY.format("OLD")};
-END;
-"""
-_COUNT_ROWS = f"SELECT inbox, {_COUNT_KEY.format('files')}, COUNT(*) FROM files GROUP BY 1, 2"
-# A journal from before the counts were kept is counted once, when first opened to write.
-_COUNT_EVERY_ROW = f"INSERT INTO file_counts (inbox, state, files) {_COUNT_ROWS};"
-_COUNT_NEW = (
-    "INSERT INTO file_counts (inbox, state, files) VALUES (?, ?, ?)"
-    " ON CONFLICT (inbox, state) DO UPDATE SET files = files + excluded.files"
-)
-_INSERT_FILE = (
-    "INSERT INTO files (id, inbox, rel_path, kind, size, mtime_ns, state, data, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-# Retention, oldest filed rows first from a cursor; then those of them nothing needs. What stays
-# is what ``Journal.prune_filed`` promises: a conversation's latest filed part, and the first
-# done file of each content in the inboxes named (a JSON list).
-_PRUNE_EXAMINE = (
-    "SELECT id, updated_at FROM files INDEXED BY files_filed_at"
-    " WHERE state = 'filed' AND updated_at < ? AND (updated_at, id) > (?, ?)"
-    " ORDER BY updated_at, id LIMIT ?"
-)
-_PRUNE_DELETE = """
-DELETE FROM files AS f WHERE f.id IN (SELECT value FROM json_each(?))
-AND NOT (
-    f.conversation_key IS NOT NULL AND f.id = (
-        SELECT max(g.id) FROM files AS g
-        WHERE g.inbox = f.inbox AND g.conversation_key = f.conversation_key AND g.state = 'filed'
-    )
-)
-AND NOT (
-    f.outcome = 'done' AND f.conversation_id IS NOT NULL AND f.sha256 IS NOT NULL
-    AND f.inbox IN (SELECT value FROM json_each(?))
-    AND f.id = (
-        SELECT min(g.id) FROM files AS g
-        WHERE g.inbox = f.inbox AND g.sha256 = f.sha256 AND g.outcome = 'done'
-            AND g.conversation_id IS NOT NULL
-    )
-)
+CREATE TABLE IF NOT EXISTS settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
 """
 
 _FILE_COLUMNS = tuple(f.name for f in fields(FileRecord))
@@ -185,8 +130,8 @@ class SqliteJournal:
             self._db.executescript(
                 "BEGIN IMMEDIATE;"
                 + _SCHEMA
-                + _COUNTS_SCHEMA
-                + ("" if counted else _COUNT_EVERY_ROW)
+                + COUNTS_SCHEMA
+                + ("" if counted else COUNT_EVERY_ROW)
                 + "COMMIT;"
             )
         self._db.row_factory = sqlite3.Row
@@ -212,17 +157,25 @@ class SqliteJournal:
         path = state_dir / JOURNAL_NAME
         try:
             journal = cls(path)
-            journal.counts()
+            journal.check_readable()
         except sqlite3.DatabaseError as exc:
             raise JournalDamaged(_DAMAGED.format(path=path, error=exc)) from exc
         return journal
+
+    def check_readable(self) -> None:
+        """Read the whole schema once: a damaged file raises ``sqlite3.DatabaseError``."""
+        self._db.execute("SELECT COUNT(*) FROM conversations").fetchone()
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, *, readonly: bool = False) -> SqliteJournal:
         return cls(state_dir / JOURNAL_NAME, readonly=readonly)
 
-    def close(self) -> None:
-        self.commit()
+    async def close(self) -> None:
+        self.close_now()
+
+    def close_now(self) -> None:
+        """``close`` for code that runs without an event loop (operator commands, tests)."""
+        self._commit_now()
         self._db.close()
 
     def commit_per_turn(self, schedule: Callable[[Callable[[], None]], object]) -> None:
@@ -236,8 +189,11 @@ class SqliteJournal:
         """
         self._schedule = schedule
 
-    def commit(self) -> None:
+    async def commit(self) -> None:
         """Commit what the current turn wrote (nothing to do when every write commits itself)."""
+        self._commit_now()
+
+    def _commit_now(self) -> None:
         try:
             self._insert_pending()
         finally:
@@ -245,7 +201,10 @@ class SqliteJournal:
         if self._db.in_transaction:
             self._db.execute("COMMIT")
 
-    def try_commit(self) -> bool:
+    async def try_commit(self) -> bool:
+        return self._try_commit_now()
+
+    def _try_commit_now(self) -> bool:
         """``commit``, but a full disk goes to ``on_full`` instead of raising: False then.
 
         SQLite rolls the transaction back when a COMMIT finds the disk full: what the turn
@@ -253,7 +212,7 @@ class SqliteJournal:
         whole again; a file whose first row was lost is still followed by the running daemon.
         """
         try:
-            self.commit()
+            self._commit_now()
         except sqlite3.OperationalError as exc:
             if self.on_full is None or exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
                 raise
@@ -262,7 +221,7 @@ class SqliteJournal:
         return True
 
     def _commit_turn(self) -> None:
-        self.try_commit()
+        self._try_commit_now()
 
     def _write(self, sql: str, parameters: tuple[Any, ...]) -> sqlite3.Cursor:
         self._insert_pending()
@@ -291,14 +250,14 @@ class SqliteJournal:
         if not self._pending:
             return
         rows, self._pending = self._pending, []
-        self._db.executemany(_INSERT_FILE, rows)
+        self._db.executemany(INSERT_FILE, rows)
         added = Counter((row[1], row[6]) for row in rows)
-        self._db.executemany(_COUNT_NEW, [(*key, count) for key, count in added.items()])
+        self._db.executemany(COUNT_NEW, [(*key, count) for key, count in added.items()])
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
         """Group many writes into one commit (startup scans of large backlogs)."""
-        self.commit()
+        self._commit_now()
         self._db.execute("BEGIN IMMEDIATE")
         self._in_block = True
         try:
@@ -314,7 +273,7 @@ class SqliteJournal:
 
     # ------------------------------------------------------------------ files
 
-    def add_file(
+    async def add_file(
         self, inbox: str, rel_path: str, kind: Kind, size: int, mtime_ns: int, state: State
     ) -> FileRecord:
         now = time.time()
@@ -333,7 +292,7 @@ class SqliteJournal:
             self._db.execute("COMMIT")
         return FileRecord(file_id, inbox, rel_path, kind, size, mtime_ns, state, data=data)
 
-    def save(self, record: FileRecord) -> None:
+    async def save(self, record: FileRecord) -> None:
         assignments = ", ".join(f"{name} = ?" for name in _FILE_COLUMNS[1:])
         values = [_column_value(getattr(record, name)) for name in _FILE_COLUMNS[1:]]
         self._write(
@@ -341,15 +300,15 @@ class SqliteJournal:
             (*values, time.time(), record.id),
         )
 
-    def forget(self, record: FileRecord) -> None:
+    async def forget(self, record: FileRecord) -> None:
         """Drop a row whose file vanished before anything was sent."""
         self._write("DELETE FROM files WHERE id = ?", (record.id,))
 
-    def get(self, file_id: int) -> FileRecord | None:
+    async def get(self, file_id: int) -> FileRecord | None:
         row = self._read("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
         return _file_from_row(row) if row else None
 
-    def active(self, inbox: str | None = None) -> list[FileRecord]:
+    async def active(self, inbox: str | None = None) -> list[FileRecord]:
         """Every row not yet filed (optionally of one inbox)."""
         # Named states, not ``!= 'filed'``: the index finds them without reading the history.
         query = f"SELECT * FROM files WHERE state IN ({_ACTIVE})"
@@ -359,13 +318,15 @@ class SqliteJournal:
             params = (inbox,)
         return [_file_from_row(row) for row in self._read(query + " ORDER BY id", params)]
 
-    def in_states(self, states: Iterable[State]) -> list[FileRecord]:
+    async def in_states(self, states: Iterable[State]) -> list[FileRecord]:
         wanted = tuple(state.value for state in states)
         marks = ", ".join("?" for _ in wanted)
         rows = self._read(f"SELECT * FROM files WHERE state IN ({marks}) ORDER BY id", wanted)
         return [_file_from_row(row) for row in rows]
 
-    def completed_with_sha(self, inbox: str, sha256: str, exclude_id: int) -> FileRecord | None:
+    async def completed_with_sha(
+        self, inbox: str, sha256: str, exclude_id: int
+    ) -> FileRecord | None:
         """The earliest file of this inbox with this content that reached done/."""
         row = self._read(
             "SELECT * FROM files WHERE inbox = ? AND sha256 = ? AND outcome = 'done' AND id != ?"
@@ -374,14 +335,14 @@ class SqliteJournal:
         ).fetchone()
         return _file_from_row(row) if row else None
 
-    def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
+    async def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
         rows = self._read(
             "SELECT * FROM files WHERE inbox = ? AND conversation_key = ? ORDER BY id",
             (inbox, _text(key)),
         )
         return [_file_from_row(row) for row in rows]
 
-    def counts(self) -> dict[tuple[str, str], int]:
+    async def counts(self) -> dict[tuple[str, str], int]:
         """(inbox, state or ``filed_<outcome>``) -> number of files, read from the counts."""
         try:
             rows = self._read("SELECT inbox, state, files FROM file_counts WHERE files != 0")
@@ -390,17 +351,17 @@ class SqliteJournal:
                 raise
             # A journal from before the counts were kept, read by ``status`` (read-only)
             # before a daemon of this version opened it: its rows, counted once here.
-            rows = self._read(_COUNT_ROWS)
+            rows = self._read(COUNT_ROWS)
         return {(row[0], row[1]): row[2] for row in rows}
 
-    def recent_failures(self, limit: int = 20) -> list[FileRecord]:
+    async def recent_failures(self, limit: int = 20) -> list[FileRecord]:
         rows = self._read(
             "SELECT * FROM files WHERE outcome = 'failed' ORDER BY updated_at DESC LIMIT ?",
             (limit,),
         )
         return [_file_from_row(row) for row in rows]
 
-    def prune_filed(
+    async def prune_filed(
         self,
         before: float,
         keep_twins_in: Collection[str],
@@ -410,18 +371,18 @@ class SqliteJournal:
         """See ``Journal.prune_filed``: up to ``limit`` filed rows examined, those not needed
         deleted in the same statement; the cursor to go on from."""
         start = after or (-1e300, 0)
-        examined = self._read(_PRUNE_EXAMINE, (before, *start, limit)).fetchall()
+        examined = self._read(PRUNE_EXAMINE, (before, *start, limit)).fetchall()
         if not examined:
             return 0, None
         ids = json.dumps([row[0] for row in examined])
         twins = json.dumps(sorted(keep_twins_in))
-        deleted = self._write(_PRUNE_DELETE, (ids, twins)).rowcount
+        deleted = self._write(PRUNE_DELETE, (ids, twins)).rowcount
         last = examined[-1]
         return deleted, ((last[1], last[0]) if len(examined) == limit else None)
 
     # ------------------------------------------------------------------ conversations
 
-    def conversation(self, inbox: str, key: str) -> ConversationRecord:
+    async def conversation(self, inbox: str, key: str) -> ConversationRecord:
         row = self._read(
             "SELECT * FROM conversations WHERE inbox = ? AND key = ?", (inbox, _text(key))
         ).fetchone()
@@ -437,7 +398,7 @@ class SqliteJournal:
             json.loads(row["data"]),
         )
 
-    def save_conversation(self, record: ConversationRecord) -> None:
+    async def save_conversation(self, record: ConversationRecord) -> None:
         self._write(
             "INSERT INTO conversations (inbox, key, conversation_id, last_part_done,"
             " last_part_assigned, rejected, data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -457,13 +418,13 @@ class SqliteJournal:
             ),
         )
 
-    def conversations(self) -> list[ConversationRecord]:
+    async def conversations(self) -> list[ConversationRecord]:
         rows = self._read("SELECT inbox, key FROM conversations ORDER BY inbox, key")
-        return [self.conversation(row[0], _untext(row[1])) for row in rows.fetchall()]
+        return [await self.conversation(row[0], _untext(row[1])) for row in rows.fetchall()]
 
     # ------------------------------------------------------------------ operator commands
 
-    def filed_failure_at(self, inbox: str, filed_path: str) -> FileRecord | None:
+    async def filed_failure_at(self, inbox: str, filed_path: str) -> FileRecord | None:
         """The failure filed under ``filed_path`` (relative to the inbox's failed/), if any."""
         row = self._read(
             "SELECT * FROM files WHERE inbox = ? AND filed_path = ? AND state = 'filed'"
@@ -472,11 +433,25 @@ class SqliteJournal:
         ).fetchone()
         return _file_from_row(row) if row else None
 
-    def mark_retried(self, record: FileRecord, when: float | None = None) -> None:
+    async def mark_retried(self, record: FileRecord, when: float | None = None) -> None:
         """The operator sent this failure back to its inbox: keep the row, stop counting it."""
         record.outcome = "retried"
         record.stamp("retried", when)
-        self.save(record)
+        await self.save(record)
+
+    # ------------------------------------------------------------------ settings
+
+    async def setting(self, name: str) -> str | None:
+        row = self._read("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return str(row[0]) if row else None
+
+    async def put_setting(self, name: str, value: str) -> None:
+        self._write(
+            "INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value,"
+            " updated_at = excluded.updated_at",
+            (name, value, time.time()),
+        )
 
 
 def _column_value(value: Any) -> Any:

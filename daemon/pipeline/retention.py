@@ -101,7 +101,7 @@ class Retention:
         deleted = 0
         cursor = None
         while True:
-            batch, cursor = self._daemon.db.prune_filed(before, twins, BATCH_ROWS, cursor)
+            batch, cursor = await self._daemon.db.prune_filed(before, twins, BATCH_ROWS, cursor)
             deleted += batch
             if cursor is None:
                 break
