@@ -234,9 +234,8 @@ class Inboxes:
         record.profile = runtime.inbox.profile
         self.active[key] = record.id
         # A scan of a large backlog would write thousands of lines; it writes one summary.
-        (log.debug if quiet else log.info)(
-            "file_seen", inbox=runtime.inbox.key, file=rel, size=size
-        )
+        if not quiet:
+            log.info("file_seen", inbox=runtime.inbox.key, file=rel, size=size)
         # A scan that finds a file untouched for longer than the settle window has watched that
         # window already: its mtime says nothing changed in it. Events always wait the window.
         untouched_for = time.time() - mtime_ns / 1e9
@@ -263,16 +262,15 @@ class Inboxes:
     def track(self, runtime: InboxRuntime, record: FileRecord, *, settled: bool = False) -> None:
         settle = runtime.inbox.settle_seconds
         last_change = time.monotonic() - (settle if settled else 0.0)
-        tracked = TrackedFile(
-            record.id,
-            runtime.inbox.path / record.rel_path,
-            record.rel_path,
-            record.size,
-            record.mtime_ns,
-            last_change,
-        )
+        tracked = TrackedFile(record.id, record.rel_path, record.size, record.mtime_ns, last_change)
+        if settled:
+            # Found by a scan with the settle window behind it: admitted without a timer and a
+            # second look (admission opens it and notes what it found). A backlog of 100k
+            # files at start made 100k timers and tasks before the first upload could begin.
+            self._settled(runtime, tracked, record.size, record.mtime_ns)
+            return
         runtime.tracked[record.rel_path] = tracked
-        self.check_later(runtime, tracked, 0.0 if settled else settle)
+        self.check_later(runtime, tracked, settle)
 
     def check_later(self, runtime: InboxRuntime, tracked: TrackedFile, delay: float) -> None:
         self._supervisor.later(delay, lambda: self._check_settled(runtime, tracked))

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 from client_rss import REPO, emulator, free_port
-from harness import MIB, DaemonOptions, InboxSpec, running_daemon, write_wavs
+from harness import MIB, DaemonOptions, InboxSpec, running_daemon, wait_until, write_wavs
 
 from daemon.journal import SqliteJournal
 
@@ -144,21 +144,26 @@ def history_latency(rows: int) -> dict[str, Any]:
 def _scrape_while_probing(url: str) -> tuple[list[float], list[float], str]:
     """``SCRAPES`` timed GETs of /metrics while another client keeps asking /healthz."""
     healthz: list[float] = []
+    failures: list[BaseException] = []
     done = threading.Event()
 
     def probe() -> None:
-        with httpx.Client(timeout=10) as client:
-            while not done.is_set():
-                began = time.perf_counter()
-                client.get(f"{url}/healthz")
-                healthz.append(time.perf_counter() - began)
-                done.wait(0.01)  # about a hundred probes a second, not a busy loop
+        try:
+            with httpx.Client(timeout=10) as client:
+                while not done.is_set():
+                    began = time.perf_counter()
+                    client.get(f"{url}/healthz")
+                    healthz.append(time.perf_counter() - began)
+                    done.wait(0.005)  # a couple of hundred probes a second, not a busy loop
+        except BaseException as exc:  # told to the measuring thread, not lost with this one
+            failures.append(exc)
 
     prober = threading.Thread(target=probe, name="healthz-probe")
     prober.start()
     scrapes: list[float] = []
     body = ""
     try:
+        wait_until(lambda: bool(healthz) or bool(failures), 30.0, "the first /healthz", 0.005)
         with httpx.Client(timeout=30) as client:
             for _ in range(SCRAPES):
                 began = time.perf_counter()
@@ -166,9 +171,12 @@ def _scrape_while_probing(url: str) -> tuple[list[float], list[float], str]:
                 scrapes.append(time.perf_counter() - began)
                 answer.raise_for_status()
                 body = answer.text
+        wait_until(lambda: len(healthz) >= SCRAPES or bool(failures), 30.0, "/healthz", 0.005)
     finally:
         done.set()
         prober.join()
+    if failures:
+        raise RuntimeError(f"/healthz failed: {failures[0]!r}")
     return scrapes, healthz, body
 
 
