@@ -334,8 +334,9 @@ class Daemon:
 
     async def _recover(self) -> None:
         """Pick up where the last run stopped, as the journal's docstring describes."""
-        for record in await self.db.active():
-            self.active[(record.inbox, record.rel_path)] = record.id
+        for entry in await self.db.active_files():
+            self.active[(entry.inbox, entry.rel_path)] = entry.id
+        for record in await self.db.in_states((State.UPLOADING, State.HELD)):
             if record.state is State.UPLOADING:
                 # At-least-once: the upload may have been accepted, but no job id was committed.
                 record.state = State.SUBMITTED if record.job_id else State.READY
@@ -352,14 +353,9 @@ class Daemon:
     async def _add_inbox(self, inbox: Inbox) -> None:
         runtime = self.watched.add(inbox)
         self.scheduler.add_inbox(inbox.key)
-        for record in await self.db.active(inbox.key):
-            if record.state is State.READY:
-                self.scheduler.enqueue(inbox.key, record.id)
-            elif record.state is State.WAITING:
-                self.watched.track(runtime, record)
-        held = {
-            r.conversation_key for r in await self.db.active(inbox.key) if r.state is State.HELD
-        }
+        entries = await self.db.active_files(inbox.key)
+        self.watched.resume(runtime, entries)
+        held = {entry.conversation_key for entry in entries if entry.state is State.HELD}
         for key in held:
             if key is not None:
                 await self.act(await self.conversations.reconcile(inbox.key, key))

@@ -10,6 +10,7 @@ from daemon.journal.sqlite import JOURNAL_NAME, JournalDamaged, SqliteJournal
 from daemon.model import (
     ACTIVE_STATES,
     FINAL_STATES,
+    ActiveFile,
     ConversationRecord,
     FileRecord,
     Kind,
@@ -21,6 +22,7 @@ __all__ = [
     "ACTIVE_STATES",
     "FINAL_STATES",
     "JOURNAL_NAME",
+    "ActiveFile",
     "ConversationRecord",
     "FileRecord",
     "Journal",

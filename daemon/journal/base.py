@@ -18,7 +18,14 @@ from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from daemon.model import ConversationRecord, FileRecord, Kind, PruneCursor, State
+from daemon.model import (
+    ActiveFile,
+    ConversationRecord,
+    FileRecord,
+    Kind,
+    PruneCursor,
+    State,
+)
 
 
 class Journal(Protocol):
@@ -65,6 +72,9 @@ class Journal(Protocol):
 
     async def active(self, inbox: str | None = None) -> list[FileRecord]:
         """Every record not yet filed (optionally of one inbox), oldest first."""
+
+    async def active_files(self, inbox: str | None = None) -> list[ActiveFile]:
+        """``active``, without the records' data: one light row per file, oldest first."""
 
     async def in_states(self, states: Iterable[State]) -> list[FileRecord]: ...
 

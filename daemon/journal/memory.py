@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from daemon.model import ConversationRecord, FileRecord, Kind, PruneCursor, State
+from daemon.model import ActiveFile, ConversationRecord, FileRecord, Kind, PruneCursor, State
 
 if TYPE_CHECKING:
     from daemon.journal.base import Journal
@@ -92,6 +92,12 @@ class MemoryJournal:
         return self._where(
             lambda r: r.state is not State.FILED and (inbox is None or r.inbox == inbox)
         )
+
+    async def active_files(self, inbox: str | None = None) -> list[ActiveFile]:
+        return [
+            ActiveFile(r.id, r.inbox, r.rel_path, r.state, r.size, r.mtime_ns, r.conversation_key)
+            for r in await self.active(inbox)
+        ]
 
     async def in_states(self, states: Iterable[State]) -> list[FileRecord]:
         wanted = set(states)

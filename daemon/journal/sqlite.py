@@ -33,7 +33,15 @@ from daemon.journal.sqlite_upkeep import (
     PRUNE_DELETE,
     PRUNE_EXAMINE,
 )
-from daemon.model import ACTIVE_STATES, ConversationRecord, FileRecord, Kind, PruneCursor, State
+from daemon.model import (
+    ACTIVE_STATES,
+    ActiveFile,
+    ConversationRecord,
+    FileRecord,
+    Kind,
+    PruneCursor,
+    State,
+)
 
 JOURNAL_NAME = "journal.sqlite3"
 _DAMAGED = (
@@ -102,6 +110,11 @@ CREATE TABLE IF NOT EXISTS settings (
 # New rows gathered before they are inserted anyway: one statement each costs little more.
 _PENDING_ROWS = 2048
 _FILE_COLUMNS = tuple(f.name for f in fields(FileRecord))
+_SAVE = (
+    "UPDATE files SET "
+    + ", ".join(f"{name} = ?" for name in _FILE_COLUMNS[1:])
+    + ", updated_at = ? WHERE id = ?"
+)
 _ACTIVE = ", ".join(f"'{state.value}'" for state in ACTIVE_STATES)
 
 
@@ -299,12 +312,8 @@ class SqliteJournal:
         return FileRecord(file_id, inbox, rel_path, kind, size, mtime_ns, state, data=data)
 
     async def save(self, record: FileRecord) -> None:
-        assignments = ", ".join(f"{name} = ?" for name in _FILE_COLUMNS[1:])
         values = [_column_value(getattr(record, name)) for name in _FILE_COLUMNS[1:]]
-        self._write(
-            f"UPDATE files SET {assignments}, updated_at = ? WHERE id = ?",
-            (*values, time.time(), record.id),
-        )
+        self._write(_SAVE, (*values, time.time(), record.id))
 
     async def forget(self, record: FileRecord) -> None:
         """Drop a row whose file vanished before anything was sent."""
@@ -323,6 +332,22 @@ class SqliteJournal:
             query += " AND inbox = ?"
             params = (inbox,)
         return [_file_from_row(row) for row in self._read(query + " ORDER BY id", params)]
+
+    async def active_files(self, inbox: str | None = None) -> list[ActiveFile]:
+        query = (
+            "SELECT id, inbox, rel_path, state, size, mtime_ns, conversation_key FROM files"
+            f" WHERE state IN ({_ACTIVE})"
+        )
+        params: tuple[Any, ...] = ()
+        if inbox is not None:
+            query += " AND inbox = ?"
+            params = (inbox,)
+        return [
+            ActiveFile(
+                row[0], row[1], _untext(row[2]), State(row[3]), row[4], row[5], _untext(row[6])
+            )
+            for row in self._read(query + " ORDER BY id", params)
+        ]
 
     async def in_states(self, states: Iterable[State]) -> list[FileRecord]:
         wanted = tuple(state.value for state in states)

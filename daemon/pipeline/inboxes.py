@@ -18,7 +18,7 @@ from daemon.config.model import Inbox
 from daemon.files.intake import Candidate, InboxFilter, TrackedFile, audio_name_of_sidecar, classify
 from daemon.files.watch import InboxWatcher
 from daemon.fsboundary import Boundaries, InboxFiles, display, lstat_in
-from daemon.journal import FileRecord, Kind, State
+from daemon.journal import ActiveFile, FileRecord, Kind, State
 from daemon.logs import get_logger
 from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.shell import Shell
@@ -40,6 +40,9 @@ class InboxRuntime:
     available: bool = False
     tracked: dict[str, TrackedFile] = field(default_factory=dict)
     next_rescan: float = 0.0
+    # (size, mtime_ns) the journal held at start for each file not yet filed: the first scan
+    # passes over those unchanged without reading their rows (then this is emptied).
+    journaled: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def make_filter(inbox: Inbox) -> InboxFilter:
@@ -169,6 +172,7 @@ class Inboxes:
                 if kind is not Candidate.SIDECAR:
                     await self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns, quiet=True)
         new = len(self.active) - known
+        runtime.journaled.clear()
         (log.info if new else log.debug)(
             "inbox_scanned", inbox=runtime.inbox.key, files=len(found), new_files=new
         )
@@ -225,7 +229,8 @@ class Inboxes:
         key = (runtime.inbox.key, rel)
         existing_id = self.active.get(key)
         if existing_id is not None:
-            await self._seen_again(runtime, existing_id, size, mtime_ns)
+            if runtime.journaled.pop(rel, None) != (size, mtime_ns):
+                await self._seen_again(runtime, existing_id, size, mtime_ns)
             return
         record_kind = Kind.URL if kind is Candidate.URL_DROP else Kind.AUDIO
         record = await self._shell.db.add_file(
@@ -236,11 +241,24 @@ class Inboxes:
         # A scan of a large backlog would write thousands of lines; it writes one summary.
         if not quiet:
             log.info("file_seen", inbox=runtime.inbox.key, file=rel, size=size)
-        # A scan that finds a file untouched for longer than the settle window has watched that
-        # window already: its mtime says nothing changed in it. Events always wait the window.
-        untouched_for = time.time() - mtime_ns / 1e9
-        settled = quiet and untouched_for >= runtime.inbox.settle_seconds
-        self.track(runtime, record, settled=settled)
+        # Events always wait the settle window.
+        self.track(runtime, record, settled=quiet and self._quiet_since(runtime, mtime_ns))
+
+    @staticmethod
+    def _quiet_since(runtime: InboxRuntime, mtime_ns: int) -> bool:
+        """A file untouched for longer than the settle window, as a scan finds it, has watched
+        that window already: its mtime says nothing changed in it."""
+        return time.time() - mtime_ns / 1e9 >= runtime.inbox.settle_seconds
+
+    def resume(self, runtime: InboxRuntime, entries: list[ActiveFile]) -> None:
+        """The inbox's files the journal holds at start: ready ones queued again, waiting ones
+        settling again; the first scan passes over those unchanged since."""
+        for entry in entries:
+            runtime.journaled[entry.rel_path] = (entry.size, entry.mtime_ns)
+            if entry.state is State.READY:
+                self._scheduler.enqueue(entry.inbox, entry.id)
+            elif entry.state is State.WAITING:
+                self.track(runtime, entry, settled=self._quiet_since(runtime, entry.mtime_ns))
 
     async def _seen_again(
         self, runtime: InboxRuntime, record_id: int, size: int, mtime_ns: int
@@ -259,7 +277,9 @@ class Inboxes:
 
     # ================================================================ settling
 
-    def track(self, runtime: InboxRuntime, record: FileRecord, *, settled: bool = False) -> None:
+    def track(
+        self, runtime: InboxRuntime, record: FileRecord | ActiveFile, *, settled: bool = False
+    ) -> None:
         settle = runtime.inbox.settle_seconds
         last_change = time.monotonic() - (settle if settled else 0.0)
         tracked = TrackedFile(record.id, record.rel_path, record.size, record.mtime_ns, last_change)

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from e2e_harness import DaemonHarness, sha256_of, wait_until
 
+from daemon.emulator import EmulatorServer
 from daemon.files.samples import make_wav
 
 ONE_SECOND_IN_DAYS = 1 / 86400
@@ -129,3 +130,28 @@ class TestCountsAndRetention:
         }
         inbox = str(harness.inbox)
         wait_until(lambda: filed_counts(metric_counts(url, inbox)) == (5, 1), 10, "5 done")
+
+
+class TestRestartInABacklog:
+    def test_files_waiting_at_a_restart_go_on_and_one_changed_meanwhile_goes_as_it_is(
+        self,
+        harness_factory: Callable[..., DaemonHarness],
+        emulator_factory: Callable[..., EmulatorServer],
+    ) -> None:
+        server = emulator_factory(job_seconds=1.5, max_jobs=1)
+        harness = harness_factory(emulator=server, symbl_options={"max_concurrent_jobs": 1})
+        for index in range(5):
+            (harness.inbox / f"call{index}.wav").write_bytes(make_wav(0.2 + index / 10))
+        harness.start()
+        wait_until(lambda: len(server.state.submissions) >= 1, 20, "the first upload")
+        assert harness.stop() == 0
+        changed = make_wav(0.9, tone_hz=660)
+        (harness.inbox / "call4.wav").write_bytes(changed)  # queued, not sent: changed now
+        harness.start()
+        harness.wait_filed(5, timeout=60)
+
+        results = harness.results()
+        assert set(results) == {f"call{index}.wav" for index in range(5)}
+        assert results["call4.wav"]["sha256"] == sha256_of(changed)
+        assert sha256_of(changed) in harness.submissions_by_sha()
+        assert harness.errors() == {}
