@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from daemon.journal import FileRecord, Journal, Kind, MemoryJournal, SqliteJournal, State
+from daemon.journal import (
+    ActiveFile,
+    FileRecord,
+    Journal,
+    Kind,
+    MemoryJournal,
+    SqliteJournal,
+    State,
+)
 
 LATER = time.time() + 3600  # a cutoff after every row written here: all filed rows are old
 
@@ -197,3 +205,16 @@ async def test_a_journal_from_before_the_counts_is_counted_when_first_opened(
     await move(upgraded, await file(upgraded, "d.wav"), State.READY)
     assert await counts(upgraded) == {"filed_done": 2, "waiting": 1, "ready": 1}
     await upgraded.close()
+
+
+async def test_active_files_list_what_active_holds_without_the_data(journal: Journal) -> None:
+    waiting = await file(journal, "a.wav")
+    held = await file(journal, "b.wav", inbox="other")
+    held.conversation_key = "call"
+    await move(journal, held, State.HELD)
+    await done(journal, "c.wav", sha="c")
+    assert await journal.active_files() == [
+        ActiveFile(waiting.id, "in", "a.wav", State.WAITING, 10, 1, None),
+        ActiveFile(held.id, "other", "b.wav", State.HELD, 10, 1, "call"),
+    ]
+    assert [entry.id for entry in await journal.active_files("other")] == [held.id]
