@@ -87,7 +87,7 @@ class Goal:
 
 
 GOALS = (
-    Goal("batch_ratio_to_limit", 1.15),
+    Goal("batch_ratio_to_limit", 1.05),
     Goal("sdk_over_ours_per_file", 10, at_most=False),
     Goal("rss_mib_2gib_ours", 80),
     Goal("rss_mib_2gib_sdk", None),
