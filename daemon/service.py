@@ -505,7 +505,7 @@ class Daemon:
         self.notifier.status(self.status_line())
 
     def status_line(self) -> str:
-        waiting = self.watched.settling()
+        waiting = self.watched.settling() + self.admitter.queued()
         ready = self.scheduler.ready_count()
         paused = " (paused: credentials rejected)" if self.scheduler.blocked else ""
         stalled = "".join(f"; {stall.kind}: {stall.message}" for stall in self.stalls.active())
