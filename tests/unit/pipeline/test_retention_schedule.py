@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.config.model import (
@@ -11,10 +12,13 @@ from daemon.config.model import (
     RetentionSettings,
     SymblSettings,
 )
+from daemon.journal import Kind, MemoryJournal, State
 from daemon.pipeline.retention import (
+    BATCH_ROWS,
     DAY_SECONDS,
     LONGEST_INTERVAL_SECONDS,
     SHORTEST_INTERVAL_SECONDS,
+    Retention,
     cutoff,
     interval,
     twin_inboxes,
@@ -58,3 +62,45 @@ def test_only_inboxes_that_skip_duplicates_keep_the_first_of_each_content(
 ) -> None:
     chosen = twin_inboxes(config(tmp_path, "upload", "skip", "skip"))
     assert chosen == {str(tmp_path / "inbox1"), str(tmp_path / "inbox2")}
+
+
+class Uploads:
+    """The scheduler's side of retention: how often pruning let uploads go first."""
+
+    def __init__(self) -> None:
+        self.yields = 0
+
+    async def wait_for_quiet_uploads(self) -> None:
+        self.yields += 1
+
+
+@dataclass
+class Daemon:
+    db: MemoryJournal
+    config: Config
+    scheduler: Uploads
+
+
+async def filed(journal: MemoryJournal, count: int, when: float, sha: str = "") -> None:
+    for index in range(count):
+        record = await journal.add_file("in", f"{sha}{index}.wav", Kind.AUDIO, 1, 1, State.WAITING)
+        record.state, record.outcome = State.FILED, "done"
+        record.sha256, record.conversation_id = f"{sha}{index}", "c"
+        record.stamp("seen", when)
+        record.stamp("filed", when)
+        await journal.save(record)
+
+
+async def test_a_pass_prunes_in_batches_and_lets_uploads_go_first_between_them(
+    tmp_path: Path,
+) -> None:
+    journal, now = MemoryJournal(), 100 * DAY_SECONDS
+    await filed(journal, BATCH_ROWS * 2 + 10, when=now - 4 * DAY_SECONDS)
+    await filed(journal, 3, when=now - DAY_SECONDS, sha="recent")
+    daemon = Daemon(journal, config(tmp_path), Uploads())  # keep_filed_days: 3
+
+    assert await Retention(daemon, clock=lambda: now).prune() == BATCH_ROWS * 2 + 10
+    assert daemon.scheduler.yields == 2  # between the three batches
+    assert len(await journal.in_states((State.FILED,))) == 3
+    assert await journal.counts() == {("in", "filed_done"): BATCH_ROWS * 2 + 13}
+    assert await Retention(daemon, clock=lambda: now).prune() == 0
