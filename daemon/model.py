@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class State(StrEnum):
@@ -21,6 +21,10 @@ class State(StrEnum):
 
 ACTIVE_STATES = tuple(state for state in State if state is not State.FILED)
 FINAL_STATES = (State.COMPLETED, State.FAILED)
+
+
+# Where retention goes on from: the (updated_at, id) of the last filed row it examined.
+PruneCursor = tuple[float, int]
 
 
 class Kind(StrEnum):
@@ -58,6 +62,19 @@ class FileRecord:
     def times(self) -> dict[str, float]:
         times: dict[str, float] = self.data.setdefault("times", {})
         return times
+
+
+class ActiveFile(NamedTuple):
+    """What a start needs of a file not yet filed, without its record's data (a restart in the
+    middle of a backlog of 100k files read every record whole, three times)."""
+
+    id: int
+    inbox: str
+    rel_path: str
+    state: State
+    size: int
+    mtime_ns: int
+    conversation_key: str | None
 
 
 @dataclass

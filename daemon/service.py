@@ -36,6 +36,7 @@ from daemon.pipeline.conditions import Conditions
 from daemon.pipeline.conversations import Conversations, Decision, Reject, Release
 from daemon.pipeline.filer import Filer
 from daemon.pipeline.inboxes import MAINTENANCE_SECONDS, Inboxes, InboxRuntime
+from daemon.pipeline.retention import Retention
 from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.supervisor import Supervisor
 from daemon.pipeline.tracker import Tracker
@@ -244,6 +245,7 @@ class Daemon:
             )
             self.supervisor.spawn(self.supervisor.every(interval, self._maintain))
             self.supervisor.spawn(self._reloader())
+            self.supervisor.spawn(Retention(self).run(self.stop_event))
             self.supervisor.spawn(self.uploader.authenticate())
             self.supervisor.spawn(
                 keep_live(runtime_dir(self.config.state_dir), self.live_state, self.stop_event)
@@ -330,8 +332,9 @@ class Daemon:
 
     async def _recover(self) -> None:
         """Pick up where the last run stopped, as the journal's docstring describes."""
-        for record in await self.db.active():
-            self.active[(record.inbox, record.rel_path)] = record.id
+        for entry in await self.db.active_files():
+            self.active[(entry.inbox, entry.rel_path)] = entry.id
+        for record in await self.db.in_states((State.UPLOADING, State.HELD)):
             if record.state is State.UPLOADING:
                 # At-least-once: the upload may have been accepted, but no job id was committed.
                 record.state = State.SUBMITTED if record.job_id else State.READY
@@ -348,14 +351,9 @@ class Daemon:
     async def _add_inbox(self, inbox: Inbox) -> None:
         runtime = self.watched.add(inbox)
         self.scheduler.add_inbox(inbox.key)
-        for record in await self.db.active(inbox.key):
-            if record.state is State.READY:
-                self.scheduler.enqueue(inbox.key, record.id)
-            elif record.state is State.WAITING:
-                self.watched.track(runtime, record)
-        held = {
-            r.conversation_key for r in await self.db.active(inbox.key) if r.state is State.HELD
-        }
+        entries = await self.db.active_files(inbox.key)
+        self.watched.resume(runtime, entries)
+        held = {entry.conversation_key for entry in entries if entry.state is State.HELD}
         for key in held:
             if key is not None:
                 await self.act(await self.conversations.reconcile(inbox.key, key))
@@ -505,7 +503,7 @@ class Daemon:
         self.notifier.status(self.status_line())
 
     def status_line(self) -> str:
-        waiting = self.watched.settling()
+        waiting = self.watched.settling() + self.admitter.queued()
         ready = self.scheduler.ready_count()
         paused = " (paused: credentials rejected)" if self.scheduler.blocked else ""
         stalled = "".join(f"; {stall.kind}: {stall.message}" for stall in self.stalls.active())

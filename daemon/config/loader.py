@@ -34,6 +34,7 @@ from daemon.config.model import (
     HttpSettings,
     Inbox,
     Profile,
+    RetentionSettings,
     SymblSettings,
     TrackingSettings,
 )
@@ -185,6 +186,7 @@ class _Loading:
             shutdown_timeout_seconds=float(model.shutdown_timeout_seconds),
             http=_http_settings(model, webhook_secret),
             hooks=_hooks(model.hooks, "hooks"),
+            retention=RetentionSettings(keep_filed_days=model.journal.keep_filed_days),
             warnings=tuple(str(problem) for problem in self._rendered(self.warnings)),
         )
 

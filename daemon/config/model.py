@@ -119,6 +119,14 @@ class TrackingSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """``journal.keep_filed_days``: filed rows older than this are pruned (what stays:
+    ``daemon.pipeline.retention``)."""
+
+    keep_filed_days: float = 90.0
+
+
+@dataclass(frozen=True)
 class HttpSettings:
     listen: str
     public_url: str | None = None
@@ -137,6 +145,7 @@ class Config:
     shutdown_timeout_seconds: float = 20.0
     http: HttpSettings | None = None
     hooks: tuple[Hook, ...] = ()
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     # Things that work but cost something (e.g. done/ on another filesystem), told at start.
     warnings: tuple[str, ...] = ()
 

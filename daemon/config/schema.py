@@ -171,6 +171,12 @@ class TrackingSection(_Section):
         return self
 
 
+class JournalSection(_Section):
+    """``journal``: how long the journal remembers files once they are filed."""
+
+    keep_filed_days: PositiveSeconds = 90.0
+
+
 class HttpSection(_Section):
     """``http``: the endpoint for webhooks and metrics."""
 
@@ -265,6 +271,7 @@ class ConfigFile(_Section):
     shutdown_timeout_seconds: PositiveSeconds = 20.0
     http: HttpSection | None = None
     hooks: list[HookSection] = Field(default_factory=list)
+    journal: JournalSection = Field(default_factory=JournalSection)
 
 
 # ---------------------------------------------------------------- error translation

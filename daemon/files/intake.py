@@ -133,7 +133,7 @@ class InboxFilter:
         return any(fnmatch.fnmatch(rel, pattern) for pattern in self.exclude)
 
 
-@dataclass
+@dataclass(slots=True)
 class TrackedFile:
     """A file seen in an inbox that is not yet known to be completely written.
 
@@ -146,7 +146,6 @@ class TrackedFile:
     """
 
     record_id: int
-    path: Path
     rel: str
     size: int
     mtime_ns: int

@@ -136,7 +136,8 @@ class _LiveState:
 def _journal_metrics(counts: dict[tuple[str, str], int]) -> Metric:
     files = GaugeMetricFamily(
         PREFIX + "files",
-        "Files in the journal by inbox and state; filed ones as filed_done or filed_failed.",
+        "Files in the journal by inbox and state; filed ones as filed_done or filed_failed, "
+        "counted since the journal began (retention does not lower them).",
         labels=("inbox", "state"),
     )
     for (inbox, state), count in sorted(counts.items()):

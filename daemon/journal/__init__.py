@@ -10,9 +10,11 @@ from daemon.journal.sqlite import JOURNAL_NAME, JournalDamaged, SqliteJournal
 from daemon.model import (
     ACTIVE_STATES,
     FINAL_STATES,
+    ActiveFile,
     ConversationRecord,
     FileRecord,
     Kind,
+    PruneCursor,
     State,
 )
 
@@ -20,12 +22,14 @@ __all__ = [
     "ACTIVE_STATES",
     "FINAL_STATES",
     "JOURNAL_NAME",
+    "ActiveFile",
     "ConversationRecord",
     "FileRecord",
     "Journal",
     "JournalDamaged",
     "Kind",
     "MemoryJournal",
+    "PruneCursor",
     "SqliteJournal",
     "State",
 ]

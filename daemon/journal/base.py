@@ -14,11 +14,18 @@ reads is what was saved, never a shared object.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from daemon.model import ConversationRecord, FileRecord, Kind, State
+from daemon.model import (
+    ActiveFile,
+    ConversationRecord,
+    FileRecord,
+    Kind,
+    PruneCursor,
+    State,
+)
 
 
 class Journal(Protocol):
@@ -52,7 +59,9 @@ class Journal(Protocol):
 
     async def add_file(
         self, inbox: str, rel_path: str, kind: Kind, size: int, mtime_ns: int, state: State
-    ) -> FileRecord: ...
+    ) -> FileRecord:
+        """A new row; its id is known at once. A scan adds thousands in a row: a store may
+        gather them and insert them together (before its next read, and within the commit)."""
 
     async def save(self, record: FileRecord) -> None: ...
 
@@ -63,6 +72,9 @@ class Journal(Protocol):
 
     async def active(self, inbox: str | None = None) -> list[FileRecord]:
         """Every record not yet filed (optionally of one inbox), oldest first."""
+
+    async def active_files(self, inbox: str | None = None) -> list[ActiveFile]:
+        """``active``, without the records' data: one light row per file, oldest first."""
 
     async def in_states(self, states: Iterable[State]) -> list[FileRecord]: ...
 
@@ -75,9 +87,40 @@ class Journal(Protocol):
         """Every file of one conversation key, oldest first."""
 
     async def counts(self) -> dict[tuple[str, str], int]:
-        """(inbox, state or ``filed_<outcome>``) -> number of files."""
+        """(inbox, state or ``filed_<outcome>``) -> number of files; no key with 0.
+
+        Read on every ``/metrics`` scrape and ``status``, so it must cost the same whatever the
+        history: kept as counts beside the rows, changed in the same transaction as every write
+        that adds a row, changes its state or outcome, or forgets it; never by counting rows.
+        ``prune_filed`` does not lower them: ``filed_*`` count every file filed since the
+        journal began, pruned or not (a filed row is never forgotten any other way).
+        """
 
     async def recent_failures(self, limit: int = 20) -> list[FileRecord]: ...
+
+    async def prune_filed(
+        self,
+        before: float,
+        keep_twins_in: Collection[str],
+        limit: int,
+        after: PruneCursor | None = None,
+    ) -> tuple[int, PruneCursor | None]:
+        """Retention: delete filed rows last written before ``before`` that nothing needs.
+
+        Examines at most ``limit`` filed rows older than ``before``, oldest first (by when they
+        were last written, then id), starting after ``after``; deletes those of them not kept
+        and answers (rows deleted, the cursor of the last row examined), the cursor None once
+        no older filed row is left. One short transaction per call: the daemon calls it in a
+        loop, letting other work in between, and starts each pass from the beginning.
+
+        Kept, whatever their age (what later files need):
+        - of each conversation (inbox, ``conversation_key``), the filed row with the highest id:
+          the next part reads its outcome and folder (``parts_of``);
+        - in the inboxes named in ``keep_twins_in`` (``on_duplicate: skip``), the row that
+          ``completed_with_sha`` answers for each content: the first done row with that sha256
+          and a conversation id.
+        Conversation records are never pruned. Counts stay as they are (see ``counts``).
+        """
 
     # ------------------------------------------------------------------ conversations
 

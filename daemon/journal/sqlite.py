@@ -15,7 +15,8 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from enum import StrEnum
@@ -23,7 +24,24 @@ from pathlib import Path
 from typing import Any
 
 from daemon.fsboundary import is_utf8
-from daemon.model import ConversationRecord, FileRecord, Kind, State
+from daemon.journal.sqlite_upkeep import (
+    COUNT_EVERY_ROW,
+    COUNT_NEW,
+    COUNT_ROWS,
+    COUNTS_SCHEMA,
+    INSERT_FILE,
+    PRUNE_DELETE,
+    PRUNE_EXAMINE,
+)
+from daemon.model import (
+    ACTIVE_STATES,
+    ActiveFile,
+    ConversationRecord,
+    FileRecord,
+    Kind,
+    PruneCursor,
+    State,
+)
 
 JOURNAL_NAME = "journal.sqlite3"
 _DAMAGED = (
@@ -61,10 +79,16 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_state ON files(state);
 CREATE INDEX IF NOT EXISTS files_path ON files(inbox, rel_path);
 CREATE INDEX IF NOT EXISTS files_sha ON files(inbox, sha256);
--- The status page and /metrics read these on the event loop: latest failures in O(limit),
--- counts from the index alone rather than from every row's data.
-CREATE INDEX IF NOT EXISTS files_failures ON files(outcome, updated_at);
-CREATE INDEX IF NOT EXISTS files_counts ON files(inbox, state, outcome);
+-- The status page reads the latest failures on the event loop, in O(limit). Counts are kept
+-- in file_counts (sqlite_upkeep): the index they were once read from only slowed inserts.
+CREATE INDEX IF NOT EXISTS files_failed_at ON files(updated_at) WHERE outcome = 'failed';
+DROP INDEX IF EXISTS files_failures;
+DROP INDEX IF EXISTS files_counts;
+-- Retention walks filed rows oldest first; conversations find their parts; retry its failure.
+CREATE INDEX IF NOT EXISTS files_filed_at ON files(updated_at) WHERE state = 'filed';
+CREATE INDEX IF NOT EXISTS files_conversation ON files(inbox, conversation_key)
+    WHERE conversation_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS files_failed_path ON files(inbox, filed_path) WHERE outcome = 'failed';
 CREATE TABLE IF NOT EXISTS conversations (
     inbox TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -83,7 +107,15 @@ CREATE TABLE IF NOT EXISTS settings (
 );
 """
 
+# New rows gathered before they are inserted anyway: one statement each costs little more.
+_PENDING_ROWS = 2048
 _FILE_COLUMNS = tuple(f.name for f in fields(FileRecord))
+_SAVE = (
+    "UPDATE files SET "
+    + ", ".join(f"{name} = ?" for name in _FILE_COLUMNS[1:])
+    + ", updated_at = ? WHERE id = ?"
+)
+_ACTIVE = ", ".join(f"'{state.value}'" for state in ACTIVE_STATES)
 
 
 class SqliteJournal:
@@ -108,10 +140,25 @@ class SqliteJournal:
             # the event loop, six commits a file: the difference between 1.3 and 1.1 in
             # batch time against the job limit.
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            counted = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'file_counts'"
+            ).fetchone()
+            self._db.executescript(
+                "BEGIN IMMEDIATE;"
+                + _SCHEMA
+                + COUNTS_SCHEMA
+                + ("" if counted else COUNT_EVERY_ROW)
+                + "COMMIT;"
+            )
         self._db.row_factory = sqlite3.Row
         self._schedule: Callable[[Callable[[], None]], object] | None = None
         self._commit_scheduled = False
+        # New rows not yet inserted: ``add_file`` gathers them and the next statement inserts
+        # them all at once (see ``_insert_pending``). Their ids are handed out here, after the
+        # highest in the journal: this process is the only one that adds files.
+        self._pending: list[tuple[Any, ...]] = []
+        self._next_id: int | None = None
+        self._in_block = False  # inside ``transaction()``
         # Told, instead of an exception, when the commit at the end of a turn finds the disk
         # full (see ``try_commit``).
         self.on_full: Callable[[Exception], None] | None = None
@@ -163,7 +210,10 @@ class SqliteJournal:
         self._commit_now()
 
     def _commit_now(self) -> None:
-        self._commit_scheduled = False
+        try:
+            self._insert_pending()
+        finally:
+            self._commit_scheduled = False
         if self._db.in_transaction:
             self._db.execute("COMMIT")
 
@@ -190,24 +240,51 @@ class SqliteJournal:
         self._try_commit_now()
 
     def _write(self, sql: str, parameters: tuple[Any, ...]) -> sqlite3.Cursor:
+        self._insert_pending()
+        self._open_turn()
+        return self._db.execute(sql, parameters)
+
+    def _open_turn(self) -> None:
+        """With commits per turn: the turn's transaction is open and its commit scheduled."""
         if self._schedule is not None:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN")
             if not self._commit_scheduled:
                 self._commit_scheduled = True
                 self._schedule(self._commit_turn)
+
+    def _read(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        self._insert_pending()  # the writer reads its own writes
         return self._db.execute(sql, parameters)
+
+    def _insert_pending(self) -> None:
+        """Insert the rows ``add_file`` gathered, with one statement, and count them.
+
+        A backlog found by a scan is a hundred thousand ``add_file`` calls in a few turns:
+        one INSERT each cost more than everything else the scan does per file.
+        """
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        self._db.executemany(INSERT_FILE, rows)
+        added = Counter((row[1], row[6]) for row in rows)
+        self._db.executemany(COUNT_NEW, [(*key, count) for key, count in added.items()])
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """Group many writes into one commit (startup scans of large backlogs)."""
         self._commit_now()
         self._db.execute("BEGIN IMMEDIATE")
+        self._in_block = True
         try:
             yield
+            self._insert_pending()
         except BaseException:
+            self._pending.clear()
             self._db.execute("ROLLBACK")
             raise
+        finally:
+            self._in_block = False
         self._db.execute("COMMIT")
 
     # ------------------------------------------------------------------ files
@@ -217,59 +294,72 @@ class SqliteJournal:
     ) -> FileRecord:
         now = time.time()
         data = {"times": {"seen": now}}
-        cursor = self._write(
-            "INSERT INTO files (inbox, rel_path, kind, size, mtime_ns, state, data, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                inbox,
-                _text(rel_path),
-                kind.value,
-                size,
-                mtime_ns,
-                state.value,
-                json.dumps(data),
-                now,
-            ),
-        )
-        assert cursor.lastrowid is not None
-        return FileRecord(cursor.lastrowid, inbox, rel_path, kind, size, mtime_ns, state, data=data)
+        if self._next_id is None:
+            (highest,) = self._db.execute("SELECT max(id) FROM files").fetchone()
+            self._next_id = (highest or 0) + 1
+        file_id, self._next_id = self._next_id, self._next_id + 1
+        row = (file_id, inbox, _text(rel_path), kind.value, size, mtime_ns, state.value)
+        # What json.dumps(data) writes, without its encoder: a scan adds files by the thousand.
+        self._pending.append((*row, f'{{"times": {{"seen": {now!r}}}}}', now))
+        if self._in_block or self._schedule is not None:
+            self._open_turn()  # inserted with the others at the next statement or commit
+            if len(self._pending) >= _PENDING_ROWS:
+                self._insert_pending()  # a scan of 100k files: not all of them in memory
+        else:
+            self._db.execute("BEGIN")  # a write on its own commits before it returns
+            self._insert_pending()
+            self._db.execute("COMMIT")
+        return FileRecord(file_id, inbox, rel_path, kind, size, mtime_ns, state, data=data)
 
     async def save(self, record: FileRecord) -> None:
-        assignments = ", ".join(f"{name} = ?" for name in _FILE_COLUMNS[1:])
         values = [_column_value(getattr(record, name)) for name in _FILE_COLUMNS[1:]]
-        self._write(
-            f"UPDATE files SET {assignments}, updated_at = ? WHERE id = ?",
-            (*values, time.time(), record.id),
-        )
+        self._write(_SAVE, (*values, time.time(), record.id))
 
     async def forget(self, record: FileRecord) -> None:
         """Drop a row whose file vanished before anything was sent."""
         self._write("DELETE FROM files WHERE id = ?", (record.id,))
 
     async def get(self, file_id: int) -> FileRecord | None:
-        row = self._db.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
+        row = self._read("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
         return _file_from_row(row) if row else None
 
     async def active(self, inbox: str | None = None) -> list[FileRecord]:
         """Every row not yet filed (optionally of one inbox)."""
-        query = "SELECT * FROM files WHERE state != 'filed'"
+        # Named states, not ``!= 'filed'``: the index finds them without reading the history.
+        query = f"SELECT * FROM files WHERE state IN ({_ACTIVE})"
         params: tuple[Any, ...] = ()
         if inbox is not None:
             query += " AND inbox = ?"
             params = (inbox,)
-        return [_file_from_row(row) for row in self._db.execute(query + " ORDER BY id", params)]
+        return [_file_from_row(row) for row in self._read(query + " ORDER BY id", params)]
+
+    async def active_files(self, inbox: str | None = None) -> list[ActiveFile]:
+        query = (
+            "SELECT id, inbox, rel_path, state, size, mtime_ns, conversation_key FROM files"
+            f" WHERE state IN ({_ACTIVE})"
+        )
+        params: tuple[Any, ...] = ()
+        if inbox is not None:
+            query += " AND inbox = ?"
+            params = (inbox,)
+        return [
+            ActiveFile(
+                row[0], row[1], _untext(row[2]), State(row[3]), row[4], row[5], _untext(row[6])
+            )
+            for row in self._read(query + " ORDER BY id", params)
+        ]
 
     async def in_states(self, states: Iterable[State]) -> list[FileRecord]:
         wanted = tuple(state.value for state in states)
         marks = ", ".join("?" for _ in wanted)
-        rows = self._db.execute(f"SELECT * FROM files WHERE state IN ({marks}) ORDER BY id", wanted)
+        rows = self._read(f"SELECT * FROM files WHERE state IN ({marks}) ORDER BY id", wanted)
         return [_file_from_row(row) for row in rows]
 
     async def completed_with_sha(
         self, inbox: str, sha256: str, exclude_id: int
     ) -> FileRecord | None:
         """The earliest file of this inbox with this content that reached done/."""
-        row = self._db.execute(
+        row = self._read(
             "SELECT * FROM files WHERE inbox = ? AND sha256 = ? AND outcome = 'done' AND id != ?"
             " AND conversation_id IS NOT NULL ORDER BY id LIMIT 1",
             (inbox, sha256, exclude_id),
@@ -277,31 +367,54 @@ class SqliteJournal:
         return _file_from_row(row) if row else None
 
     async def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
-        rows = self._db.execute(
+        rows = self._read(
             "SELECT * FROM files WHERE inbox = ? AND conversation_key = ? ORDER BY id",
             (inbox, _text(key)),
         )
         return [_file_from_row(row) for row in rows]
 
     async def counts(self) -> dict[tuple[str, str], int]:
-        """(inbox, state or outcome) -> number of files."""
-        rows = self._db.execute(
-            "SELECT inbox, CASE WHEN state = 'filed' THEN 'filed_' || outcome ELSE state END,"
-            " COUNT(*) FROM files GROUP BY 1, 2"
-        )
+        """(inbox, state or ``filed_<outcome>``) -> number of files, read from the counts."""
+        try:
+            rows = self._read("SELECT inbox, state, files FROM file_counts WHERE files != 0")
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            # A journal from before the counts were kept, read by ``status`` (read-only)
+            # before a daemon of this version opened it: its rows, counted once here.
+            rows = self._read(COUNT_ROWS)
         return {(row[0], row[1]): row[2] for row in rows}
 
     async def recent_failures(self, limit: int = 20) -> list[FileRecord]:
-        rows = self._db.execute(
+        rows = self._read(
             "SELECT * FROM files WHERE outcome = 'failed' ORDER BY updated_at DESC LIMIT ?",
             (limit,),
         )
         return [_file_from_row(row) for row in rows]
 
+    async def prune_filed(
+        self,
+        before: float,
+        keep_twins_in: Collection[str],
+        limit: int,
+        after: PruneCursor | None = None,
+    ) -> tuple[int, PruneCursor | None]:
+        """See ``Journal.prune_filed``: up to ``limit`` filed rows examined, those not needed
+        deleted in the same statement; the cursor to go on from."""
+        start = after or (-1e300, 0)
+        examined = self._read(PRUNE_EXAMINE, (before, *start, limit)).fetchall()
+        if not examined:
+            return 0, None
+        ids = json.dumps([row[0] for row in examined])
+        twins = json.dumps(sorted(keep_twins_in))
+        deleted = self._write(PRUNE_DELETE, (ids, twins)).rowcount
+        last = examined[-1]
+        return deleted, ((last[1], last[0]) if len(examined) == limit else None)
+
     # ------------------------------------------------------------------ conversations
 
     async def conversation(self, inbox: str, key: str) -> ConversationRecord:
-        row = self._db.execute(
+        row = self._read(
             "SELECT * FROM conversations WHERE inbox = ? AND key = ?", (inbox, _text(key))
         ).fetchone()
         if row is None:
@@ -337,14 +450,14 @@ class SqliteJournal:
         )
 
     async def conversations(self) -> list[ConversationRecord]:
-        rows = self._db.execute("SELECT inbox, key FROM conversations ORDER BY inbox, key")
+        rows = self._read("SELECT inbox, key FROM conversations ORDER BY inbox, key")
         return [await self.conversation(row[0], _untext(row[1])) for row in rows.fetchall()]
 
     # ------------------------------------------------------------------ operator commands
 
     async def filed_failure_at(self, inbox: str, filed_path: str) -> FileRecord | None:
         """The failure filed under ``filed_path`` (relative to the inbox's failed/), if any."""
-        row = self._db.execute(
+        row = self._read(
             "SELECT * FROM files WHERE inbox = ? AND filed_path = ? AND state = 'filed'"
             " AND outcome = 'failed' ORDER BY id DESC LIMIT 1",
             (inbox, _text(filed_path)),
@@ -360,7 +473,7 @@ class SqliteJournal:
     # ------------------------------------------------------------------ settings
 
     async def setting(self, name: str) -> str | None:
-        row = self._db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        row = self._read("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
         return str(row[0]) if row else None
 
     async def put_setting(self, name: str, value: str) -> None:

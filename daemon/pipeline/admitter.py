@@ -66,6 +66,10 @@ class Admitter:
         if self._task is None or self._task.done():
             self._task = self._supervisor.spawn(self._admit_settled())
 
+    def queued(self) -> int:
+        """Settled files not yet taken up for admission (a scan's backlog waits here)."""
+        return len(self._queue)
+
     async def rebuild_params(self, changed_profiles: set[str]) -> None:
         """Files not yet submitted take the new profile's parameters (plus their sidecar's)."""
         if not changed_profiles:

@@ -24,7 +24,7 @@ from daemon.config.model import Inbox
 from daemon.files.intake import Candidate, InboxFilter, TrackedFile, audio_name_of_sidecar, classify
 from daemon.files.watch import watch_mode
 from daemon.fsboundary import Boundaries, InboxFiles, display, lstat_in
-from daemon.journal import FileRecord, Kind, State
+from daemon.journal import ActiveFile, FileRecord, Kind, State
 from daemon.logs import get_logger
 from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.shell import Shell
@@ -270,6 +270,7 @@ class Inboxes:
             finally:
                 entries.close()
             runtime.seen = now_seen
+            runtime.journaled.clear()
             if runtime.retrying:
                 runtime.retrying = False
                 log_mode(runtime)
@@ -330,7 +331,8 @@ class Inboxes:
         key = (runtime.inbox.key, rel)
         existing_id = self.active.get(key)
         if existing_id is not None:
-            await self._seen_again(runtime, existing_id, size, mtime_ns)
+            if runtime.journaled.pop(rel, None) != (size, mtime_ns):
+                await self._seen_again(runtime, existing_id, size, mtime_ns)
             return
         record_kind = Kind.URL if kind is Candidate.URL_DROP else Kind.AUDIO
         record = await self._shell.db.add_file(
@@ -339,14 +341,26 @@ class Inboxes:
         record.profile = runtime.inbox.profile
         self.active[key] = record.id
         # A scan of a large backlog would write thousands of lines; it writes one summary.
-        (log.debug if quiet else log.info)(
-            "file_seen", inbox=runtime.inbox.key, file=rel, size=size
-        )
-        # A scan that finds a file untouched for longer than the settle window has watched that
-        # window already: its mtime says nothing changed in it. Events always wait the window.
-        untouched_for = time.time() - mtime_ns / 1e9
-        settled = quiet and untouched_for >= runtime.inbox.settle_seconds
-        self.track(runtime, record, settled=settled)
+        if not quiet:
+            log.info("file_seen", inbox=runtime.inbox.key, file=rel, size=size)
+        # Events always wait the settle window.
+        self.track(runtime, record, settled=quiet and self._quiet_since(runtime, mtime_ns))
+
+    @staticmethod
+    def _quiet_since(runtime: InboxRuntime, mtime_ns: int) -> bool:
+        """A file untouched for longer than the settle window, as a scan finds it, has watched
+        that window already: its mtime says nothing changed in it."""
+        return time.time() - mtime_ns / 1e9 >= runtime.inbox.settle_seconds
+
+    def resume(self, runtime: InboxRuntime, entries: list[ActiveFile]) -> None:
+        """The inbox's files the journal holds at start: ready ones queued again, waiting ones
+        settling again; the first scan passes over those unchanged since."""
+        for entry in entries:
+            runtime.journaled[entry.rel_path] = (entry.size, entry.mtime_ns)
+            if entry.state is State.READY:
+                self._scheduler.enqueue(entry.inbox, entry.id)
+            elif entry.state is State.WAITING:
+                self.track(runtime, entry, settled=self._quiet_since(runtime, entry.mtime_ns))
 
     async def _seen_again(
         self, runtime: InboxRuntime, record_id: int, size: int, mtime_ns: int
@@ -365,19 +379,20 @@ class Inboxes:
 
     # ================================================================ settling
 
-    def track(self, runtime: InboxRuntime, record: FileRecord, *, settled: bool = False) -> None:
+    def track(
+        self, runtime: InboxRuntime, record: FileRecord | ActiveFile, *, settled: bool = False
+    ) -> None:
         settle = runtime.inbox.settle_seconds
         last_change = time.monotonic() - (settle if settled else 0.0)
-        tracked = TrackedFile(
-            record.id,
-            runtime.inbox.path / record.rel_path,
-            record.rel_path,
-            record.size,
-            record.mtime_ns,
-            last_change,
-        )
+        tracked = TrackedFile(record.id, record.rel_path, record.size, record.mtime_ns, last_change)
+        if settled:
+            # Found by a scan with the settle window behind it: admitted without a timer and a
+            # second look (admission opens it and notes what it found). A backlog of 100k
+            # files at start made 100k timers and tasks before the first upload could begin.
+            self._settled(runtime, tracked, record.size, record.mtime_ns)
+            return
         runtime.tracked[record.rel_path] = tracked
-        self.check_later(runtime, tracked, 0.0 if settled else settle)
+        self.check_later(runtime, tracked, settle)
 
     def check_later(self, runtime: InboxRuntime, tracked: TrackedFile, delay: float) -> None:
         self._supervisor.later(delay, lambda: self._check_settled(runtime, tracked))

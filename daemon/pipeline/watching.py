@@ -56,6 +56,9 @@ class InboxRuntime:
     """A polled inbox got its watch back; its walk watches the rest before it says so."""
     seen: dict[str, int] = field(default_factory=dict)
     """Journaled files found by the last scan: one unchanged since is passed over."""
+    journaled: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """(size, mtime_ns) the journal held at start for each file not yet filed: the first scan
+    passes over those unchanged without reading their rows (then this is emptied)."""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     scanned: asyncio.Event = field(default_factory=asyncio.Event)
     """The first scan is done (or the inbox could not be scanned)."""

@@ -139,6 +139,8 @@ class DaemonOptions:
     profile: dict[str, Any] = field(default_factory=dict)
     # The daemon's log_level, when not its default (info).
     log_level: str | None = None
+    # The ``journal:`` section (e.g. ``keep_filed_days``), when not the defaults.
+    journal: dict[str, Any] | None = None
 
 
 def config_text(
@@ -164,6 +166,8 @@ def config_text(
     }
     if opts.log_level is not None:
         config["log_level"] = opts.log_level
+    if opts.journal is not None:
+        config["journal"] = opts.journal
     if opts.http_port is not None:
         address = f"127.0.0.1:{opts.http_port}"
         config["http"] = {"listen": address, "public_url": f"http://{address}"}

@@ -23,9 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from baselines import offer_sdk_to_children
 from client_rss import REPO, free_port
 from comparisons import SdkComparison, upload_rss, upload_throughput
 from harness import MIB, DaemonOptions, InboxSpec, config_text
+from history import history_latency, steady_state
+from history import notes as history_notes
 from many_inboxes import rescan_stall, thousand_inboxes
 from recordings import convert, downmix
 from scenarios import backlog, batch_ratio, idle_cpu, pickup_latency
@@ -46,6 +49,9 @@ class Sizes:
     many_inboxes: int = 1000
     rescan_files: int = 100_000
     tracking_files: int = 15  # measured files per job set, after a warm-up round of 5
+    backlog_large_files: int = 100_000
+    history_rows: int = 1_000_000
+    steady_files: int = 5_000
 
 
 FULL = Sizes(rss_bytes=2 * GIB, throughput_bytes=GIB, backlog_files=10_000, idle_seconds=30.0)
@@ -58,6 +64,9 @@ QUICK = Sizes(
     convert_seconds=600,
     rescan_files=20_000,
     tracking_files=10,
+    backlog_large_files=20_000,
+    history_rows=200_000,
+    steady_files=1_000,
 )
 # The measurements by name, in the order they run; ``--only`` picks some of them.
 MEASUREMENTS = (
@@ -65,6 +74,7 @@ MEASUREMENTS = (
     "throughput", "throughput_proxy", "sdk", "downmix", "convert", "backlog_mp3",
     "inboxes_1000", "rescan_100k",
     "tracking",
+    "backlog_100k", "history", "steady",
 )  # fmt: skip
 
 
@@ -89,7 +99,7 @@ TRACKING_SETS = ("15s", "45s", "75s", "mix_15_90s")
 # 2-minute jobs, polled from a cold start: two rounds of the 5 slots.
 TWO_MINUTE_FILES = 10
 GOALS = (
-    Goal("batch_ratio_to_limit", 1.15),
+    Goal("batch_ratio_to_limit", 1.05),
     Goal("sdk_over_ours_per_file", 10, at_most=False),
     Goal("rss_mib_2gib_ours", 80),
     Goal("rss_mib_2gib_sdk", None),
@@ -111,6 +121,13 @@ GOALS = (
     Goal("rescan_100k_healthz_max_ms", 100),
     *(Goal(f"poll_over_webhook_utilisation_{name}", 0.97, at_most=False) for name in TRACKING_SETS),
     Goal("status_requests_per_job_2min", 30),
+    Goal("backlog_100k_first_upload_seconds", 3),
+    Goal("backlog_100k_rss_mib", 200),
+    Goal("metrics_ms_1m_filed", 100),
+    Goal("healthz_ms_during_scrapes_1m_filed", 100),
+    Goal("status_seconds_1m_filed", 0.5),
+    Goal("steady_rss_growth_mib_5k", 10),
+    Goal("steady_journal_rows_5k", 1000),
 )
 
 
@@ -170,6 +187,8 @@ def run_all(sizes: Sizes, only: frozenset[str] = frozenset(MEASUREMENTS)) -> Run
         if name in only:
             run.measure(name, action)
 
+    if {"ours_3_files", "sdk", "rss"} & only:
+        offer_sdk_to_children()  # installed once into the user's cache, beside the venv
     port = webhook_port() if "batch" in only else None
     # Before the SDK's process starts: its imports alone take seconds of CPU on a shared core.
     measure("batch", lambda: batch_ratio(port))
@@ -193,6 +212,9 @@ def run_all(sizes: Sizes, only: frozenset[str] = frozenset(MEASUREMENTS)) -> Run
         measure("inboxes_1000", lambda: thousand_inboxes(sizes.many_inboxes, sizes.idle_seconds))
         measure("rescan_100k", lambda: rescan_stall(sizes.rescan_files, 10.0))
         measure("tracking", lambda: tracking(sizes.tracking_files, TWO_MINUTE_FILES))
+        measure("backlog_100k", lambda: backlog(sizes.backlog_large_files))
+        measure("history", lambda: history_latency(sizes.history_rows))
+        measure("steady", lambda: steady_state(sizes.steady_files))
         if sdk is not None:
             measure("sdk", sdk.result)
     return run
@@ -234,6 +256,13 @@ def headline(run: Run) -> dict[str, float | None]:
         "status_requests_per_job_2min": (
             d["tracking"]["two_minute"]["requests_per_job"] if "tracking" in d else None
         ),
+        "backlog_100k_first_upload_seconds": _get(d, "backlog_100k", "first_upload_seconds"),
+        "backlog_100k_rss_mib": _get(d, "backlog_100k", "rss_mib"),
+        "metrics_ms_1m_filed": _get(d, "history", "metrics_ms_p50"),
+        "healthz_ms_during_scrapes_1m_filed": _get(d, "history", "healthz_ms_max_during_scrapes"),
+        "status_seconds_1m_filed": _get(d, "history", "status_seconds"),
+        "steady_rss_growth_mib_5k": _get(d, "steady", "rss_growth_mib"),
+        "steady_journal_rows_5k": _get(d, "steady", "journal_rows_max"),
     }
 
 
@@ -349,6 +378,13 @@ def _notes(run: Run) -> dict[str, str]:
             f"{', '.join(map(str, two['requests_first_round']))}; then "
             f"{', '.join(map(str, two['requests_later']))}"
         )
+    if "backlog_100k" in d:
+        k = d["backlog_100k"]
+        notes["backlog_100k_first_upload_seconds"] = (
+            f"{k['files']:,} files; all journaled at {k['journaled_seconds']:.2f} s"
+        )
+        notes["backlog_100k_rss_mib"] = f"VmHWM, {k['files']:,} files"
+    notes.update(history_notes(d))
     return notes
 
 
@@ -395,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
             f"--quick: {sizes.rss_bytes // MIB} MiB file for RSS, {sizes.throughput_bytes // MIB}"
             f" MiB for throughput, {sizes.backlog_files} backlog files, "
             f"{sizes.idle_seconds:.0f} s idle window, {sizes.tracking_files} files per job set"
+            f"{sizes.idle_seconds:.0f} s idle window, {sizes.backlog_large_files:,} files for the "
+            f"large backlog, {sizes.history_rows:,} filed rows, {sizes.steady_files:,} files steady"
         )
     print(table(values, run))
     for name, error in run.errors.items():

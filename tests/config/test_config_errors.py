@@ -798,6 +798,25 @@ CASES = [
         "config.yaml:6: tracking.max_polls_per_second: must be greater than 0",
     ),
     case(
+        "journal-retention",
+        """\
+        symbl:
+          app_id: test-app
+          app_secret: s3cret-value-for-tests
+        state_dir: state
+        journal:
+          keep_filed_days: 0
+          keep_days: 30
+        profiles:
+          default: {}
+        inboxes:
+          - path: inbox
+            profile: default
+        """,
+        "config.yaml:6: journal.keep_filed_days: must be greater than 0",
+        "config.yaml:7: journal.keep_days: unknown key; did you mean 'keep_filed_days'?",
+    ),
+    case(
         "empty-file",
         "",
         "config.yaml: must be a mapping of settings, not empty",

@@ -186,6 +186,7 @@ class TestDefaults:
         assert config.http is None
         assert (config.tracking.poll_initial_seconds, config.tracking.poll_max_seconds) == (1, 30)
         assert config.tracking.poll_backoff_factor == 1.5
+        assert config.retention.keep_filed_days == 90
         assert config.warnings == ()
         inbox = config.inboxes[0]
         assert (inbox.path, inbox.done, inbox.failed) == (
