@@ -75,7 +75,7 @@ class Daemon:
             max_uploads=config.symbl.max_concurrent_uploads,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.metrics = Metrics()
+        self.metrics = Metrics(host_id=config.cluster.host_id)
         self.tracker = Tracker(self, self.scheduler, self.supervisor, self.metrics)
         # Conditions that stop work, for status, /healthz, the status page and hooks.
         self.stalls = StallBoard()
