@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import fields
 from enum import StrEnum
-from typing import Any, LiteralString
+from typing import TYPE_CHECKING, Any, LiteralString
 
 import psycopg
 from psycopg.types.json import Json
@@ -380,3 +380,9 @@ def _conversation_from_row(row: tuple[Any, ...]) -> ConversationRecord:
     return ConversationRecord(
         str(inbox), name_text(key), conversation_id, int(done), int(assigned), bool(rejected), data
     )
+
+
+if TYPE_CHECKING:  # checked against the protocol, as the other stores are
+    from daemon.journal.base import Journal
+
+    _POSTGRES: type[Journal] = PostgresJournal
