@@ -79,6 +79,15 @@ class TestCheckConfig:
         assert 'password authentication failed for user "symbl"' in result.stderr
         assert "not-the-password-42" not in result.stdout + result.stderr
 
+    def test_password_from_a_file(self, tmp_path: Path, pg_database: Database) -> None:
+        secret = tmp_path / "db-password"
+        secret.write_text(pg_database.password + "\n")
+        config = write_config(tmp_path, pg_database.url_without_password, password_file=secret)
+        result = run(config, "check-config")
+        assert result.returncode == 0, result.stderr
+        assert "reachable; schema empty" in result.stderr
+        assert pg_database.password not in result.stdout + result.stderr
+
     def test_no_password(self, tmp_path: Path, pg_database: Database) -> None:
         result = run(write_config(tmp_path, pg_database.url_without_password), "check-config")
         assert result.returncode == 1
