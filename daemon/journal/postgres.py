@@ -7,7 +7,8 @@ system's bytes, so any name survives and is found again.
 
 Every write is one statement, sent in one network round trip, and committed when it returns
 (autocommit), unless it runs inside ``transaction()``: then the writes of that block (and of the
-tasks it starts) share one connection and one commit, and an exception rolls them all back.
+tasks it starts, while it lasts, as on SQLite's one connection) share one connection and one
+commit, and an exception rolls them all back.
 Other tasks keep writing through the pool meanwhile, as other hosts do.
 
 ``files.host_id`` names the host that holds a file: the host that first recorded it. A plain
@@ -59,6 +60,14 @@ _instances = itertools.count()
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
 
+class _Held:
+    """The connection of an open ``transaction()`` block; ``open`` is False once it ended."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.open = True
+
+
 class SchemaNotReady(Exception):
     """The database has no journal yet, or one this code must not use; the message says."""
 
@@ -85,8 +94,8 @@ class PostgresJournal:
         self.settings = settings
         self.host_id = host_id
         self._pool = pool
-        # The connection of the transaction() block the current task runs in, if any.
-        self._held: ContextVar[Connection | None] = ContextVar(
+        # The transaction() block the current task runs in (or was started from), if any.
+        self._held: ContextVar[_Held | None] = ContextVar(
             f"journal_transaction_{next(_instances)}", default=None
         )
         self.on_full: Callable[[Exception], None] | None = None
@@ -157,14 +166,19 @@ class PostgresJournal:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """The writes of this block share one connection and one commit; nested blocks join."""
-        if self._held.get() is not None:
+        held = self._held.get()
+        if held is not None and held.open:
             yield
             return
         async with self._pool.connection() as connection, connection.transaction():
-            token = self._held.set(connection)
+            held = _Held(connection)
+            token = self._held.set(held)
             try:
                 yield
             finally:
+                # Tasks started inside the block carry a copy of this context: once the block
+                # ends they write through the pool, never on a connection given back to it.
+                held.open = False
                 self._held.reset(token)
 
     async def close(self) -> None:
@@ -179,8 +193,8 @@ class PostgresJournal:
     async def connection(self) -> AsyncIterator[Connection]:
         """A connection: the enclosing ``transaction()``'s, else one lent by the pool."""
         held = self._held.get()
-        if held is not None:
-            yield held
+        if held is not None and held.open:
+            yield held.connection
             return
         async with self._pool.connection() as connection:
             yield connection

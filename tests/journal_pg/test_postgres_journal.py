@@ -98,6 +98,26 @@ class TestTransactions:
         await task
         assert [r.rel_path for r in await journal.active()] == ["other-task.wav"]
 
+    async def test_tasks_started_in_the_block_join_it_while_it_lasts(
+        self, journal: PostgresJournal
+    ) -> None:
+        block_over = asyncio.Event()
+
+        async def started_inside(name: str, wait: bool) -> None:
+            if wait:
+                await block_over.wait()
+            await journal.add_file("in", name, Kind.AUDIO, 1, 1, State.WAITING)
+
+        with pytest.raises(RuntimeError):
+            async with journal.transaction():
+                during = asyncio.create_task(started_inside("during.wav", wait=False))
+                after = asyncio.create_task(started_inside("after.wav", wait=True))
+                await during
+                raise RuntimeError("rolled back")
+        block_over.set()
+        await after
+        assert [r.rel_path for r in await journal.active()] == ["after.wav"]
+
     async def test_the_block_commits_at_its_end(
         self, journal: PostgresJournal, pg_database: Database
     ) -> None:
