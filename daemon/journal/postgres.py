@@ -6,10 +6,10 @@ different paths on different hosts. Names (paths, conversation keys) are stored 
 system's bytes, so any name survives and is found again.
 
 Every write is one statement, sent in one network round trip, and committed when it returns
-(autocommit), unless it runs inside ``transaction()``: then the writes of that block (and of the
-tasks it starts, while it lasts, as on SQLite's one connection) share one connection and one
-commit, and an exception rolls them all back.
-Other tasks keep writing through the pool meanwhile, as other hosts do.
+(autocommit). While a ``transaction()`` block is open, every statement of this process runs in
+it, on one connection, as on SQLite's one connection: the writes share one commit, an exception
+rolls them all back, and a task that reads what another wrote meanwhile sees it. Outside
+blocks, tasks use the pool's connections side by side.
 
 ``files.host_id`` names the host that holds a file: the host that first recorded it. A plain
 ``save`` never changes it, so the cluster's claims (later migrations) own that column.
@@ -17,11 +17,10 @@ Other tasks keep writing through the pool meanwhile, as other hosts do.
 
 from __future__ import annotations
 
-import itertools
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from dataclasses import fields
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, LiteralString
@@ -56,16 +55,20 @@ _SELECT_CONVERSATIONS: LiteralString = (
     "SELECT inbox, key, conversation_id, last_part_done, last_part_assigned, rejected, data"
     " FROM conversations"
 )
-_instances = itertools.count()
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
 
 class _Held:
-    """The connection of an open ``transaction()`` block; ``open`` is False once it ended."""
+    """The connection of the ``transaction()`` block in force; ``open`` is False once it ended."""
 
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
+    def __init__(self) -> None:
+        self.connection: Connection | None = None
+        self.ready = asyncio.Event()  # set once the connection is there, or the block failed
         self.open = True
+        self.users = 0  # statements of other tasks running on it now
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.finished = asyncio.Event()  # committed or rolled back: the pool sees the outcome
 
 
 class SchemaNotReady(Exception):
@@ -94,10 +97,8 @@ class PostgresJournal:
         self.settings = settings
         self.host_id = host_id
         self._pool = pool
-        # The transaction() block the current task runs in (or was started from), if any.
-        self._held: ContextVar[_Held | None] = ContextVar(
-            f"journal_transaction_{next(_instances)}", default=None
-        )
+        # The transaction() block in force, which every statement of this process joins.
+        self._held: _Held | None = None
         self.on_full: Callable[[Exception], None] | None = None
 
     @classmethod
@@ -165,21 +166,36 @@ class PostgresJournal:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        """The writes of this block share one connection and one commit; nested blocks join."""
-        held = self._held.get()
-        if held is not None and held.open:
+        """Group many writes into one commit; an exception inside rolls all of them back.
+
+        As on SQLite's one connection, while a block is open every statement of this journal
+        (from any task) runs in it: a task reading what the block wrote sees it, before the
+        commit as after. A block opened while another is in force joins it.
+        """
+        while self._held is not None and not self._held.open:
+            await self._held.finished.wait()  # one ending now: begin after its COMMIT
+        if self._held is not None:
             yield
             return
-        async with self._pool.connection() as connection, connection.transaction():
-            held = _Held(connection)
-            token = self._held.set(held)
-            try:
-                yield
-            finally:
-                # Tasks started inside the block carry a copy of this context: once the block
-                # ends they write through the pool, never on a connection given back to it.
-                held.open = False
-                self._held.reset(token)
+        held = self._held = _Held()
+        try:
+            async with self._pool.connection() as connection, connection.transaction():
+                held.connection = connection
+                held.ready.set()
+                try:
+                    yield
+                finally:
+                    # No statement joins from now on; those of other tasks that run on this
+                    # connection now finish before the COMMIT. Statements that come meanwhile
+                    # wait for the COMMIT, then read through the pool what it committed.
+                    held.open = False
+                    await held.idle.wait()
+        finally:
+            held.open = False
+            held.ready.set()
+            if self._held is held:
+                self._held = None
+            held.finished.set()
 
     async def close(self) -> None:
         await self._pool.close()
@@ -192,10 +208,21 @@ class PostgresJournal:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         """A connection: the enclosing ``transaction()``'s, else one lent by the pool."""
-        held = self._held.get()
-        if held is not None and held.open:
-            yield held.connection
-            return
+        held = self._held
+        if held is not None:
+            await held.ready.wait()
+            if not held.open:
+                await held.finished.wait()
+            elif held.connection is not None:
+                held.users += 1
+                held.idle.clear()
+                try:
+                    yield held.connection
+                finally:
+                    held.users -= 1
+                    if held.users == 0:
+                        held.idle.set()
+                return
         async with self._pool.connection() as connection:
             yield connection
 

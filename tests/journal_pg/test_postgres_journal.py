@@ -69,7 +69,7 @@ class TestRecords:
 
 
 class TestTransactions:
-    """A transaction's writes commit together or not at all; other tasks are not caught in it."""
+    """A block's writes commit together or not at all, and every task sees them meanwhile."""
 
     async def test_an_exception_rolls_the_block_back(self, journal: PostgresJournal) -> None:
         kept = await journal.add_file("in", "kept.wav", Kind.AUDIO, 1, 1, State.WAITING)
@@ -80,7 +80,31 @@ class TestTransactions:
                 raise RuntimeError("rolled back")
         assert [r.rel_path for r in await journal.active()] == ["kept.wav"]
 
-    async def test_other_tasks_write_outside_the_block(self, journal: PostgresJournal) -> None:
+    async def test_other_tasks_see_what_the_block_wrote(self, journal: PostgresJournal) -> None:
+        """As on SQLite's one connection: a stage that reads a record another stage just
+        saved inside a block (the admitter's batches) finds it saved, before the commit."""
+        written, read = asyncio.Event(), asyncio.Event()
+        seen: list[State | None] = []
+
+        async def elsewhere(file_id: int) -> None:
+            await written.wait()
+            record = await journal.get(file_id)
+            seen.append(record.state if record else None)
+            read.set()
+
+        record = await journal.add_file("in", "a.wav", Kind.AUDIO, 1, 1, State.WAITING)
+        task = asyncio.create_task(elsewhere(record.id))
+        async with journal.transaction():
+            record.state = State.READY
+            await journal.save(record)
+            written.set()
+            await read.wait()
+        await task
+        assert seen == [State.READY]
+
+    async def test_writes_of_other_tasks_meanwhile_share_the_commit(
+        self, journal: PostgresJournal
+    ) -> None:
         started, finish = asyncio.Event(), asyncio.Event()
 
         async def elsewhere() -> None:
@@ -96,7 +120,9 @@ class TestTransactions:
                 await finish.wait()
                 raise RuntimeError("rolled back")
         await task
-        assert [r.rel_path for r in await journal.active()] == ["other-task.wav"]
+        assert await journal.active() == []
+        await journal.add_file("in", "after.wav", Kind.AUDIO, 1, 1, State.WAITING)
+        assert [r.rel_path for r in await journal.active()] == ["after.wav"]
 
     async def test_tasks_started_in_the_block_join_it_while_it_lasts(
         self, journal: PostgresJournal
