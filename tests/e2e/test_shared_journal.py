@@ -133,6 +133,32 @@ class TestSharedJournal:
         assert sum(count - 1 for count in uploads.values()) <= 2
 
 
+class TestJobCap:
+    """Taking the next file awaits the database: the job cap still holds, no 429 from it."""
+
+    def test_a_backlog_at_the_accounts_limit(
+        self,
+        harness_factory: Callable[..., DaemonHarness],
+        emulator_factory: Callable[..., EmulatorServer],
+        pg_database: Database,
+    ) -> None:
+        server = emulator_factory(job_seconds=0.3, max_jobs=10, seed=5)
+        harness = shared_harness(
+            harness_factory,
+            pg_database,
+            emulator=server,
+            symbl_options={"max_concurrent_jobs": 10, "max_concurrent_uploads": 4},
+        )
+        for index in range(80):
+            (harness.inbox / f"cap-{index:02}.wav").write_bytes(make_wav(0.05 + index / 4000))
+        start(harness, pg_database)
+        harness.wait_filed(80, timeout=90)
+        assert harness.stop() == 0
+        assert len(harness.results()) == 80
+        assert harness.event_count("submissions_paused") == 0
+        assert len(server.state.submissions) == 80
+
+
 class TestUnusableDatabase:
     """A database the daemon cannot use ends the start (exit 1) saying why."""
 
