@@ -226,13 +226,13 @@ class PostgresJournal:
         async with self._pool.connection() as connection:
             yield connection
 
-    async def _write(self, query: LiteralString, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    async def _write(
+        self, query: LiteralString, params: tuple[Any, ...], *, again: bool = True
+    ) -> list[tuple[Any, ...]]:
         """One statement; a full disk on the server goes to ``on_full`` (the write is lost,
         as SQLite loses a turn's writes), anything else is raised."""
         try:
-            async with self.connection() as connection:
-                cursor = await connection.execute(query, params)
-                return await cursor.fetchall() if cursor.description else []
+            return await self._run(query, params, again=again)
         except (psycopg.errors.DiskFull, psycopg.errors.OutOfMemory) as exc:
             if self.on_full is None:
                 raise
@@ -240,9 +240,28 @@ class PostgresJournal:
             return []
 
     async def _rows(self, query: LiteralString, params: tuple[Any, ...] = ()) -> list[Any]:
-        async with self.connection() as connection:
-            cursor = await connection.execute(query, params)
-            return await cursor.fetchall()
+        return await self._run(query, params, again=True)
+
+    async def _run(
+        self, query: LiteralString, params: tuple[Any, ...], *, again: bool
+    ) -> list[Any]:
+        """Run one statement. A pooled connection the server dropped since its last use (a
+        restart, an idle timeout) fails on first use: ``again`` sends the statement once more
+        on a fresh one. Only where sending it twice does no harm, and never in a block."""
+        for attempt in (1, 2):
+            async with self.connection() as connection:
+                try:
+                    cursor = await connection.execute(query, params)
+                    return await cursor.fetchall() if cursor.description else []
+                except psycopg.OperationalError:
+                    lost = connection.broken or connection.closed
+                    retry = again and attempt == 1 and lost and self._held is None
+                    if not retry:
+                        raise
+            # The others idle in the pool went the same way, most likely: check them all.
+            await self._pool.check()
+            log.info("journal_reconnected", location=self.location)
+        raise AssertionError("unreachable")  # the second attempt returned or raised
 
     async def _files(self, where: LiteralString, params: tuple[Any, ...] = ()) -> list[FileRecord]:
         return [_file_from_row(row) for row in await self._rows(_SELECT_FILES + where, params)]
@@ -267,6 +286,7 @@ class PostgresJournal:
                 Json(record.data),
                 self.host_id,
             ),
+            again=False,  # sent twice, it might record the file twice
         )
         if rows:
             record.id = int(rows[0][0])

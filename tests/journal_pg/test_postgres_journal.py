@@ -8,7 +8,7 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
-from pg_harness import Database
+from pg_harness import Database, PostgresServer
 
 from daemon.journal.migrations import SchemaTooNew
 from daemon.journal.pgconnect import Failure, Unavailable
@@ -172,6 +172,20 @@ class TestSharing:
             }
         finally:
             await other.close()
+
+
+class TestReconnecting:
+    """Connections the server dropped (a restart, an administrator) are replaced unseen."""
+
+    async def test_reads_and_saves_after_the_server_cut_every_connection(
+        self, journal: PostgresJournal, pg_database: Database, postgres_server: PostgresServer
+    ) -> None:
+        record = await journal.add_file("in", "a.wav", Kind.AUDIO, 1, 1, State.WAITING)
+        assert postgres_server.terminate_connections(pg_database.name) >= 1
+        record.state = State.READY
+        await journal.save(record)
+        assert postgres_server.terminate_connections(pg_database.name) >= 1
+        assert [r.state for r in await journal.active()] == [State.READY]
 
 
 class TestOpening:
