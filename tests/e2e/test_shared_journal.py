@@ -91,6 +91,8 @@ class TestSharedJournal:
         assert (host["counts"]["filed_done"], host["counts"]["filed_failed"]) == (3, 1)
         text = cli(harness, pg_database, "status").stdout
         assert "host-a" in text
+        conversations = json.loads(cli(harness, pg_database, "conversations", "--json").stdout)
+        assert conversations == {"conversations": []}
 
         retried = cli(harness, pg_database, "retry", str(harness.failed / "notes.wav"))
         assert retried.returncode == 0, retried.stderr
