@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pg_harness
 import proxy_harness
 import pytest
 import trustme
@@ -67,3 +68,26 @@ def tls_emulator(tmp_path: Path, authority: trustme.CA) -> Iterator[EmulatorServ
     """The emulator over HTTPS, its certificate signed by ``authority``."""
     with proxy_harness.tls_emulator(tmp_path, authority) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[pg_harness.PostgresServer]:
+    """A throwaway PostgreSQL for the whole session (as ``nobody`` when the tests run as root);
+    tests that need one skip, saying why, where none can be started."""
+    try:
+        server = pg_harness.PostgresServer()
+        server.start()
+    except pg_harness.PostgresUnavailable as exc:
+        pytest.skip(f"no PostgreSQL for this test: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_database(postgres_server: pg_harness.PostgresServer) -> Iterator[pg_harness.Database]:
+    """A fresh, empty database of its own for one test, dropped afterwards."""
+    database = postgres_server.create_database()
+    yield database
+    postgres_server.drop_database(database.name)

@@ -28,11 +28,13 @@ from daemon.config.folders import (
     state_dir_problems,
     trust_warnings,
 )
+from daemon.config.journal import cluster_settings, inbox_id_problems, journal_settings
 from daemon.config.model import (
     Config,
     Hook,
     HttpSettings,
     Inbox,
+    JournalSettings,
     Profile,
     RetentionSettings,
     SymblSettings,
@@ -152,6 +154,9 @@ class _Loading:
             )
             proxy_password = self._proxy_password(_mapping(raw.get("symbl")))
         ca_file = self._ca_file(_mapping(raw.get("symbl")).get("ca_file"))
+        # Read even for status and retry: they read the shared journal too.
+        journal = self._journal(model)
+        self.problems.extend(inbox_id_problems(raw.get("inboxes"), shared=journal is not None))
         # Only for commands that talk to Symbl: status and retry never use the network.
         if need_secrets and model is not None and model.symbl.proxy is None:
             proxy_problem = environment_proxy_problem(model.symbl.base_url, self.environ)
@@ -188,6 +193,8 @@ class _Loading:
             hooks=_hooks(model.hooks, "hooks"),
             retention=RetentionSettings(keep_filed_days=model.journal.keep_filed_days),
             warnings=tuple(str(problem) for problem in self._rendered(self.warnings)),
+            journal=journal,
+            cluster=cluster_settings(model.cluster),
         )
 
     def _rendered(self, problems: Sequence[ParamProblem]) -> list[ConfigProblem]:
@@ -256,6 +263,17 @@ class _Loading:
         if inline:
             masker.register([inline])
         return inline
+
+    def _journal(self, model: ConfigFile | None) -> JournalSettings | None:
+        """``journal``, its password taken from the URL, ``password`` or ``password_file``."""
+        if model is None or model.journal.url is None:
+            return None
+        section = model.journal
+        given = {"password": section.password, "password_file": section.password_file}
+        password = self._secret(given, ("journal",), "password", required=False)
+        settings, problems = journal_settings(section, password)
+        self.problems.extend(problems)
+        return settings
 
     def _ca_file(self, given: Any) -> Path | None:
         """The CA bundle, checked now: readable PEM with at least one certificate."""
@@ -481,4 +499,5 @@ def _inbox(section: InboxSection, folders: InboxFolders) -> Inbox:
         poll_interval_seconds=float(section.poll_interval_seconds),
         on_duplicate=section.on_duplicate,
         exclude=tuple(section.exclude),
+        id=section.id or "",
     )

@@ -85,6 +85,15 @@ def _listen_address(value: str) -> str:
     return value
 
 
+def _postgres_url(value: str) -> str:
+    from daemon.config.pgurl import url_problem
+
+    problem = url_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("postgres_url", problem)
+    return value
+
+
 def _continuation_pattern(value: str) -> str:
     try:
         compiled = re.compile(value)
@@ -118,6 +127,7 @@ NonNegativeSeconds = Annotated[float, AfterValidator(_not_negative)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 ProxyUrl = Annotated[str, AfterValidator(_proxy_url)]
 ListenAddress = Annotated[str, AfterValidator(_listen_address)]
+PostgresUrl = Annotated[str, AfterValidator(_postgres_url)]
 ContinuationPattern = Annotated[str, AfterValidator(_continuation_pattern)]
 ExportKind = Annotated[str, AfterValidator(_export_kind)]
 
@@ -171,12 +181,6 @@ class TrackingSection(_Section):
         return self
 
 
-class JournalSection(_Section):
-    """``journal``: how long the journal remembers files once they are filed."""
-
-    keep_filed_days: PositiveSeconds = 90.0
-
-
 class HttpSection(_Section):
     """``http``: the endpoint for webhooks and metrics."""
 
@@ -184,6 +188,41 @@ class HttpSection(_Section):
     public_url: HttpUrl | None = None
     webhook_secret: NonBlank | None = None
     webhook_secret_file: NonBlank | None = None
+
+
+class JournalSection(_Section):
+    """``journal``: a PostgreSQL journal shared by several hosts (no ``url``: SQLite in
+    state_dir), and how long the journal remembers files once they are filed."""
+
+    url: PostgresUrl | None = None
+    password: NonBlank | None = None
+    password_file: NonBlank | None = None
+    connect_timeout_seconds: PositiveSeconds = 10.0
+    keep_filed_days: PositiveSeconds = 90.0
+
+    @model_validator(mode="after")
+    def _password_needs_url(self) -> JournalSection:
+        for key in ("password", "password_file"):
+            if getattr(self, key) is not None and self.url is None:
+                raise at_key(key, "is only used with url (a PostgreSQL journal)")
+        return self
+
+
+class ClusterSection(_Section):
+    """``cluster``: this host's name among the hosts that share a journal, and its lease."""
+
+    host_id: NonBlank | None = None
+    lease_seconds: PositiveSeconds = 30.0
+    heartbeat_seconds: PositiveSeconds = 10.0
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> ClusterSection:
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise at_key(
+                "heartbeat_seconds",
+                "must be less than lease_seconds (a host renews its lease by its heartbeat)",
+            )
+        return self
 
 
 HookEvent = Literal["done", "failed", "stalled", "recovered"]
@@ -246,6 +285,7 @@ class ProfileSection(_Section):
 class InboxSection(_Section):
     """``inboxes[]``: one watched folder."""
 
+    id: NonBlank | None = None
     path: NonBlank
     profile: NonBlank
     done: NonBlank | None = None
@@ -272,6 +312,7 @@ class ConfigFile(_Section):
     http: HttpSection | None = None
     hooks: list[HookSection] = Field(default_factory=list)
     journal: JournalSection = Field(default_factory=JournalSection)
+    cluster: ClusterSection = Field(default_factory=ClusterSection)
 
 
 # ---------------------------------------------------------------- error translation

@@ -9,11 +9,10 @@ The registry is this object's own: two daemons in one process (the tests) never 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -47,10 +46,17 @@ log = get_logger("symbl_inbox.metrics")
 class Metrics:
     """The daemon's metrics; ``bind`` it to the daemon, then ``render`` on each scrape."""
 
-    def __init__(self) -> None:
+    def __init__(self, host_id: str | None = None) -> None:
         self.registry = CollectorRegistry()
         self._live = _LiveState()
         self.registry.register(self._live)
+        if host_id is not None:
+            # Which host of a cluster answers: join on it (the series keep their own labels).
+            Info(
+                PREFIX + "host",
+                "This daemon's cluster.host_id (the host name unless configured).",
+                registry=self.registry,
+            ).info({"host_id": host_id})
         self._filed = Counter(
             PREFIX + "files_filed",
             "Files moved to done/ or failed/, by inbox, outcome and failure reason.",
@@ -116,8 +122,9 @@ class _LiveState:
             return
         try:
             self._counts = await daemon.journal.counts()
-        except sqlite3.Error as exc:
-            # A scrape racing the shutdown (journal closed) must not turn into a 500.
+        except Exception as exc:  # sqlite3's or psycopg's: the store's own errors, both kinds
+            # A scrape racing the shutdown (journal closed), or a shared journal out of reach,
+            # must not turn into a 500: the other series still say what the daemon does.
             log.debug("metrics_journal_unreadable", error=str(exc))
 
     def collect(self) -> Iterator[Metric]:
