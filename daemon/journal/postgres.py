@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from enum import StrEnum
@@ -30,10 +30,10 @@ from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
 
 from daemon.config.model import JournalSettings
-from daemon.journal import migrations
+from daemon.journal import migrations, pg_upkeep
 from daemon.journal.pgconnect import APPLICATION_NAME, connect, connection_kwargs, explain
 from daemon.logs import get_logger
-from daemon.model import ConversationRecord, FileRecord, Kind, State
+from daemon.model import ActiveFile, ConversationRecord, FileRecord, Kind, PruneCursor, State
 
 log = get_logger("symbl_inbox.journal")
 
@@ -337,20 +337,62 @@ class PostgresJournal:
         )
 
     async def counts(self) -> dict[tuple[str, str], int]:
-        """(inbox, state or ``filed_<outcome>``) -> number of files."""
-        rows = await self._rows(
-            "SELECT inbox, CASE WHEN state = 'filed' THEN 'filed_' || outcome ELSE state END,"
-            " count(*) FROM files GROUP BY 1, 2"
-        )
+        """(inbox, state or ``filed_<outcome>``) -> number of files, read from the counts kept
+        beside the rows (``pg_upkeep``), never by counting rows."""
+        await self._fold_counts()
+        rows = await self._rows(pg_upkeep.READ_COUNTS)
         return {(str(inbox), str(state)): int(n) for inbox, state, n in rows}
+
+    async def _fold_counts(self) -> None:
+        """Fold the changes appended since the last fold, unless another host is at it."""
+        async with self._pool.connection() as connection, connection.transaction():
+            cursor = await connection.execute(pg_upkeep.TRY_FOLD_LOCK, (pg_upkeep.FOLD_LOCK,))
+            row = await cursor.fetchone()
+            if row and row[0]:
+                await connection.execute(pg_upkeep.FOLD)
+
+    async def active_files(self, inbox: str | None = None) -> list[ActiveFile]:
+        """``active`` without the records' data: one light row per file, oldest first."""
+        if inbox is None:
+            rows = await self._rows(pg_upkeep.ACTIVE_FILES + " ORDER BY id")
+        else:
+            rows = await self._rows(
+                pg_upkeep.ACTIVE_FILES + " AND inbox = %s ORDER BY id", (inbox,)
+            )
+        return [pg_upkeep.active_file(row, name_text) for row in rows]
+
+    async def prune_filed(
+        self,
+        before: float,
+        keep_twins_in: Collection[str],
+        limit: int,
+        after: PruneCursor | None = None,
+    ) -> tuple[int, PruneCursor | None]:
+        """See ``Journal.prune_filed``: up to ``limit`` filed rows examined, those not needed
+        deleted; the cursor to go on from. The counts' changes are folded on the way."""
+        examined = await self._rows(
+            pg_upkeep.PRUNE_EXAMINE, pg_upkeep.prune_examine_params(before, after, limit)
+        )
+        if not examined:
+            await self._fold_counts()
+            return 0, None
+        ids = [int(row[0]) for row in examined]
+        deleted = await self._delete_unneeded(ids, keep_twins_in)
+        last = examined[-1]
+        return deleted, ((float(last[1]), int(last[0])) if len(examined) == limit else None)
+
+    async def _delete_unneeded(self, ids: list[int], keep_twins_in: Collection[str]) -> int:
+        async with self.connection() as connection:
+            cursor = await connection.execute(
+                pg_upkeep.PRUNE_DELETE, pg_upkeep.prune_delete_params(ids, keep_twins_in)
+            )
+            return cursor.rowcount
 
     async def counts_by_host(self) -> dict[tuple[str, str, str | None], int]:
         """(inbox, state or ``filed_<outcome>``, host holding it) -> number of files."""
-        rows = await self._rows(
-            "SELECT inbox, CASE WHEN state = 'filed' THEN 'filed_' || outcome ELSE state END,"
-            " host_id, count(*) FROM files GROUP BY 1, 2, 3"
-        )
-        return {(str(i), str(s), h): int(n) for i, s, h, n in rows}
+        await self._fold_counts()
+        rows = await self._rows(pg_upkeep.READ_COUNTS_BY_HOST)
+        return {(str(i), str(s), h or None): int(n) for i, s, h, n in rows}
 
     async def recent_failures(self, limit: int = 20) -> list[FileRecord]:
         return await self._files(
