@@ -142,8 +142,6 @@ class Tracker:
                     "learned again from the next jobs.",
                 )
                 known = Speed()
-            for lesson in self.speed.lessons:  # learned while the journal answered
-                known.learn(lesson)
             self.speed, self._speed_read = known, True
             log.debug("job_speed_known", jobs=len(known.lessons))
 
