@@ -58,6 +58,7 @@ class PostgresCoordinator:
         self,
         url: str,
         *,
+        connect: dict[str, Any] | None = None,
         host_id: str,
         lease_seconds: float,
         heartbeat_seconds: float,
@@ -65,6 +66,8 @@ class PostgresCoordinator:
         max_jobs: int,
     ) -> None:
         self._url = url
+        # Password, timeout, application name: beside the URL, never inside a printed string.
+        self._connect = dict(connect or {})
         self._host_id = host_id
         self.lease_seconds = lease_seconds
         self.heartbeat_seconds = heartbeat_seconds
@@ -77,7 +80,7 @@ class PostgresCoordinator:
             min_size=1,
             max_size=4,
             open=False,
-            kwargs={"autocommit": True, "connect_timeout": max(1, int(self._timeout))},
+            kwargs={**self._connect_kwargs(), "autocommit": True},
             timeout=self._timeout,
             reconnect_timeout=0,  # never give up reconnecting: a cut-off host comes back
         )
@@ -87,6 +90,13 @@ class PostgresCoordinator:
         self._cap_below_max = False
         self._listener: asyncio.Task[None] | None = None
         self._wakeups = Wakeups()
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        timeout = max(1, int(self._timeout))
+        return {
+            **self._connect,
+            "connect_timeout": min(self._connect.get("connect_timeout", timeout), timeout),
+        }
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -269,27 +279,35 @@ class PostgresCoordinator:
             return SlotAnswer(False, self.heartbeat_seconds, "lease")
         rows = await self._run(
             self._rows,
-            "WITH held AS (SELECT slot FROM cluster_slots WHERE account = %(account)s"
-            " AND file_id = %(file)s AND owner = %(me)s),"
+            # The file must be ours and our lease valid; a slot this file holds already (its
+            # upload is tried again, or it was taken over with its job) is kept.
+            "WITH mine AS (SELECT 1 FROM cluster_claims WHERE file_id = %(file)s"
+            f" AND owner = %(me)s AND {_LEASE_HOLDS}),"
+            " held AS (SELECT slot FROM cluster_slots WHERE account = %(account)s"
+            " AND file_id = %(file)s AND owner = %(me)s AND EXISTS (SELECT 1 FROM mine)),"
             " free AS (SELECT s.slot FROM cluster_slots s JOIN cluster_accounts a"
             " ON a.account = s.account WHERE s.account = %(account)s AND s.owner IS NULL"
             " AND s.slot < LEAST(a.job_cap, %(max)s) AND a.pause_until <= now()"
-            f" AND NOT EXISTS (SELECT 1 FROM held) AND {_LEASE_HOLDS}"
+            " AND NOT EXISTS (SELECT 1 FROM held) AND EXISTS (SELECT 1 FROM mine)"
             " ORDER BY s.slot LIMIT 1 FOR UPDATE OF s SKIP LOCKED),"
             " taken AS (UPDATE cluster_slots s SET owner = %(me)s, file_id = %(file)s,"
             " taken_at = now() FROM free WHERE s.account = %(account)s AND s.slot = free.slot"
             " RETURNING s.slot)"
             " SELECT (SELECT slot FROM held), (SELECT slot FROM taken),"
-            " extract(epoch FROM GREATEST(pause_until, now()) - now())::float8, job_cap"
+            " extract(epoch FROM GREATEST(pause_until, now()) - now())::float8, job_cap,"
+            " EXISTS (SELECT 1 FROM mine)"
             " FROM cluster_accounts WHERE account = %(account)s",
             {"file": file_id, "max": self._max_jobs},
         )
         if not rows:
             return SlotAnswer(False, SLOT_POLL_SECONDS, "no account row")
-        held, taken, pause, cap = rows[0]
+        held, taken, pause, cap, mine = rows[0]
         self._cap_below_max = int(cap) < self._max_jobs
         if held is not None or taken is not None:
             return SlotAnswer(True)
+        if not mine:
+            self._mine.discard(file_id)
+            return SlotAnswer(False, 0.0, "lost")
         if pause > 0:
             return SlotAnswer(False, float(pause), "paused")
         return SlotAnswer(False, SLOT_POLL_SECONDS, "full")
@@ -421,7 +439,7 @@ class PostgresCoordinator:
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True, connect_timeout=max(1, int(self._timeout))
+                    self._url, **self._connect_kwargs(), autocommit=True
                 )
                 async with conn:
                     await conn.execute(f"LISTEN {JOBS_CHANNEL}")

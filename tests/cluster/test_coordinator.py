@@ -59,6 +59,13 @@ def expire(database: Database, name: str) -> None:
         )
 
 
+async def owned(coordinator: PostgresCoordinator, *file_ids: int) -> None:
+    """The host claimed these files (named after their ids) and wrote their records."""
+    for file_id in file_ids:
+        assert await coordinator.claim("sales", f"{file_id}.wav")
+        await coordinator.bind("sales", f"{file_id}.wav", file_id)
+
+
 @pytest.fixture
 async def db(pg_database: Database) -> Database:
     await migrated(pg_database)
@@ -160,6 +167,7 @@ class TestLease:
 
     async def test_an_expired_lease_claims_nothing(self, db: Database) -> None:
         async with host(db, "a", lease=1.0) as a:
+            await owned(a, 1)
             expire(db, "a")
             await wait_until(lambda: not a.lease_valid(), 5.0)
             assert not await a.claim("sales", "x.wav")
@@ -175,9 +183,10 @@ class TestSlots:
             host(db, "b", max_jobs=5) as b,
             host(db, "c", max_jobs=5) as c,
         ):
-            answers = await asyncio.gather(
-                *(h.take_slot(n * 10 + i) for n, h in enumerate((a, b, c)) for i in range(4))
-            )
+            ids = {h: [n * 10 + i for i in range(4)] for n, h in enumerate((a, b, c))}
+            for h, files in ids.items():
+                await owned(h, *files)
+            answers = await asyncio.gather(*(h.take_slot(f) for h, fs in ids.items() for f in fs))
             assert sum(answer.granted for answer in answers) == 5
             refused = [answer for answer in answers if not answer.granted]
             assert all(answer.why == "full" for answer in refused)
@@ -188,6 +197,8 @@ class TestSlots:
             host(db, "a", max_jobs=1) as a,
             host(db, "b", max_jobs=1, wakeups=Wakeups(slot_freed=freed.set)) as b,
         ):
+            await owned(a, 1)
+            await owned(b, 2)
             assert (await a.take_slot(1)).granted
             assert not (await b.take_slot(2)).granted
             await wait_until(freed.is_set)  # the listener's first wake-up, once it listens
@@ -198,6 +209,8 @@ class TestSlots:
 
     async def test_a_429_pauses_every_host_and_lowers_the_cap(self, db: Database) -> None:
         async with host(db, "a", max_jobs=4) as a, host(db, "b", max_jobs=4) as b:
+            await owned(a, 1, 4)
+            await owned(b, 2, 3)
             assert (await a.take_slot(1)).granted
             await a.rate_limited(job_cap=2, pause_seconds=30)
             answer = await b.take_slot(2)
@@ -214,7 +227,14 @@ class TestSlots:
             await a.bind("sales", "x.wav", 7)
             assert (await a.take_slot(7)).granted
             await a.release(7)
+            await owned(b, 8)
             assert (await b.take_slot(8)).granted
+
+    async def test_a_file_of_another_host_gets_no_slot(self, db: Database) -> None:
+        async with host(db, "a") as a, host(db, "b") as b:
+            await owned(a, 1)
+            answer = await b.take_slot(1)
+            assert not answer.granted and answer.why == "lost"
 
 
 class TestWakeups:
