@@ -13,6 +13,7 @@ harness itself administers through the socket as the superuser.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import pwd
@@ -27,6 +28,8 @@ from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
+
+from daemon.config.model import JournalSettings
 
 SUPERUSER = "postgres"
 ROLE = "symbl"
@@ -101,6 +104,11 @@ class Database:
         if password is not None:
             login += ":" + quote(password, safe="")
         return f"postgresql://{login}@{self.host}:{port or self.port}/{quote(dbname or self.name)}"
+
+    def journal_settings(self, **changes: object) -> JournalSettings:
+        """``journal:`` as the configuration gives it: the URL without, the password beside."""
+        settings = JournalSettings(url=self.url_without_password, password=self.password)
+        return dataclasses.replace(settings, **changes)
 
     def connect(self) -> psycopg.Connection[tuple[object, ...]]:
         """An autocommit connection as the database's owner, for a test's own checks."""

@@ -28,11 +28,14 @@ from daemon.config.folders import (
     state_dir_problems,
     trust_warnings,
 )
+from daemon.config.journal import inbox_id_problems, password_in, url_without_password
 from daemon.config.model import (
+    ClusterSettings,
     Config,
     Hook,
     HttpSettings,
     Inbox,
+    JournalSettings,
     Profile,
     SymblSettings,
     TrackingSettings,
@@ -151,6 +154,9 @@ class _Loading:
             )
             proxy_password = self._proxy_password(_mapping(raw.get("symbl")))
         ca_file = self._ca_file(_mapping(raw.get("symbl")).get("ca_file"))
+        # Read even for status and retry: they read the shared journal too.
+        journal = self._journal(model)
+        self.problems.extend(inbox_id_problems(raw.get("inboxes"), shared=journal is not None))
         # Only for commands that talk to Symbl: status and retry never use the network.
         if need_secrets and model is not None and model.symbl.proxy is None:
             proxy_problem = environment_proxy_problem(model.symbl.base_url, self.environ)
@@ -186,6 +192,8 @@ class _Loading:
             http=_http_settings(model, webhook_secret),
             hooks=_hooks(model.hooks, "hooks"),
             warnings=tuple(str(problem) for problem in self._rendered(self.warnings)),
+            journal=journal,
+            cluster=_cluster_settings(model),
         )
 
     def _rendered(self, problems: Sequence[ParamProblem]) -> list[ConfigProblem]:
@@ -254,6 +262,36 @@ class _Loading:
         if inline:
             masker.register([inline])
         return inline
+
+    def _journal(self, model: ConfigFile | None) -> JournalSettings | None:
+        """``journal``, its password taken from the URL, ``password`` or ``password_file``."""
+        if model is None or model.journal is None:
+            return None
+        section = model.journal
+        in_url = password_in(section.url)
+        if in_url:
+            masker.register([in_url])
+        given = self._secret(
+            {"password": section.password, "password_file": section.password_file},
+            ("journal",),
+            "password",
+            required=False,
+        )
+        if in_url and given:
+            self.problems.append(
+                ParamProblem(
+                    ("journal", "url"),
+                    "has a password, and so does journal.password or password_file: give one",
+                )
+            )
+        password = given or in_url
+        if password:
+            masker.register([password])
+        return JournalSettings(
+            url=url_without_password(section.url),
+            password=password,
+            connect_timeout_seconds=float(section.connect_timeout_seconds),
+        )
 
     def _ca_file(self, given: Any) -> Path | None:
         """The CA bundle, checked now: readable PEM with at least one certificate."""
@@ -347,6 +385,15 @@ def _symbl_settings(
         proxy_password=proxy_password,
         ca_file=ca_file,
         ca_mode=section.ca_mode,
+    )
+
+
+def _cluster_settings(model: ConfigFile) -> ClusterSettings:
+    section = model.cluster
+    return ClusterSettings(
+        **({"host_id": section.host_id} if section.host_id else {}),
+        lease_seconds=float(section.lease_seconds),
+        heartbeat_seconds=float(section.heartbeat_seconds),
     )
 
 
@@ -479,4 +526,5 @@ def _inbox(section: InboxSection, folders: InboxFolders) -> Inbox:
         poll_interval_seconds=float(section.poll_interval_seconds),
         on_duplicate=section.on_duplicate,
         exclude=tuple(section.exclude),
+        id=section.id or "",
     )

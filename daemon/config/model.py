@@ -8,6 +8,7 @@ their rules live in ``schema.py``; ``loader.py`` turns a file into a ``Config`` 
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,11 +103,13 @@ class Inbox:
     on_duplicate: DuplicatePolicy = "upload"
     # Glob patterns (relative to the inbox) that are never picked up.
     exclude: tuple[str, ...] = ()
+    # ``inboxes[].id``: the same on every host that shares the journal; empty: the path.
+    id: str = ""
 
     @property
     def key(self) -> str:
-        """The inbox's identity in the journal, logs and metrics: its absolute path."""
-        return str(self.path)
+        """The inbox's identity in the journal, logs and metrics: its id, else its path."""
+        return self.id or str(self.path)
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,31 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class JournalSettings:
+    """``journal``: a PostgreSQL journal. ``url`` never holds the password; ``password`` does."""
+
+    url: str
+    password: str | None = field(default=None, repr=False)
+    connect_timeout_seconds: float = 10.0
+
+    @property
+    def location(self) -> str:
+        """``postgresql://USER@HOST:PORT/DATABASE``, for people (never the password)."""
+        from daemon.config.journal import describe
+
+        return describe(self.url)
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """``cluster``: this host among the hosts that share a journal."""
+
+    host_id: str = field(default_factory=socket.gethostname)
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path
     symbl: SymblSettings
@@ -137,6 +165,9 @@ class Config:
     hooks: tuple[Hook, ...] = ()
     # Things that work but cost something (e.g. done/ on another filesystem), told at start.
     warnings: tuple[str, ...] = ()
+    # None: SQLite in state_dir.
+    journal: JournalSettings | None = None
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     def profile_for(self, inbox: Inbox) -> Profile:
         return self.profiles[inbox.profile]
@@ -148,4 +179,6 @@ class Config:
             values.append(self.symbl.proxy_password)
         if self.http is not None and self.http.webhook_secret:
             values.append(self.http.webhook_secret)
+        if self.journal is not None and self.journal.password:
+            values.append(self.journal.password)
         return tuple(value for value in values if value)

@@ -85,6 +85,15 @@ def _listen_address(value: str) -> str:
     return value
 
 
+def _postgres_url(value: str) -> str:
+    from daemon.config.journal import url_problem
+
+    problem = url_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("postgres_url", problem)
+    return value
+
+
 def _continuation_pattern(value: str) -> str:
     try:
         compiled = re.compile(value)
@@ -118,6 +127,7 @@ NonNegativeSeconds = Annotated[float, AfterValidator(_not_negative)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 ProxyUrl = Annotated[str, AfterValidator(_proxy_url)]
 ListenAddress = Annotated[str, AfterValidator(_listen_address)]
+PostgresUrl = Annotated[str, AfterValidator(_postgres_url)]
 ContinuationPattern = Annotated[str, AfterValidator(_continuation_pattern)]
 ExportKind = Annotated[str, AfterValidator(_export_kind)]
 
@@ -174,6 +184,32 @@ class HttpSection(_Section):
     public_url: HttpUrl | None = None
     webhook_secret: NonBlank | None = None
     webhook_secret_file: NonBlank | None = None
+
+
+class JournalSection(_Section):
+    """``journal``: a PostgreSQL journal shared by several hosts (absent: SQLite in state_dir)."""
+
+    url: PostgresUrl
+    password: NonBlank | None = None
+    password_file: NonBlank | None = None
+    connect_timeout_seconds: PositiveSeconds = 10.0
+
+
+class ClusterSection(_Section):
+    """``cluster``: this host's name among the hosts that share a journal, and its lease."""
+
+    host_id: NonBlank | None = None
+    lease_seconds: PositiveSeconds = 30.0
+    heartbeat_seconds: PositiveSeconds = 10.0
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> ClusterSection:
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise at_key(
+                "heartbeat_seconds",
+                "must be less than lease_seconds (a host renews its lease by its heartbeat)",
+            )
+        return self
 
 
 HookEvent = Literal["done", "failed", "stalled", "recovered"]
@@ -236,6 +272,7 @@ class ProfileSection(_Section):
 class InboxSection(_Section):
     """``inboxes[]``: one watched folder."""
 
+    id: NonBlank | None = None
     path: NonBlank
     profile: NonBlank
     done: NonBlank | None = None
@@ -261,6 +298,8 @@ class ConfigFile(_Section):
     shutdown_timeout_seconds: PositiveSeconds = 20.0
     http: HttpSection | None = None
     hooks: list[HookSection] = Field(default_factory=list)
+    journal: JournalSection | None = None
+    cluster: ClusterSection = Field(default_factory=ClusterSection)
 
 
 # ---------------------------------------------------------------- error translation

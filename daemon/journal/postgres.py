@@ -1,0 +1,376 @@
+"""The journal in PostgreSQL, shared by the daemons of several hosts (``journal: {url: ...}``).
+
+The same records as the SQLite journal (``sqlite.py``), in the tables of the project's own
+migrations (``migrations/``), keyed by the inbox's configured id: one share is mounted at
+different paths on different hosts. Names (paths, conversation keys) are stored as the file
+system's bytes, so any name survives and is found again.
+
+Every write is one statement, sent in one network round trip, and committed when it returns
+(autocommit), unless it runs inside ``transaction()``: then the writes of that block (and of the
+tasks it starts) share one connection and one commit, and an exception rolls them all back.
+Other tasks keep writing through the pool meanwhile, as other hosts do.
+
+``files.host_id`` names the host that holds a file: the host that first recorded it. A plain
+``save`` never changes it, so the cluster's claims (later migrations) own that column.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import fields
+from enum import StrEnum
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg.types.json import Json
+from psycopg_pool import AsyncConnectionPool
+
+from daemon.config.model import JournalSettings
+from daemon.journal import migrations
+from daemon.journal.pgconnect import APPLICATION_NAME, connect, connection_kwargs, explain
+from daemon.logs import get_logger
+from daemon.model import ConversationRecord, FileRecord, Kind, State
+
+log = get_logger("symbl_inbox.journal")
+
+# Connections the daemon keeps open: writes are short, so a few serve many tasks.
+POOL_MIN, POOL_MAX = 1, 8
+_NAME_COLUMNS = frozenset({"rel_path", "conversation_key", "filed_path"})
+_FILE_COLUMNS = tuple(f.name for f in fields(FileRecord))
+_SELECT_FILES: LiteralString = (
+    "SELECT id, inbox, rel_path, kind, size, mtime_ns, state, profile, sha256, conversation_key,"
+    " part, conversation_id, job_id, outcome, reason, filed_path, data FROM files"
+)
+_SAVE: LiteralString = (
+    "UPDATE files SET inbox = %s, rel_path = %s, kind = %s, size = %s, mtime_ns = %s,"
+    " state = %s, profile = %s, sha256 = %s, conversation_key = %s, part = %s,"
+    " conversation_id = %s, job_id = %s, outcome = %s, reason = %s, filed_path = %s, data = %s,"
+    " updated_at = clock_timestamp() WHERE id = %s"
+)
+_SELECT_CONVERSATIONS: LiteralString = (
+    "SELECT inbox, key, conversation_id, last_part_done, last_part_assigned, rejected, data"
+    " FROM conversations"
+)
+_instances = itertools.count()
+Connection = psycopg.AsyncConnection[tuple[Any, ...]]
+
+
+class SchemaNotReady(Exception):
+    """The database has no journal yet, or one this code must not use; the message says."""
+
+
+def name_bytes(name: str) -> bytes:
+    """A file or key name as stored: the file system's bytes (surrogateescape undone)."""
+    return os.fsencode(name)
+
+
+def name_text(stored: bytes | memoryview) -> str:
+    return os.fsdecode(bytes(stored))
+
+
+class PostgresJournal:
+    """The journal in a PostgreSQL database (see ``daemon.journal.base.Journal``).
+
+    Open it with ``await PostgresJournal.open(settings, host_id)``: that also brings the schema
+    up to date (``migrate=False`` for readers such as ``status``, which only check it).
+    """
+
+    def __init__(
+        self, settings: JournalSettings, pool: AsyncConnectionPool[Connection], host_id: str
+    ) -> None:
+        self.settings = settings
+        self.host_id = host_id
+        self._pool = pool
+        # The connection of the transaction() block the current task runs in, if any.
+        self._held: ContextVar[Connection | None] = ContextVar(
+            f"journal_transaction_{next(_instances)}", default=None
+        )
+        self.on_full: Callable[[Exception], None] | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        settings: JournalSettings,
+        host_id: str,
+        *,
+        migrate: bool = True,
+        pool_max: int = POOL_MAX,
+    ) -> PostgresJournal:
+        """Connect, then migrate the schema (or, without ``migrate``, check it is usable).
+
+        Raises ``pgconnect.Unavailable`` when the server cannot be reached or refuses us,
+        ``migrations.SchemaTooNew`` for a database a newer symbl-inbox migrated, and
+        ``SchemaNotReady`` when a reader finds no schema or an older one.
+        """
+        async with await connect(settings) as connection:
+            if migrate:
+                applied = await migrations.migrate(connection, host_id)
+                if applied:
+                    log.info(
+                        "journal_migrated",
+                        location=settings.location,
+                        applied=[str(migration) for migration in applied],
+                    )
+            else:
+                state = await migrations.schema_state(connection)
+                if state.unknown:
+                    raise migrations.SchemaTooNew(state.too_new_message())
+                if state.pending:
+                    raise SchemaNotReady(
+                        f"the journal at {settings.location} is {state.describe()}"
+                    )
+        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            settings.url,
+            kwargs={"autocommit": True, **connection_kwargs(settings, APPLICATION_NAME)},
+            min_size=POOL_MIN,
+            max_size=max(POOL_MIN, pool_max),
+            timeout=settings.connect_timeout_seconds,
+            name=f"journal-{host_id}",
+            open=False,
+        )
+        try:
+            await pool.open(wait=True, timeout=settings.connect_timeout_seconds)
+        except psycopg.Error as exc:
+            await pool.close()
+            raise explain(exc, settings) from None
+        return cls(settings, pool, host_id)
+
+    @property
+    def location(self) -> str:
+        return self.settings.location
+
+    # ------------------------------------------------------------------ transactions
+
+    def commit_per_turn(self, schedule: Callable[[Callable[[], None]], object]) -> None:
+        """Nothing to batch: each write is committed in the round trip that sends it."""
+
+    async def commit(self) -> None:
+        """Nothing is pending outside ``transaction()``: every write has committed."""
+
+    async def try_commit(self) -> bool:
+        return True
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """The writes of this block share one connection and one commit; nested blocks join."""
+        if self._held.get() is not None:
+            yield
+            return
+        async with self._pool.connection() as connection, connection.transaction():
+            token = self._held.set(connection)
+            try:
+                yield
+            finally:
+                self._held.reset(token)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        held = self._held.get()
+        if held is not None:
+            yield held
+            return
+        async with self._pool.connection() as connection:
+            yield connection
+
+    async def _write(self, query: LiteralString, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """One statement; a full disk on the server goes to ``on_full`` (the write is lost,
+        as SQLite loses a turn's writes), anything else is raised."""
+        try:
+            async with self._connection() as connection:
+                cursor = await connection.execute(query, params)
+                return await cursor.fetchall() if cursor.description else []
+        except (psycopg.errors.DiskFull, psycopg.errors.OutOfMemory) as exc:
+            if self.on_full is None:
+                raise
+            self.on_full(exc)
+            return []
+
+    async def _rows(self, query: LiteralString, params: tuple[Any, ...] = ()) -> list[Any]:
+        async with self._connection() as connection:
+            cursor = await connection.execute(query, params)
+            return await cursor.fetchall()
+
+    async def _files(self, where: LiteralString, params: tuple[Any, ...] = ()) -> list[FileRecord]:
+        return [_file_from_row(row) for row in await self._rows(_SELECT_FILES + where, params)]
+
+    # ------------------------------------------------------------------ files
+
+    async def add_file(
+        self, inbox: str, rel_path: str, kind: Kind, size: int, mtime_ns: int, state: State
+    ) -> FileRecord:
+        record = FileRecord(0, inbox, rel_path, kind, size, mtime_ns, state)
+        record.stamp("seen")
+        rows = await self._write(
+            "INSERT INTO files (inbox, rel_path, kind, size, mtime_ns, state, data, host_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                inbox,
+                name_bytes(rel_path),
+                kind.value,
+                size,
+                mtime_ns,
+                state.value,
+                Json(record.data),
+                self.host_id,
+            ),
+        )
+        if rows:
+            record.id = int(rows[0][0])
+        return record
+
+    async def save(self, record: FileRecord) -> None:
+        values = [_column_value(name, getattr(record, name)) for name in _FILE_COLUMNS[1:]]
+        await self._write(_SAVE, (*values, record.id))
+
+    async def forget(self, record: FileRecord) -> None:
+        """Drop a row whose file vanished before anything was sent."""
+        await self._write("DELETE FROM files WHERE id = %s", (record.id,))
+
+    async def get(self, file_id: int) -> FileRecord | None:
+        found = await self._files(" WHERE id = %s", (file_id,))
+        return found[0] if found else None
+
+    async def active(self, inbox: str | None = None) -> list[FileRecord]:
+        """Every row not yet filed (optionally of one inbox), oldest first."""
+        if inbox is None:
+            return await self._files(" WHERE state <> 'filed' ORDER BY id")
+        return await self._files(" WHERE state <> 'filed' AND inbox = %s ORDER BY id", (inbox,))
+
+    async def in_states(self, states: Iterable[State]) -> list[FileRecord]:
+        wanted = [state.value for state in states]
+        return await self._files(" WHERE state = ANY(%s) ORDER BY id", (wanted,))
+
+    async def completed_with_sha(
+        self, inbox: str, sha256: str, exclude_id: int
+    ) -> FileRecord | None:
+        """The earliest file of this inbox with this content that reached done/."""
+        found = await self._files(
+            " WHERE inbox = %s AND sha256 = %s AND outcome = 'done' AND id <> %s"
+            " AND conversation_id IS NOT NULL ORDER BY id LIMIT 1",
+            (inbox, sha256, exclude_id),
+        )
+        return found[0] if found else None
+
+    async def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
+        return await self._files(
+            " WHERE inbox = %s AND conversation_key = %s ORDER BY id", (inbox, name_bytes(key))
+        )
+
+    async def counts(self) -> dict[tuple[str, str], int]:
+        """(inbox, state or ``filed_<outcome>``) -> number of files."""
+        rows = await self._rows(
+            "SELECT inbox, CASE WHEN state = 'filed' THEN 'filed_' || outcome ELSE state END,"
+            " count(*) FROM files GROUP BY 1, 2"
+        )
+        return {(str(inbox), str(state)): int(n) for inbox, state, n in rows}
+
+    async def counts_by_host(self) -> dict[tuple[str, str, str | None], int]:
+        """(inbox, state or ``filed_<outcome>``, host holding it) -> number of files."""
+        rows = await self._rows(
+            "SELECT inbox, CASE WHEN state = 'filed' THEN 'filed_' || outcome ELSE state END,"
+            " host_id, count(*) FROM files GROUP BY 1, 2, 3"
+        )
+        return {(str(i), str(s), h): int(n) for i, s, h, n in rows}
+
+    async def recent_failures(self, limit: int = 20) -> list[FileRecord]:
+        return await self._files(
+            " WHERE outcome = 'failed' ORDER BY updated_at DESC, id DESC LIMIT %s", (limit,)
+        )
+
+    # ------------------------------------------------------------------ conversations
+
+    async def conversation(self, inbox: str, key: str) -> ConversationRecord:
+        rows = await self._rows(
+            _SELECT_CONVERSATIONS + " WHERE inbox = %s AND key = %s", (inbox, name_bytes(key))
+        )
+        return _conversation_from_row(rows[0]) if rows else ConversationRecord(inbox, key)
+
+    async def save_conversation(self, record: ConversationRecord) -> None:
+        await self._write(
+            "INSERT INTO conversations (inbox, key, conversation_id, last_part_done,"
+            " last_part_assigned, rejected, data) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (inbox, key) DO UPDATE SET conversation_id = excluded.conversation_id,"
+            " last_part_done = excluded.last_part_done,"
+            " last_part_assigned = excluded.last_part_assigned, rejected = excluded.rejected,"
+            " data = excluded.data, updated_at = clock_timestamp()",
+            (
+                record.inbox,
+                name_bytes(record.key),
+                record.conversation_id,
+                record.last_part_done,
+                record.last_part_assigned,
+                record.rejected,
+                Json(record.data),
+            ),
+        )
+
+    async def conversations(self) -> list[ConversationRecord]:
+        rows = await self._rows(_SELECT_CONVERSATIONS + " ORDER BY inbox, key")
+        return [_conversation_from_row(row) for row in rows]
+
+    # ------------------------------------------------------------------ settings
+
+    async def setting(self, name: str) -> str | None:
+        rows = await self._rows("SELECT value FROM settings WHERE name = %s", (name,))
+        return str(rows[0][0]) if rows else None
+
+    async def put_setting(self, name: str, value: str) -> None:
+        await self._write(
+            "INSERT INTO settings (name, value) VALUES (%s, %s) ON CONFLICT (name)"
+            " DO UPDATE SET value = excluded.value, updated_at = clock_timestamp()",
+            (name, value),
+        )
+
+    # ------------------------------------------------------------------ operator commands
+
+    async def filed_failure_at(self, inbox: str, filed_path: str) -> FileRecord | None:
+        """The failure filed under ``filed_path`` (relative to the inbox's failed/), if any."""
+        found = await self._files(
+            " WHERE inbox = %s AND filed_path = %s AND state = 'filed' AND outcome = 'failed'"
+            " ORDER BY id DESC LIMIT 1",
+            (inbox, name_bytes(filed_path)),
+        )
+        return found[0] if found else None
+
+    async def mark_retried(self, record: FileRecord, when: float | None = None) -> None:
+        """The operator sent this failure back to its inbox: keep the row, stop counting it."""
+        record.outcome = "retried"
+        record.stamp("retried", when)
+        await self.save(record)
+
+
+def _column_value(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in _NAME_COLUMNS:
+        return name_bytes(value)
+    if isinstance(value, dict):
+        return Json(value)
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
+
+
+def _file_from_row(row: tuple[Any, ...]) -> FileRecord:
+    values = dict(zip(_FILE_COLUMNS, row, strict=True))
+    for name in _NAME_COLUMNS:
+        if values[name] is not None:
+            values[name] = name_text(values[name])
+    values["id"] = int(values["id"])
+    values["kind"] = Kind(values["kind"])
+    values["state"] = State(values["state"])
+    return FileRecord(**values)
+
+
+def _conversation_from_row(row: tuple[Any, ...]) -> ConversationRecord:
+    inbox, key, conversation_id, done, assigned, rejected, data = row
+    return ConversationRecord(
+        str(inbox), name_text(key), conversation_id, int(done), int(assigned), bool(rejected), data
+    )
