@@ -187,13 +187,6 @@ class PostgresCoordinator:
             " WHERE owner = beat.host_id AND file_id IS NOT NULL",
             lease=self.lease_seconds,
         )
-        # The journal's rows name their holder too (for `status`); the record may have been
-        # committed after its claim, so the name follows at the next beat.
-        await self._column_of(
-            "UPDATE files SET host_id = c.owner FROM cluster_claims c WHERE c.owner = %(me)s"
-            " AND files.id = c.file_id AND files.host_id IS DISTINCT FROM c.owner"
-            " RETURNING files.id"
-        )
         was_valid = self.lease_valid()
         self._lease_until = sent + self.lease_seconds
         if not was_valid and sent > 0 and self._mine:
@@ -395,6 +388,10 @@ class PostgresCoordinator:
                 "UPDATE cluster_slots SET owner = %(me)s WHERE account = %(account)s"
                 " AND owner = ANY(%(dead)s) AND file_id = ANY(%(files)s)",
                 params,
+            )
+            # The journal's rows follow: the dead host's late writes to them are refused.
+            await conn.execute(
+                "UPDATE files SET host_id = %(me)s WHERE id = ANY(%(files)s)", params
             )
             # A claim without a record: the host died before writing it; whoever sees the
             # file next claims it anew.

@@ -11,7 +11,9 @@ tasks it starts) share one connection and one commit, and an exception rolls the
 Other tasks keep writing through the pool meanwhile, as other hosts do.
 
 ``files.host_id`` names the host that holds a file: the host that first recorded it. A plain
-``save`` never changes it, so the cluster's claims (later migrations) own that column.
+``save`` never changes it, so the cluster's claims (later migrations) own that column. With
+``owned_writes`` (a daemon in a cluster), ``save`` writes only a row this host holds: once
+another host took a file over, this host's late writes are refused and logged, never applied.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ _SAVE: LiteralString = (
     " conversation_id = %s, job_id = %s, outcome = %s, reason = %s, filed_path = %s, data = %s,"
     " updated_at = clock_timestamp() WHERE id = %s"
 )
+_OWNED: LiteralString = " AND host_id = %s RETURNING id"
 _SELECT_CONVERSATIONS: LiteralString = (
     "SELECT inbox, key, conversation_id, last_part_done, last_part_assigned, rejected, data"
     " FROM conversations"
@@ -90,6 +93,8 @@ class PostgresJournal:
             f"journal_transaction_{next(_instances)}", default=None
         )
         self.on_full: Callable[[Exception], None] | None = None
+        # A daemon of a cluster writes only the files it holds (see the module's docstring).
+        self.owned_writes = False
 
     @classmethod
     async def open(
@@ -227,7 +232,16 @@ class PostgresJournal:
 
     async def save(self, record: FileRecord) -> None:
         values = [_column_value(name, getattr(record, name)) for name in _FILE_COLUMNS[1:]]
-        await self._write(_SAVE, (*values, record.id))
+        if not self.owned_writes:
+            await self._write(_SAVE, (*values, record.id))
+        elif not await self._write(_SAVE + _OWNED, (*values, record.id, self.host_id)):
+            log.warning(
+                "file_write_refused",
+                inbox=record.inbox,
+                file=record.rel_path,
+                state=record.state,
+                message="another host holds this file now; this host leaves it alone",
+            )
 
     async def forget(self, record: FileRecord) -> None:
         """Drop a row whose file vanished before anything was sent."""

@@ -13,10 +13,13 @@ import psycopg
 import pytest
 from async_waiting import wait_until
 from pg_harness import Database
+from structlog.testing import capture_logs
 
 from daemon.cluster.base import Wakeups
 from daemon.cluster.postgres import PostgresCoordinator, account_key
 from daemon.journal.migrations import migrate
+from daemon.journal.postgres import PostgresJournal
+from daemon.model import Kind, State
 
 ACCOUNT = account_key("http://127.0.0.1:1", "app")
 
@@ -250,3 +253,34 @@ class TestWakeups:
                 return "job-1" in heard
 
             await wait_until(announced)
+
+
+class TestOwnedWrites:
+    """A host's late write to a file another host took over is refused, never applied."""
+
+    async def test_a_dead_hosts_late_save_is_refused(self, db: Database) -> None:
+        journal_a = await PostgresJournal.open(db.journal_settings(), "a")
+        journal_b = await PostgresJournal.open(db.journal_settings(), "b")
+        journal_a.owned_writes = journal_b.owned_writes = True
+        try:
+            async with host(db, "a") as a, host(db, "b") as b:
+                assert await a.claim("sales", "x.wav")
+                record = await journal_a.add_file(
+                    "sales", "x.wav", Kind.AUDIO, 1, 1, State.UPLOADING
+                )
+                await a.bind("sales", "x.wav", record.id)
+                expire(db, "a")
+                [adopted] = await b.adopt(["sales"])
+                taken = await journal_b.get(adopted.file_id)
+                assert taken is not None
+                taken.state = State.READY
+                await journal_b.save(taken)
+                record.state, record.job_id = State.SUBMITTED, "late-job"
+                with capture_logs() as logged:
+                    await journal_a.save(record)
+                assert [e["event"] for e in logged] == ["file_write_refused"]
+                again = await journal_b.get(record.id)
+                assert again is not None and again.state is State.READY and not again.job_id
+        finally:
+            await journal_a.close()
+            await journal_b.close()

@@ -1,0 +1,184 @@
+"""Three real daemons on one shared inbox, one PostgreSQL journal and one Symbl account whose
+job limit equals ``max_concurrent_jobs``: one is killed -9 mid-run, another is cut off from the
+database for longer than its lease. Every file is filed exactly once, the account never says
+429, the only files sent twice are ones a lost host was uploading (counted and shown), and the
+cut-off host comes back and works again.
+
+The hosts are plain processes; each reaches PostgreSQL through a TCP forwarder of its own, and
+the cut-off host's forwarder is paused (nothing passes, connections hang) for a while."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_harness import DaemonHarness, wait_until
+from pausing_proxy import PausingProxy
+from pg_harness import Database
+from sox_audio import sox_wav
+
+from daemon.emulator import EmulatorServer
+from daemon.journal.migrations import latest_version
+
+JOBS = 4
+FILES = 36
+LEASE = 3.0
+HOSTS = ("host-a", "host-b", "host-c")
+
+
+class Cluster:
+    """Three daemon setups sharing ``root/shared``; each host also has an inbox of its own."""
+
+    def __init__(self, root: Path, emulator: EmulatorServer, database: Database) -> None:
+        self.root = root
+        self.emulator = emulator
+        self.shared = root / "shared"
+        for name in ("inbox", "done", "failed"):
+            (self.shared / name).mkdir(parents=True)
+        self.proxies = {host: PausingProxy(database.port) for host in HOSTS}
+        self.daemons: dict[str, DaemonHarness] = {}
+        for host in HOSTS:
+            own = root / host
+            url = database.url_with(password=database.password, port=self.proxies[host].port)
+            self.daemons[host] = DaemonHarness(
+                own,
+                emulator,
+                symbl_options={"max_concurrent_jobs": JOBS, "max_concurrent_uploads": 2},
+                extra={
+                    "journal": {"url": url, "connect_timeout_seconds": 2},
+                    "cluster": {
+                        "host_id": host,
+                        "lease_seconds": LEASE,
+                        "heartbeat_seconds": LEASE / 3,
+                    },
+                    "inboxes": [
+                        self.inbox("shared", self.shared),
+                        self.inbox(f"own-{host}", own),
+                    ],
+                },
+            )
+
+    @staticmethod
+    def inbox(inbox_id: str, folder: Path) -> dict[str, Any]:
+        return {
+            "id": inbox_id,
+            "path": str(folder / "inbox"),
+            "done": str(folder / "done"),
+            "failed": str(folder / "failed"),
+            "profile": "default",
+            "settle_seconds": 0.2,
+        }
+
+    def results(self) -> dict[str, dict[str, Any]]:
+        return DaemonHarness._records(self.shared / "done", ".result.json")
+
+    def close(self) -> None:
+        for daemon in self.daemons.values():
+            daemon.close()
+        for proxy in self.proxies.values():
+            proxy.close()
+
+    def status(self, host: str) -> dict[str, Any]:
+        out = subprocess.run(
+            [sys.executable, "-m", "daemon", "--config", str(self.daemons[host].config_path),
+             "status", "--json"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        document: dict[str, Any] = json.loads(out.stdout)
+        return document
+
+
+@pytest.fixture
+def cluster(
+    tmp_path: Path,
+    emulator_factory: Callable[..., EmulatorServer],
+    pg_database: Database,
+) -> Iterator[Cluster]:
+    emulator = emulator_factory(job_seconds=1.0, max_jobs=JOBS)
+    made = Cluster(tmp_path, emulator, pg_database)
+    yield made
+    made.close()
+
+
+def events(daemon: DaemonHarness, name: str) -> list[dict[str, Any]]:
+    return [event for event in daemon.events() if event.get("event") == name]
+
+
+class TestThreeHosts:
+    """One account, one shared inbox, three hosts: a crash and a partition lose nothing."""
+
+    def test_kill_and_cut_off_lose_nothing_and_send_twice_only_what_was_in_flight(
+        self, cluster: Cluster
+    ) -> None:
+        a, b, c = (cluster.daemons[host] for host in HOSTS)
+        for daemon in (a, b, c):
+            daemon.start()
+        for n in range(FILES):
+            sox_wav(cluster.shared / "inbox" / f"call-{n:02d}.wav", seconds=0.2 + n / 100)
+
+        # host-a dies while it holds work: kill -9, nothing said to anyone.
+        wait_until(
+            lambda: len(events(a, "file_submitted")) >= 2 and bool(a.event_count("upload_started")),
+            60,
+            "host-a to have jobs running",
+        )
+        a.process.send_signal(signal.SIGKILL) if a.process else None
+        a.process.wait(timeout=10) if a.process else None
+
+        # host-c loses the database for longer than its lease.
+        wait_until(lambda: bool(events(c, "upload_started")), 60, "host-c to be uploading")
+        cluster.proxies["host-c"].pause()
+        wait_until(
+            lambda: any(e.get("host") == "host-c" for e in events(b, "cluster_host_taken_over")),
+            60,
+            "host-b to take host-c over",
+        )
+        # Within one lease the cut-off host starts nothing new: its last upload began before
+        # its lease could have run out.
+        cluster.proxies["host-c"].resume()
+        wait_until(lambda: c.event_count("cluster_reachable") >= 1, 60, "host-c to be back")
+
+        wait_until(
+            lambda: len(cluster.results()) >= FILES,
+            180,
+            f"{FILES} files in done/ (b:\n{b.log_text()[-3000:]})",
+        )
+
+        # Every file filed exactly once: one record each, no name-clash copies.
+        results = cluster.results()
+        assert sorted(results) == [f"call-{n:02d}.wav" for n in range(FILES)]
+        assert not list((cluster.shared / "failed").rglob("*.json"))
+        assert not list((cluster.shared / "inbox").glob("*.wav"))
+
+        # The account never refused a job: the shared slots kept the limit.
+        statuses = Counter(record.status for record in cluster.emulator.state.requests)
+        assert statuses[429] == 0, statuses
+
+        # Sent twice only what a lost host was uploading, and every resend is counted.
+        resent = [e for h in ("host-b", "host-c") for e in events(cluster.daemons[h],
+                  "file_sent_again_after_takeover")]  # fmt: skip
+        assert all(e["from_host"] in ("host-a", "host-c") for e in resent)
+        by_sha = Counter(s.sha256 for s in cluster.emulator.state.submissions)
+        assert sum(n - 1 for n in by_sha.values()) <= len(resent)
+        assert {e["file"] for e in resent} >= {
+            rel for rel, result in results.items() if by_sha[result["sha256"]] > 1
+        }
+
+        # status shows, per host, what it holds and what takeovers cost.
+        hosts = {h["host_id"]: h for h in cluster.status("host-b")["hosts"]}
+        assert not hosts["host-a"]["alive"]
+        assert sum(h["reuploads_after_takeover"] for h in hosts.values()) == len(resent)
+        assert hosts["host-b"]["adopted"] + hosts["host-c"]["adopted"] >= 1
+
+        # The cut-off host works again: a file of its own inbox is filed by it.
+        sox_wav(cluster.root / "host-c" / "inbox" / "after.wav", seconds=0.3)
+        c.wait_filed(1, timeout=60)
+        assert not c.exited()
+        assert latest_version() >= 10
