@@ -12,8 +12,9 @@ Other tasks keep writing through the pool meanwhile, as other hosts do.
 
 ``files.host_id`` names the host that holds a file: the host that first recorded it. A plain
 ``save`` never changes it, so the cluster's claims (later migrations) own that column. With
-``owned_writes`` (a daemon in a cluster), ``save`` writes only a row this host holds: once
-another host took a file over, this host's late writes are refused and logged, never applied.
+``this_host_only`` (a daemon in a cluster), ``active`` and ``in_states`` list only the files
+this host holds, and ``save`` writes only a row this host holds: once another host took a file
+over, this host's late writes are refused and logged, never applied.
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ class PostgresJournal:
             f"journal_transaction_{next(_instances)}", default=None
         )
         self.on_full: Callable[[Exception], None] | None = None
-        # A daemon of a cluster writes only the files it holds (see the module's docstring).
-        self.owned_writes = False
+        # A daemon of a cluster works on the files it holds only (see the module's docstring).
+        self.this_host_only = False
 
     @classmethod
     async def open(
@@ -232,7 +233,7 @@ class PostgresJournal:
 
     async def save(self, record: FileRecord) -> None:
         values = [_column_value(name, getattr(record, name)) for name in _FILE_COLUMNS[1:]]
-        if not self.owned_writes:
+        if not self.this_host_only:
             await self._write(_SAVE, (*values, record.id))
         elif not await self._write(_SAVE + _OWNED, (*values, record.id, self.host_id)):
             log.warning(
@@ -253,12 +254,22 @@ class PostgresJournal:
 
     async def active(self, inbox: str | None = None) -> list[FileRecord]:
         """Every row not yet filed (optionally of one inbox), oldest first."""
+        if self.this_host_only:
+            return await self._files(
+                " WHERE state <> 'filed' AND host_id = %s AND inbox = coalesce(%s, inbox)"
+                " ORDER BY id",
+                (self.host_id, inbox),
+            )
         if inbox is None:
             return await self._files(" WHERE state <> 'filed' ORDER BY id")
         return await self._files(" WHERE state <> 'filed' AND inbox = %s ORDER BY id", (inbox,))
 
     async def in_states(self, states: Iterable[State]) -> list[FileRecord]:
         wanted = [state.value for state in states]
+        if self.this_host_only:
+            return await self._files(
+                " WHERE state = ANY(%s) AND host_id = %s ORDER BY id", (wanted, self.host_id)
+            )
         return await self._files(" WHERE state = ANY(%s) ORDER BY id", (wanted,))
 
     async def completed_with_sha(

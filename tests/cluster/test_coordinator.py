@@ -261,7 +261,7 @@ class TestOwnedWrites:
     async def test_a_dead_hosts_late_save_is_refused(self, db: Database) -> None:
         journal_a = await PostgresJournal.open(db.journal_settings(), "a")
         journal_b = await PostgresJournal.open(db.journal_settings(), "b")
-        journal_a.owned_writes = journal_b.owned_writes = True
+        journal_a.this_host_only = journal_b.this_host_only = True
         try:
             async with host(db, "a") as a, host(db, "b") as b:
                 assert await a.claim("sales", "x.wav")
@@ -281,6 +281,10 @@ class TestOwnedWrites:
                 assert [e["event"] for e in logged] == ["file_write_refused"]
                 again = await journal_b.get(record.id)
                 assert again is not None and again.state is State.READY and not again.job_id
+                # Each host lists only what it holds as its work.
+                assert [r.id for r in await journal_b.active("sales")] == [record.id]
+                assert await journal_a.active() == []
+                assert await journal_a.in_states((State.READY,)) == []
         finally:
             await journal_a.close()
             await journal_b.close()
