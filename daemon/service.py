@@ -33,6 +33,7 @@ from daemon.lock import AlreadyRunning, StateLock
 from daemon.logs import get_logger, masker, set_level
 from daemon.notify import SystemdNotifier
 from daemon.pipeline.admitter import Admitter
+from daemon.pipeline.cluster import Cluster
 from daemon.pipeline.conditions import Conditions
 from daemon.pipeline.conversations import Conversations, Decision, Reject, Release
 from daemon.pipeline.filer import Filer
@@ -118,6 +119,7 @@ class Daemon:
         )
         self.http = HttpService(self)
         self._reload_requested = asyncio.Event()
+        self.cluster = Cluster(self)  # the hosts sharing the journal (one host: nothing to do)
 
     # ================================================================ lifecycle
 
@@ -142,7 +144,7 @@ class Daemon:
 
     def job_ended(self, job_id: str) -> bool:
         """A webhook said this job ended (the endpoint's ``WebhookSink``)."""
-        return self.tracker.job_ended(job_id)
+        return self.tracker.job_ended(job_id) or self.cluster.announce(job_id)
 
     @property
     def endpoint(self) -> Endpoint | None:
@@ -234,6 +236,8 @@ class Daemon:
             if not await self.http.start(self.config, at_start=True):
                 return 1
             self._start_hooks()
+            if not await self.cluster.join():
+                return 1
             self._recover()
             for inbox in self.config.inboxes:
                 self._add_inbox(inbox)
@@ -283,6 +287,7 @@ class Daemon:
         await self.http.stop()
         if self._client is not None:
             await self._client.aclose()
+        await self.cluster.close()
         self.filer.close()
         self.boundaries.close()
         if self.journal is not None:

@@ -20,19 +20,29 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from daemon.cluster.base import Coordinator
+from daemon.cluster.base import Coordinator, SlotAnswer, Wakeups
+from daemon.cluster.local import LocalCoordinator
 from daemon.logs import get_logger
 from daemon.pipeline.supervisor import Supervisor
 
 log = get_logger("symbl_inbox.cluster")
 
+_GRANTED = SlotAnswer(True)
+
 
 class Coordination:
     """What the stages ask of the cluster, and the wait for a free job slot."""
 
-    def __init__(self, coordinator: Coordinator, supervisor: Supervisor) -> None:
+    def __init__(
+        self, coordinator: Coordinator | None = None, supervisor: Supervisor | None = None
+    ) -> None:
+        """Without arguments: one host alone (every answer yes), as unit tests of stages use."""
+        coordinator = coordinator or LocalCoordinator()
+        supervisor = supervisor or Supervisor()
         self.coordinator = coordinator
         self._supervisor = supervisor
+        # The database did not answer: the uploads ask again after this long.
+        self._retry_seconds = 2.0
         self._wait_until = 0.0
         self._wake_pending = False
         self._unreachable = False
@@ -49,22 +59,23 @@ class Coordination:
         """Whether an upload may ask for a slot now (False while waiting for one)."""
         return time.monotonic() >= self._wait_until
 
-    async def slot_for(self, file_id: int) -> bool:
-        """A job slot of the account for this file; False: it waits (the pump is woken)."""
+    async def slot_for(self, file_id: int) -> SlotAnswer:
+        """A job slot of the account for this file. Refused, the uploads wait (the pump is
+        woken when they may ask again); refused as ``lost``, the file is let go."""
         if not self.shared:
-            return True
+            return _GRANTED
         try:
             answer = await self.coordinator.take_slot(file_id)
         except Exception as exc:  # any database failure means: wait, retry
             self._trouble(exc)
-            self._wait(5.0)
-            return False
+            self._wait(self._retry_seconds)
+            return SlotAnswer(False, self._retry_seconds, "unreachable")
         self._reachable()
         if answer.granted:
-            return True
+            return answer
         if answer.why == "lost":
             self.on_lost([file_id])
-            return False
+            return answer
         if answer.why == "lease":
             log.warning(
                 "cluster_lease_expired",
@@ -72,7 +83,7 @@ class Coordination:
                 "new until the database answers again",
             )
         self._wait(answer.retry_seconds)
-        return False
+        return answer
 
     def _wait(self, seconds: float) -> None:
         self._wait_until = max(self._wait_until, time.monotonic() + seconds)
@@ -105,21 +116,62 @@ class Coordination:
         if self.shared:
             self._background(self.coordinator.submitted())
 
+    def announce_job_ended(self, job_id: str) -> None:
+        """A webhook for a job this host does not follow: the host that does is woken."""
+        if self.shared:
+            self._background(self.coordinator.announce_job_ended(job_id))
+
+    async def start(self, job_ended: Callable[[str], object]) -> None:
+        """Join the cluster: take this host's lease, listen for the other hosts' wake-ups."""
+        await self.coordinator.start(Wakeups(job_ended=job_ended, slot_freed=self.slot_freed))
+
     # ------------------------------------------------------------------ files
 
-    async def still_ours(self, file_id: int) -> bool:
-        """Before filing: whether this host still owns the file (else it is handed on)."""
+    async def still_ours(self, file_id: int) -> bool | None:
+        """Before filing: True, this host still owns the file; False, another host took it
+        (it is let go); None, nobody can tell now (the database does not answer, or this
+        host's lease ran out): try again later."""
         if not self.shared:
             return True
         try:
             ours = await self.coordinator.confirm(file_id)
         except Exception as exc:  # unreachable: not confirmed, tried later
             self._trouble(exc)
+            return None
+        self._reachable()
+        if ours:
+            return True
+        if not self.coordinator.lease_valid():
+            return None
+        self.on_lost([file_id])
+        return False
+
+    async def claim(self, inbox: str, rel_path: str) -> bool:
+        """A file seen in a shared inbox: True when this host owns it now."""
+        if not self.shared:
+            return True
+        if self.coordinator.known_elsewhere(inbox, rel_path):
+            return False
+        try:
+            won = await self.coordinator.claim(inbox, rel_path)
+        except Exception as exc:  # unreachable: the file waits for the next scan
+            self._trouble(exc)
             return False
         self._reachable()
-        if not ours and self.coordinator.lease_valid():
-            self.on_lost([file_id])
-        return ours
+        return won
+
+    async def bind(self, inbox: str, rel_path: str, file_id: int) -> None:
+        """The claimed file got its journal record (before any upload asks for a slot)."""
+        if not self.shared:
+            return
+        try:
+            await self.coordinator.bind(inbox, rel_path, file_id)
+        except Exception as exc:  # unreachable: its upload finds no claim and waits
+            self._trouble(exc)
+
+    def rescanning(self) -> None:
+        """A full scan: files other hosts held are claimed again (they may be gone)."""
+        self.coordinator.forget_elsewhere()
 
     def release(self, file_id: int) -> None:
         """The file left its inbox (filed) or vanished: its claim (and any slot) ends."""

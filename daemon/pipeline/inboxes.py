@@ -20,6 +20,7 @@ from daemon.files.watch import InboxWatcher
 from daemon.fsboundary import Boundaries, InboxFiles, display, lstat_in
 from daemon.journal import FileRecord, Kind, State
 from daemon.logs import get_logger
+from daemon.pipeline.coordination import Coordination
 from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.shell import Shell
 from daemon.pipeline.supervisor import Supervisor
@@ -69,6 +70,9 @@ class Inboxes:
         settled: Settled,
     ) -> None:
         self._shell = shell
+        # One host alone; ``Cluster.join`` puts the coordination of shared hosts here.
+        self.coordination = Coordination()
+        self._claiming: set[tuple[str, str]] = set()
         self._supervisor = supervisor
         self._scheduler = scheduler
         self._stalls = stalls
@@ -158,6 +162,7 @@ class Inboxes:
     def rescan(self, runtime: InboxRuntime) -> None:
         """Look at every file in the inbox: the safety net under events."""
         runtime.next_rescan = time.monotonic() + runtime.inbox.rescan_seconds
+        self.coordination.rescanning()
         try:
             found = runtime.filter.scan(self.files(runtime.inbox).inbox)
         except OSError as exc:  # e.g. the inbox path is now a symlink: never followed
@@ -224,6 +229,45 @@ class Inboxes:
         if existing_id is not None:
             self._seen_again(runtime, existing_id, size, mtime_ns)
             return
+        if self.coordination.shared:
+            # Another host may have seen it first: the file is recorded once it is ours.
+            if key not in self._claiming:
+                self._claiming.add(key)
+                self._supervisor.spawn(self._claim(runtime, rel, kind, size, mtime_ns, quiet))
+            return
+        self._record(runtime, rel, kind, size, mtime_ns, quiet)
+
+    async def _claim(
+        self,
+        runtime: InboxRuntime,
+        rel: str,
+        kind: Candidate,
+        size: int,
+        mtime_ns: int,
+        quiet: bool,
+    ) -> None:
+        key = (runtime.inbox.key, rel)
+        try:
+            if not await self.coordination.claim(*key):
+                return
+            if key in self.active or self.runtimes.get(runtime.inbox.key) is not runtime:
+                return
+            record = self._record(runtime, rel, kind, size, mtime_ns, quiet)
+            await self.coordination.bind(runtime.inbox.key, rel, record.id)
+        finally:
+            self._claiming.discard(key)
+
+    def _record(
+        self,
+        runtime: InboxRuntime,
+        rel: str,
+        kind: Candidate,
+        size: int,
+        mtime_ns: int,
+        quiet: bool,
+    ) -> FileRecord:
+        """A new file of this host's: recorded as waiting, and watched until it settles."""
+        key = (runtime.inbox.key, rel)
         record_kind = Kind.URL if kind is Candidate.URL_DROP else Kind.AUDIO
         record = self._shell.db.add_file(
             runtime.inbox.key, rel, record_kind, size, mtime_ns, State.WAITING
@@ -239,6 +283,7 @@ class Inboxes:
         untouched_for = time.time() - mtime_ns / 1e9
         settled = quiet and untouched_for >= runtime.inbox.settle_seconds
         self.track(runtime, record, settled=settled)
+        return record
 
     def _seen_again(self, runtime: InboxRuntime, record_id: int, size: int, mtime_ns: int) -> None:
         """A file we already know changed: before it is sent, it settles again."""
@@ -307,6 +352,7 @@ class Inboxes:
         self._scheduler.discard(record.inbox, record.id)
         self.active.pop((record.inbox, record.rel_path), None)
         self._shell.db.forget(record)
+        self.coordination.release(record.id)
         log.info("file_vanished", inbox=record.inbox, file=record.rel_path, state=record.state)
 
     def maintain(self, runtime: InboxRuntime, now: float) -> None:

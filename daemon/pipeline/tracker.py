@@ -9,6 +9,7 @@ import time
 from daemon.http.metrics import Metrics
 from daemon.journal import FileRecord, State
 from daemon.logs import get_logger
+from daemon.pipeline.coordination import Coordination
 from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.shell import Shell
 from daemon.pipeline.supervisor import Supervisor
@@ -28,6 +29,8 @@ class Tracker:
     ) -> None:
         self._shell = shell
         self._scheduler = scheduler
+        # One host alone; ``Cluster.join`` puts the coordination of shared hosts here.
+        self.coordination = Coordination()
         self._supervisor = supervisor
         self._metrics = metrics
         self.tracking: dict[int, asyncio.Task[None]] = {}
@@ -88,6 +91,7 @@ class Tracker:
             self.job_wakeups.pop(record.job_id, None)
             self.tracking.pop(record.id, None)
             self._scheduler.job_done(record.job_id)
+            self.coordination.free(record.id)  # the account's slot, for every host
             self._shell.pump()
         await self._finished(record, status)
 

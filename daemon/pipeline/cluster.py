@@ -14,54 +14,87 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from daemon.cluster.factory import coordinator_for
 from daemon.cluster.takeover import Resume, resume
+from daemon.journal import Journal
+from daemon.journal.postgres import PostgresJournal
 from daemon.logs import get_logger
 from daemon.model import FileRecord
-
-if TYPE_CHECKING:
-    from daemon.pipeline.coordination import Coordination
-    from daemon.pipeline.inboxes import Inboxes
-    from daemon.pipeline.scheduler import Scheduler
-    from daemon.pipeline.shell import Shell
-    from daemon.pipeline.supervisor import Supervisor
-    from daemon.pipeline.tracker import Tracker
-    from daemon.pipeline.uploader import Uploader
+from daemon.pipeline.coordination import Coordination
+from daemon.pipeline.filer import Filer
+from daemon.pipeline.inboxes import Inboxes
+from daemon.pipeline.scheduler import Scheduler
+from daemon.pipeline.shell import Shell
+from daemon.pipeline.supervisor import Supervisor
+from daemon.pipeline.tracker import Tracker
+from daemon.pipeline.uploader import Uploader
 
 log = get_logger("symbl_inbox.cluster")
 
 
-class Takeover:
-    """The heartbeat task, and what a takeover or a lost lease does to the stages."""
+class ClusterHost(Shell, Protocol):
+    """What the cluster needs of the daemon: its stages, its tasks, its journal."""
 
-    def __init__(
-        self,
-        shell: Shell,
-        coordination: Coordination,
-        supervisor: Supervisor,
-        *,
-        scheduler: Scheduler,
-        tracker: Tracker,
-        inboxes: Inboxes,
-        uploader: Uploader,
-        heartbeat_seconds: float,
-    ) -> None:
-        self._shell = shell
-        self._coordination = coordination
-        self._supervisor = supervisor
-        self._scheduler = scheduler
-        self._tracker = tracker
-        self._inboxes = inboxes
-        self._uploader = uploader
-        self._seconds = heartbeat_seconds
-        coordination.on_lost = self.lost
+    journal: Journal | None
+    supervisor: Supervisor
+    scheduler: Scheduler
+    tracker: Tracker
+    watched: Inboxes
+    uploader: Uploader
+    filer: Filer
+    ready_event: asyncio.Event
+
+
+class Cluster:
+    """This host among the hosts that share the journal: joining, heartbeat, takeover."""
+
+    def __init__(self, daemon: ClusterHost) -> None:
+        self._daemon = daemon
+        self._supervisor = daemon.supervisor
+        self._scheduler = daemon.scheduler
+        self._tracker = daemon.tracker
+        self._inboxes = daemon.watched
+        self._uploader = daemon.uploader
+        self._seconds = daemon.config.cluster.heartbeat_seconds
+        self._coordination = Coordination(coordinator_for(daemon.config), daemon.supervisor)
+        self._coordination.on_lost = self.lost
+        # Every stage asks the same coordination (the stages keep a one-host one otherwise).
+        for stage in (daemon.uploader, daemon.tracker, daemon.filer, daemon.watched):
+            stage.coordination = self._coordination
+
+    @property
+    def _shell(self) -> ClusterHost:
+        return self._daemon
+
+    async def join(self) -> bool:
+        """Take this host's lease and start heartbeating; False (said why) when it cannot."""
+        if not self._coordination.shared:
+            return True
+        journal = self._daemon.journal
+        if isinstance(journal, PostgresJournal):
+            journal.this_host_only = True  # this host's work is the files it holds
+        self._coordination.pump = self._daemon.pump
+        try:
+            await self._coordination.start(self._tracker.job_ended)
+        except Exception as exc:
+            log.error("cluster_unavailable", message=f"cannot join the cluster: {exc}")
+            return False
+        self._supervisor.spawn(self.run())
+        return True
+
+    async def close(self) -> None:
+        await self._coordination.coordinator.close()
+
+    def announce(self, job_id: str) -> bool:
+        """A webhook for a job this host does not follow: the host that does is woken."""
+        self._coordination.announce_job_ended(job_id)
+        return False
 
     async def run(self) -> None:
-        """Heartbeat and adopt until the daemon stops (at once at start: a host that died
-        while this one was down is taken over before new work begins)."""
-        if not self._coordination.shared:
-            return
+        """Heartbeat until the daemon stops; once it is up (its own files recovered), take
+        over the files of hosts whose lease ran out."""
         stop = self._supervisor.stop_event
         while not stop.is_set():
             try:
@@ -77,6 +110,8 @@ class Takeover:
         self._coordination.reachable()
         if lost:
             self.lost(lost)
+        if not self._daemon.ready_event.is_set():
+            return
         inboxes = [inbox.key for inbox in self._shell.config.inboxes]
         for adopted in await coordinator.adopt(inboxes):
             record = await self._shell.db.get(adopted.file_id)
