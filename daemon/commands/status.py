@@ -8,6 +8,7 @@ document for scripts and monitoring; without it, readable tables.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sqlite3
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from daemon.cluster.report import HOST_HEADERS, host_rows, read_hosts
 from daemon.config import Config, ConfigError, load_config
 from daemon.files.records import iso
 from daemon.fsboundary import display
@@ -113,6 +115,8 @@ class StatusReport:
     uploads: list[dict[str, Any]] = field(default_factory=list)
     live_note: str | None = None
     """Why the live part (stalls, uploads) is missing or old, when it is."""
+    hosts: list[dict[str, Any]] = field(default_factory=list)
+    """The hosts of a cluster (a shared journal): lease, holdings, takeovers."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -128,6 +132,7 @@ class StatusReport:
             "stalls": self.stalls,
             "uploads": self.uploads,
             "live_note": self.live_note,
+            "hosts": self.hosts,
         }
 
 
@@ -232,6 +237,10 @@ def render_status(report: StatusReport) -> str:
         for row in report.inboxes
     ]
     parts.append(render_table(headers, rows))
+    if report.hosts:
+        parts.append(
+            f"\nHosts: {len(report.hosts)}\n" + render_table(HOST_HEADERS, host_rows(report.hosts))
+        )
     parts.extend(_stall_lines(report))
     parts.append(f"Jobs in flight: {len(report.in_flight)}")
     if report.in_flight:
@@ -335,7 +344,7 @@ def status_main(args: argparse.Namespace) -> int:
     if found is None:
         return EXIT_FAILURE
     report, _ = found
-    report = replace(report, live_note=note)
+    report = replace(report, live_note=note, hosts=asyncio.run(read_hosts(config)))
     if args.json:
         print(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
     else:
