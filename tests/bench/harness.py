@@ -110,9 +110,12 @@ class InboxSpec:
     watch: str = "auto"
     settle_seconds: float = 0.5
     poll_interval_seconds: float = 1.0
+    # ``id``: the same inbox on several hosts that share a journal.
+    inbox_id: str | None = None
 
     def as_yaml(self) -> dict[str, Any]:
         return {
+            **({"id": self.inbox_id} if self.inbox_id else {}),
             "path": str(self.path),
             "profile": "bench",
             "done": str(self.path / "done"),
@@ -134,6 +137,8 @@ class DaemonOptions:
     http_port: int | None = None
     # More settings of the benchmark's profile (e.g. ``stereo: downmix``).
     profile: dict[str, Any] = field(default_factory=dict)
+    # More top-level settings (e.g. ``journal`` and ``cluster`` for several hosts).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def config_text(
@@ -156,6 +161,7 @@ def config_text(
         },
         "profiles": {"bench": {"params": {"languageCode": "en-US"}, **opts.profile}},
         "inboxes": [inbox.as_yaml() for inbox in inboxes],
+        **opts.extra,
     }
     if opts.http_port is not None:
         address = f"127.0.0.1:{opts.http_port}"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from client_rss import REPO, free_port
+from cluster import takeover, three_hosts
 from comparisons import SdkComparison, upload_rss, upload_throughput
 from harness import MIB, DaemonOptions, InboxSpec, config_text
 from recordings import convert, downmix
@@ -56,6 +57,7 @@ QUICK = Sizes(
 MEASUREMENTS = (
     "batch", "ours_3_files", "pickup_inotify", "pickup_poll", "backlog", "idle", "rss",
     "throughput", "throughput_proxy", "sdk", "downmix", "convert", "backlog_mp3",
+    "cluster", "takeover",
 )  # fmt: skip
 
 
@@ -93,6 +95,11 @@ GOALS = (
     Goal("downmix_2gib_ratio_vs_sox", 0.5, at_most=False),
     Goal("convert_1h_m4a_ratio_vs_ffmpeg", 0.8, at_most=False),
     Goal("upload_throughput_ratio_vs_curl_proxy", 0.7, at_most=False),
+    Goal("cluster_3_hosts_ratio_to_limit", 1.10),
+    # Must equal the account's limit (50): above it Symbl says 429, below it time is lost.
+    Goal("cluster_peak_jobs_in_flight", 50),
+    Goal("takeover_seconds_over_lease", 2),
+    Goal("cluster_db_transactions_per_file", None),
 )
 
 
@@ -172,6 +179,8 @@ def run_all(sizes: Sizes, only: frozenset[str] = frozenset(MEASUREMENTS)) -> Run
         )
         measure("downmix", lambda: downmix(sizes.downmix_bytes))
         measure("convert", lambda: convert(sizes.convert_seconds))
+        measure("cluster", three_hosts)
+        measure("takeover", takeover)
         if sdk is not None:
             measure("sdk", sdk.result)
     return run
@@ -202,6 +211,10 @@ def headline(run: Run) -> dict[str, float | None]:
         "downmix_2gib_ratio_vs_sox": _get(d, "downmix", "ratio_vs_sox"),
         "convert_1h_m4a_ratio_vs_ffmpeg": _get(d, "convert", "ratio_vs_ffmpeg"),
         "upload_throughput_ratio_vs_curl_proxy": _get(d, "throughput_proxy", "ratio"),
+        "cluster_3_hosts_ratio_to_limit": _get(d, "cluster", "ratio"),
+        "cluster_peak_jobs_in_flight": _get(d, "cluster", "peak_jobs"),
+        "takeover_seconds_over_lease": _get(d, "takeover", "over_lease_seconds"),
+        "cluster_db_transactions_per_file": _get(d, "cluster", "db_transactions_per_file"),
     }
 
 
@@ -279,6 +292,23 @@ def _notes(run: Run) -> dict[str, str]:
         notes["upload_throughput_ratio_vs_curl_proxy"] = (
             f"through tinyproxy: ours {t['ours_mib_per_s']:.0f} MiB/s, "
             f"curl {t['curl_mib_per_s']:.0f} MiB/s, {t['requests_through_proxy']} requests proxied"
+        )
+    if "cluster" in d:
+        k = d["cluster"]
+        notes["cluster_3_hosts_ratio_to_limit"] = (
+            f"{k['wall_seconds']:.2f} s / {k['least_possible_seconds']:.1f} s; {k['files']} files, "
+            f"{k['hosts']} hosts, filed per host {k['filed_per_host']}"
+        )
+        notes["cluster_peak_jobs_in_flight"] = (
+            f"limit {k['job_limit']}; {k['rate_limited']} answers 429, "
+            f"{k['submissions']} submissions"
+        )
+        notes["cluster_db_transactions_per_file"] = "journal and coordination, pg_stat_database"
+    if "takeover" in d:
+        t = d["takeover"]
+        notes["takeover_seconds_over_lease"] = (
+            f"{t['takeover_seconds']:.2f} s after kill -9 for {t['jobs']} running jobs, "
+            f"lease {t['lease_seconds']:.0f} s; {t['sent_again']} sent again"
         )
     return notes
 
