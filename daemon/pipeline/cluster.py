@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Protocol
 
 from daemon.cluster.factory import coordinator_for
@@ -32,6 +33,8 @@ from daemon.pipeline.tracker import Tracker
 from daemon.pipeline.uploader import Uploader
 
 log = get_logger("symbl_inbox.cluster")
+
+ADOPT_CHECK_SECONDS = 1.0
 
 
 class ClusterHost(Shell, Protocol):
@@ -96,22 +99,32 @@ class Cluster:
         """Heartbeat until the daemon stops; once it is up (its own files recovered), take
         over the files of hosts whose lease ran out."""
         stop = self._supervisor.stop_event
+        next_beat = 0.0
         while not stop.is_set():
             try:
-                await self.beat()
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self._seconds
+                    await self.beat()
+                if self._daemon.ready_event.is_set():
+                    await self.adopt()
             except Exception as exc:  # the database does not answer: told once, tried again
                 self._coordination.trouble(exc)
+            # A dead host's lease is looked for more often than this host's is renewed: its
+            # work is taken over within a second of the lease running out.
+            wait = min(ADOPT_CHECK_SECONDS, max(0.0, next_beat - time.monotonic()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._seconds)
+                await asyncio.wait_for(stop.wait(), wait)
 
     async def beat(self) -> None:
-        coordinator = self._coordination.coordinator
-        lost = await coordinator.heartbeat()
+        """Renew this host's lease; let go of the files another host took meanwhile."""
+        lost = await self._coordination.coordinator.heartbeat()
         self._coordination.reachable()
         if lost:
             self.lost(lost)
-        if not self._daemon.ready_event.is_set():
-            return
+
+    async def adopt(self) -> None:
+        """Take over the files of hosts whose lease ran out, in the inboxes this host has."""
+        coordinator = self._coordination.coordinator
         inboxes = [inbox.key for inbox in self._shell.config.inboxes]
         for adopted in await coordinator.adopt(inboxes):
             record = await self._shell.db.get(adopted.file_id)
