@@ -140,6 +140,14 @@ class PostgresCoordinator:
             "SELECT %s, n FROM generate_series(0, %s - 1) AS n ON CONFLICT DO NOTHING",
             (self._account, self._max_jobs),
         )
+        # Slots this host held when it stopped, for files that hold no job now (filed, gone,
+        # or not yet sent), are free; a job still running keeps its slot.
+        await conn.execute(
+            "UPDATE cluster_slots s SET owner = NULL, file_id = NULL, taken_at = NULL"
+            " WHERE s.owner = %s AND NOT EXISTS (SELECT 1 FROM files f WHERE f.id = s.file_id"
+            " AND f.state IN ('uploading', 'submitted'))",
+            (self._host_id,),
+        )
 
     # ------------------------------------------------------------------ plumbing
 
