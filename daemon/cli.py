@@ -56,6 +56,11 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "submit", "daemon.commands.submit", "upload one file with a profile's parameters, once"
     ),
+    Command(
+        "migrate",
+        "daemon.commands.migrate",
+        "bring the shared PostgreSQL journal's schema up to date",
+    ),
 )
 
 

@@ -27,7 +27,8 @@ from daemon.hooks import HookRunner
 from daemon.http.endpoint import Endpoint
 from daemon.http.metrics import Metrics
 from daemon.http.serving import HttpService
-from daemon.journal import FINAL_STATES, FileRecord, Journal, JournalDamaged, SqliteJournal, State
+from daemon.journal import FINAL_STATES, FileRecord, Journal, State
+from daemon.journal.opening import JournalUnavailable, open_journal
 from daemon.live import LiveState, keep_live, remove_live, runtime_dir
 from daemon.lock import AlreadyRunning, StateLock
 from daemon.logs import get_logger, masker, set_level
@@ -76,7 +77,7 @@ class Daemon:
             max_uploads=config.symbl.max_concurrent_uploads,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.metrics = Metrics()
+        self.metrics = Metrics(host_id=config.cluster.host_id)
         self.tracker = Tracker(self, self.scheduler, self.supervisor, self.metrics)
         # Conditions that stop work, for status, /healthz, the status page and hooks.
         self.stalls = StallBoard()
@@ -216,8 +217,8 @@ class Daemon:
     async def _run_locked(self) -> int:
         assert self._loop is not None
         try:
-            self.journal = SqliteJournal.checked_in_state_dir(self.config.state_dir)
-        except JournalDamaged as exc:
+            self.journal = await open_journal(self.config)
+        except JournalUnavailable as exc:
             log.error("journal_unreadable", message=str(exc))
             return 1
         self._conversations = Conversations(self.journal)
@@ -451,6 +452,9 @@ class Daemon:
         if change.state_dir:
             log.warning("config_needs_restart", key="state_dir", keeping=str(old.state_dir))
             new = replace(new, state_dir=old.state_dir)
+        if (new.journal, new.cluster) != (old.journal, old.cluster):
+            log.warning("config_needs_restart", key="journal, cluster", keeping=old.cluster.host_id)
+            new = replace(new, journal=old.journal, cluster=old.cluster)
         if change.symbl:
             self._swap_client(new)
         if change.http:

@@ -2,6 +2,8 @@
 
 Exit 0 with the effective configuration (inheritance resolved, ``${VAR}`` expanded, secrets
 shown as ``***``) on stdout and any warnings on stderr; exit 2 with one line per problem.
+With ``journal.url`` it connects to the database and says on stderr whether the daemon can use
+it (exit 1 if not: unreachable, refused, missing, or a schema newer than this code).
 ``--connect`` then asks the API for a token the way the daemon would (proxy, CA bundle) and
 says on stderr how it went; exit 1 if it could not.
 """
@@ -45,9 +47,22 @@ def main(args: argparse.Namespace) -> int:
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(render(config, as_json=bool(getattr(args, "json", False))))
+    code = EXIT_OK
+    if config.journal is not None:
+        code = asyncio.run(check_journal(config))
     if getattr(args, "connect", False):
-        return asyncio.run(connect(config))
-    return EXIT_OK
+        code = max(code, asyncio.run(connect(config)))
+    return code
+
+
+async def check_journal(config: Config) -> int:
+    """Connect to the shared journal and say, on stderr, whether the daemon can use it."""
+    from daemon.journal.pgcheck import check_journal as check  # imports psycopg
+
+    assert config.journal is not None
+    checked = await check(config.journal)
+    print(f"journal: {masker.scrub(checked.message)}", file=sys.stderr)
+    return EXIT_OK if checked.usable else EXIT_FAILURE
 
 
 async def connect(config: Config) -> int:
@@ -94,6 +109,13 @@ def effective_config(config: Config) -> dict[str, Any]:
         "shutdown_timeout_seconds": config.shutdown_timeout_seconds,
         "tracking": asdict(config.tracking),
     }
+    if config.journal is not None:
+        effective["journal"] = {
+            "url": config.journal.url,
+            "password": MASK if config.journal.password else None,
+            "connect_timeout_seconds": config.journal.connect_timeout_seconds,
+        }
+    effective["cluster"] = asdict(config.cluster)
     if config.http is not None:
         http = asdict(config.http)
         http["webhook_secret"] = MASK if config.http.webhook_secret else None
@@ -139,6 +161,7 @@ def _profile(profile: Profile) -> dict[str, Any]:
 
 def _inbox(inbox: Inbox) -> dict[str, Any]:
     return {
+        "id": inbox.key,
         "path": str(inbox.path),
         "profile": inbox.profile,
         "done": str(inbox.done),

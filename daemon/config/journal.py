@@ -11,64 +11,47 @@ in the URL the rest of the daemon sees.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any
 
+from daemon.config.model import ClusterSettings, JournalSettings
+from daemon.config.pgurl import password_in, url_without_password
+from daemon.logs import masker
 from daemon.params import ParamProblem
 
-POSTGRES_SCHEMES = ("postgresql", "postgres")
+if TYPE_CHECKING:
+    from daemon.config.schema import ClusterSection, JournalSection
 
 
-def url_problem(url: str) -> str | None:
-    """Why ``url`` is not a PostgreSQL connection URL, or None."""
-    if urlsplit(url).scheme not in POSTGRES_SCHEMES:
-        return "must be a PostgreSQL URL: postgresql://USER@HOST:PORT/DATABASE"
-    from psycopg import ProgrammingError
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        conninfo_to_dict(url)
-    except ProgrammingError as exc:
-        return f"is not a PostgreSQL URL libpq can read: {exc}"
-    return None
-
-
-def password_in(url: str) -> str | None:
-    """The password written into the URL (``user:password@`` or ``?password=``), decoded."""
-    parts = urlsplit(url)
-    if parts.password:
-        return unquote(parts.password)
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key == "password" and value:
-            return value
-    return None
-
-
-def url_without_password(url: str) -> str:
-    """The URL with its password left out wherever it was written (user name and rest stay)."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        user, _, hosts = netloc.rpartition("@")
-        netloc = f"{user.split(':', 1)[0]}@{hosts}"
-    query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"]
+def journal_settings(
+    section: JournalSection, given_password: str | None
+) -> tuple[JournalSettings, list[ParamProblem]]:
+    """The settings, the password taken out of the URL; a problem if it was given twice."""
+    problems = []
+    in_url = password_in(section.url)
+    if in_url and given_password:
+        problems.append(
+            ParamProblem(
+                ("journal", "url"),
+                "has a password, and so does journal.password or password_file: give one",
+            )
+        )
+    password = given_password or in_url
+    if password:
+        masker.register([password])
+    settings = JournalSettings(
+        url=url_without_password(section.url),
+        password=password,
+        connect_timeout_seconds=float(section.connect_timeout_seconds),
     )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    return settings, problems
 
 
-def describe(url: str) -> str:
-    """Where the journal is, for people: ``USER@HOST:PORT/DATABASE`` (never a password)."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        info = conninfo_to_dict(url_without_password(url))
-    except Exception:  # already reported by url_problem; say something harmless
-        return "PostgreSQL"
-    host = str(info.get("host") or "localhost (socket)")
-    port = str(info.get("port") or "5432")
-    user = f"{info['user']}@" if info.get("user") else ""
-    return f"postgresql://{user}{host}:{port}/{info.get('dbname') or info.get('user') or ''}"
+def cluster_settings(section: ClusterSection) -> ClusterSettings:
+    return ClusterSettings(
+        **({"host_id": section.host_id} if section.host_id else {}),
+        lease_seconds=float(section.lease_seconds),
+        heartbeat_seconds=float(section.heartbeat_seconds),
+    )
 
 
 def inbox_id_problems(inboxes: Any, shared: bool) -> list[ParamProblem]:

@@ -28,9 +28,8 @@ from daemon.config.folders import (
     state_dir_problems,
     trust_warnings,
 )
-from daemon.config.journal import inbox_id_problems, password_in, url_without_password
+from daemon.config.journal import cluster_settings, inbox_id_problems, journal_settings
 from daemon.config.model import (
-    ClusterSettings,
     Config,
     Hook,
     HttpSettings,
@@ -193,7 +192,7 @@ class _Loading:
             hooks=_hooks(model.hooks, "hooks"),
             warnings=tuple(str(problem) for problem in self._rendered(self.warnings)),
             journal=journal,
-            cluster=_cluster_settings(model),
+            cluster=cluster_settings(model.cluster),
         )
 
     def _rendered(self, problems: Sequence[ParamProblem]) -> list[ConfigProblem]:
@@ -268,30 +267,11 @@ class _Loading:
         if model is None or model.journal is None:
             return None
         section = model.journal
-        in_url = password_in(section.url)
-        if in_url:
-            masker.register([in_url])
-        given = self._secret(
-            {"password": section.password, "password_file": section.password_file},
-            ("journal",),
-            "password",
-            required=False,
-        )
-        if in_url and given:
-            self.problems.append(
-                ParamProblem(
-                    ("journal", "url"),
-                    "has a password, and so does journal.password or password_file: give one",
-                )
-            )
-        password = given or in_url
-        if password:
-            masker.register([password])
-        return JournalSettings(
-            url=url_without_password(section.url),
-            password=password,
-            connect_timeout_seconds=float(section.connect_timeout_seconds),
-        )
+        given = {"password": section.password, "password_file": section.password_file}
+        password = self._secret(given, ("journal",), "password", required=False)
+        settings, problems = journal_settings(section, password)
+        self.problems.extend(problems)
+        return settings
 
     def _ca_file(self, given: Any) -> Path | None:
         """The CA bundle, checked now: readable PEM with at least one certificate."""
@@ -385,15 +365,6 @@ def _symbl_settings(
         proxy_password=proxy_password,
         ca_file=ca_file,
         ca_mode=section.ca_mode,
-    )
-
-
-def _cluster_settings(model: ConfigFile) -> ClusterSettings:
-    section = model.cluster
-    return ClusterSettings(
-        **({"host_id": section.host_id} if section.host_id else {}),
-        lease_seconds=float(section.lease_seconds),
-        heartbeat_seconds=float(section.heartbeat_seconds),
     )
 
 

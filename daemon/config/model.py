@@ -137,7 +137,7 @@ class JournalSettings:
     @property
     def location(self) -> str:
         """``postgresql://USER@HOST:PORT/DATABASE``, for people (never the password)."""
-        from daemon.config.journal import describe
+        from daemon.config.pgurl import describe
 
         return describe(self.url)
 

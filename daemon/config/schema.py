@@ -86,7 +86,7 @@ def _listen_address(value: str) -> str:
 
 
 def _postgres_url(value: str) -> str:
-    from daemon.config.journal import url_problem
+    from daemon.config.pgurl import url_problem
 
     problem = url_problem(value)
     if problem is not None:

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -47,10 +47,17 @@ log = get_logger("symbl_inbox.metrics")
 class Metrics:
     """The daemon's metrics; ``bind`` it to the daemon, then ``render`` on each scrape."""
 
-    def __init__(self) -> None:
+    def __init__(self, host_id: str | None = None) -> None:
         self.registry = CollectorRegistry()
         self._live = _LiveState()
         self.registry.register(self._live)
+        if host_id is not None:
+            # Which host of a cluster answers: join on it (the series keep their own labels).
+            Info(
+                PREFIX + "host",
+                "This daemon's cluster.host_id (the host name unless configured).",
+                registry=self.registry,
+            ).info({"host_id": host_id})
         self._filed = Counter(
             PREFIX + "files_filed",
             "Files moved to done/ or failed/, by inbox, outcome and failure reason.",

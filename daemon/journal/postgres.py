@@ -176,8 +176,14 @@ class PostgresJournal:
     async def close(self) -> None:
         await self._pool.close()
 
+    @property
+    def pool(self) -> AsyncConnectionPool[Connection]:
+        """The pool, for the cluster's own statements (claims, slots, heartbeats)."""
+        return self._pool
+
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A connection: the enclosing ``transaction()``'s, else one lent by the pool."""
         held = self._held.get()
         if held is not None:
             yield held
@@ -189,7 +195,7 @@ class PostgresJournal:
         """One statement; a full disk on the server goes to ``on_full`` (the write is lost,
         as SQLite loses a turn's writes), anything else is raised."""
         try:
-            async with self._connection() as connection:
+            async with self.connection() as connection:
                 cursor = await connection.execute(query, params)
                 return await cursor.fetchall() if cursor.description else []
         except (psycopg.errors.DiskFull, psycopg.errors.OutOfMemory) as exc:
@@ -199,7 +205,7 @@ class PostgresJournal:
             return []
 
     async def _rows(self, query: LiteralString, params: tuple[Any, ...] = ()) -> list[Any]:
-        async with self._connection() as connection:
+        async with self.connection() as connection:
             cursor = await connection.execute(query, params)
             return await cursor.fetchall()
 
