@@ -9,7 +9,7 @@ import psycopg
 
 from daemon.config.model import Config
 
-HOST_HEADERS = (
+LEASE_HEADERS = (
     "host",
     "lease",
     "heartbeat",
@@ -20,7 +20,7 @@ HOST_HEADERS = (
 )
 
 
-async def read_hosts(config: Config) -> list[dict[str, Any]]:
+async def read_leases(config: Config) -> list[dict[str, Any]]:
     """Every host of the cluster that shares this configuration's journal (none for SQLite,
     or when the database has no cluster tables yet)."""
     if config.journal is None:
@@ -37,7 +37,7 @@ async def read_hosts(config: Config) -> list[dict[str, Any]]:
     return [dataclasses.asdict(holding) for holding in holdings_from(rows)]
 
 
-def host_rows(hosts: list[dict[str, Any]]) -> list[list[Any]]:
+def lease_rows(hosts: list[dict[str, Any]]) -> list[list[Any]]:
     """The table of ``status``, one row per host."""
     return [
         [

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+
 @runtime_checkable
 class CountsByHost(Protocol):
     """A journal that knows the host of every file (the PostgreSQL one)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from daemon.cluster.report import HOST_HEADERS, host_rows, read_hosts
+from daemon.cluster.report import LEASE_HEADERS, lease_rows, read_leases
 from daemon.config import Config, ConfigError, load_config
 from daemon.files.records import iso
 from daemon.fsboundary import display
@@ -115,8 +115,8 @@ class StatusReport:
     uploads: list[dict[str, Any]] = field(default_factory=list)
     live_note: str | None = None
     """Why the live part (stalls, uploads) is missing or old, when it is."""
-    hosts: list[dict[str, Any]] = field(default_factory=list)
-    """The hosts of a cluster (a shared journal): lease, holdings, takeovers."""
+    leases: list[dict[str, Any]] = field(default_factory=list)
+    """The hosts of a cluster (a shared journal): lease, files and slots held, takeovers."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -132,7 +132,7 @@ class StatusReport:
             "stalls": self.stalls,
             "uploads": self.uploads,
             "live_note": self.live_note,
-            "hosts": self.hosts,
+            "leases": self.leases,
         }
 
 
@@ -237,10 +237,8 @@ def render_status(report: StatusReport) -> str:
         for row in report.inboxes
     ]
     parts.append(render_table(headers, rows))
-    if report.hosts:
-        parts.append(
-            f"\nHosts: {len(report.hosts)}\n" + render_table(HOST_HEADERS, host_rows(report.hosts))
-        )
+    if report.leases:
+        parts.append("\nLeases:\n" + render_table(LEASE_HEADERS, lease_rows(report.leases)))
     parts.extend(_stall_lines(report))
     parts.append(f"Jobs in flight: {len(report.in_flight)}")
     if report.in_flight:
@@ -344,7 +342,7 @@ def status_main(args: argparse.Namespace) -> int:
     if found is None:
         return EXIT_FAILURE
     report, _ = found
-    report = replace(report, live_note=note, hosts=asyncio.run(read_hosts(config)))
+    report = replace(report, live_note=note, leases=asyncio.run(read_leases(config)))
     if args.json:
         print(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
     else:

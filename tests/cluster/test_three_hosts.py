@@ -172,7 +172,7 @@ class TestThreeHosts:
         }
 
         # status shows, per host, what it holds and what takeovers cost.
-        hosts = {h["host_id"]: h for h in cluster.status("host-b")["hosts"]}
+        hosts = {h["host_id"]: h for h in cluster.status("host-b")["leases"]}
         assert not hosts["host-a"]["alive"]
         assert sum(h["reuploads_after_takeover"] for h in hosts.values()) == len(resent)
         assert hosts["host-b"]["adopted"] + hosts["host-c"]["adopted"] >= 1
