@@ -46,6 +46,7 @@ class Coordination:
         self._wait_until = 0.0
         self._wake_pending = False
         self._unreachable = False
+        self._following: dict[int, str] = {}
         self.on_lost: Callable[[list[int]], None] = lambda file_ids: None
         self.pump: Callable[[], None] = lambda: None
 
@@ -106,7 +107,20 @@ class Coordination:
     def free(self, file_id: int) -> None:
         """The file's upload ended without a job, or its job ended: its slot goes back."""
         if self.shared:
+            self._following.pop(file_id, None)
             self._background(self.coordinator.free_slot(file_id))
+
+    def following(self, file_id: int, job_id: str) -> None:
+        """The file's job is followed: a webhook saying it ended frees its slot early."""
+        if self.shared:
+            self._following[file_id] = job_id
+
+    def job_ended(self, job_id: str) -> None:
+        """A webhook said the job ended: its slot is free at once, as the account counts it
+        (the check that files it comes later)."""
+        for file_id, followed in list(self._following.items()):
+            if followed == job_id:
+                self.free(file_id)
 
     def rate_limited(self, job_cap: int, pause_seconds: float) -> None:
         if self.shared:

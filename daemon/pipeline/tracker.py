@@ -42,6 +42,7 @@ class Tracker:
             return
         self.job_wakeups[record.job_id] = asyncio.Event()
         self._scheduler.job_started(record.job_id)
+        self.coordination.following(record.id, record.job_id)
         self.tracking[record.id] = self._supervisor.spawn(self._follow(record))
 
     def stop(self) -> list[asyncio.Task[None]]:
@@ -63,6 +64,7 @@ class Tracker:
             return False
         event.set()
         if self._scheduler.job_ended_by_webhook(job_id):
+            self.coordination.job_ended(job_id)
             self._shell.pump()
         return True
 

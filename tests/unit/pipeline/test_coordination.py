@@ -117,3 +117,11 @@ class TestOwnership:
         coordination, coordinator, _ = made()
         coordinator.ours = OSError("connection refused")
         assert await coordination.still_ours(5) is None
+
+    async def test_a_webhook_frees_the_jobs_slot_at_once(self) -> None:
+        coordination, coordinator, _ = made()
+        coordination.following(4, "job-4")
+        coordination.job_ended("job-9")  # not ours
+        coordination.job_ended("job-4")
+        await wait_until(lambda: bool(coordinator.freed))
+        assert coordinator.freed == [4]
