@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from client_rss import emulator
+from client_rss import emulator, free_port
 from harness import DaemonOptions, InboxSpec, running_daemon, submissions, write_wavs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the PostgreSQL harness
@@ -87,7 +87,8 @@ def three_hosts() -> dict[str, Any]:
                     workdir / f"host-{n}",
                     base_url,
                     [inbox],
-                    _cluster_options(database, f"host-{n}", 30.0),
+                    # Webhooks, as in the one-host batch: a job's end frees its slot at once.
+                    _cluster_options(database, f"host-{n}", 30.0, http_port=free_port()),
                 )
             )
             for n in range(CLUSTER_HOSTS)
