@@ -86,7 +86,7 @@ class Daemon:
             self.stalls,
             hooks=lambda: self.hooks,
             announce=lambda: self.notifier.status(self.status_line()),
-            resume=self._resume,
+            resume=lambda: self.supervisor.spawn(self._resume()),
         )
         self.hooks: HookRunner | None = None
         # Every file-system operation on inboxes, done/ and failed/ goes through these.
@@ -169,21 +169,21 @@ class Daemon:
     def credentials_refused(self, error: SymblError) -> None:
         self.uploader.credentials_refused(error)
 
-    def part_settled(self, record: FileRecord, *, accepted: bool) -> None:
-        self.act(self.conversations.settled(record, accepted=accepted))
+    async def part_settled(self, record: FileRecord, *, accepted: bool) -> None:
+        await self.act(await self.conversations.settled(record, accepted=accepted))
 
-    def vanished(self, inbox: str, record_id: int) -> None:
+    async def vanished(self, inbox: str, record_id: int) -> None:
         runtime = self.inboxes.get(inbox)
         if runtime is not None:
-            self.watched.vanished(runtime, record_id)
+            await self.watched.vanished(runtime, record_id)
 
     def retrack(self, record: FileRecord) -> None:
         runtime = self.inboxes.get(record.inbox)
         if runtime is not None:
             self.watched.track(runtime, record)
 
-    def make_ready(self, record: FileRecord) -> None:
-        self.uploader.make_ready(record)
+    async def make_ready(self, record: FileRecord) -> None:
+        await self.uploader.make_ready(record)
 
     @property
     def inboxes(self) -> dict[str, InboxRuntime]:
@@ -228,7 +228,7 @@ class Daemon:
         if self._client is None:
             self._client = SymblClient(self.config.symbl)
         self._install_signal_handlers()
-        alarm = OverflowAlarm(self._loop, self.watched.rescan_all)
+        alarm = OverflowAlarm(self._loop, lambda: self.supervisor.spawn(self.watched.rescan_all()))
         alarm.install()
         try:
             for warning in self.config.warnings:
@@ -239,9 +239,9 @@ class Daemon:
             self._start_hooks()
             if not await self.cluster.join():
                 return 1
-            self._recover()
+            await self._recover()
             for inbox in self.config.inboxes:
-                self._add_inbox(inbox)
+                await self._add_inbox(inbox)
             self.pump()
             self.notifier.ready(self.status_line())
             self.ready_event.set()
@@ -292,7 +292,7 @@ class Daemon:
         self.filer.close()
         self.boundaries.close()
         if self.journal is not None:
-            self.journal.close()
+            await self.journal.close()
         log.info("daemon_stopped")
 
     # ================================================================ stalls, hooks, live state
@@ -329,43 +329,45 @@ class Daemon:
     def api_answer(self, error: SymblError | None = None) -> None:
         self.conditions.api_answer(error)
 
-    def _resume(self) -> None:
+    async def _resume(self) -> None:
         """The state folder has room again: look for what arrived meanwhile, send again."""
-        self.watched.rescan_all()
+        await self.watched.rescan_all()
         self.pump()
 
     # ================================================================ recovery
 
-    def _recover(self) -> None:
+    async def _recover(self) -> None:
         """Pick up where the last run stopped, as the journal's docstring describes."""
-        for record in self.db.active():
+        for record in await self.db.active():
             self.active[(record.inbox, record.rel_path)] = record.id
             if record.state is State.UPLOADING:
                 # At-least-once: the upload may have been accepted, but no job id was committed.
                 record.state = State.SUBMITTED if record.job_id else State.READY
-                self.db.save(record)
+                await self.db.save(record)
             if record.state is State.HELD:
                 self._expire_hold(record, Conversations.hold_seconds(record, now=time.time()))
-        for record in self.db.in_states((State.SUBMITTED,)):
+        for record in await self.db.in_states((State.SUBMITTED,)):
             self.tracker.start(record)
-        for record in self.db.in_states(FINAL_STATES):
+        for record in await self.db.in_states(FINAL_STATES):
             self.supervisor.spawn(self.file(record))
 
     # ================================================================ inboxes
 
-    def _add_inbox(self, inbox: Inbox) -> None:
+    async def _add_inbox(self, inbox: Inbox) -> None:
         runtime = self.watched.add(inbox)
         self.scheduler.add_inbox(inbox.key)
-        for record in self.db.active(inbox.key):
+        for record in await self.db.active(inbox.key):
             if record.state is State.READY:
                 self.scheduler.enqueue(inbox.key, record.id)
             elif record.state is State.WAITING:
                 self.watched.track(runtime, record)
-        held = {r.conversation_key for r in self.db.active(inbox.key) if r.state is State.HELD}
+        held = {
+            r.conversation_key for r in await self.db.active(inbox.key) if r.state is State.HELD
+        }
         for key in held:
             if key is not None:
-                self.act(self.conversations.reconcile(inbox.key, key))
-        self.watched.bring_up(runtime)
+                await self.act(await self.conversations.reconcile(inbox.key, key))
+        await self.watched.bring_up(runtime)
 
     def _remove_inbox(self, inbox: Inbox) -> None:
         """Stop watching; files already submitted are still tracked and filed where they were."""
@@ -374,21 +376,21 @@ class Daemon:
 
     # ================================================================ conversations
 
-    def act(self, decisions: list[Decision]) -> None:
+    async def act(self, decisions: list[Decision]) -> None:
         """Carry out what the conversation order decided."""
         for decision in decisions:
             if isinstance(decision, Release):
-                self.uploader.make_ready(decision.record)
+                await self.uploader.make_ready(decision.record)
             elif isinstance(decision, Reject):
-                self.fail(decision.record, decision.reason, decision.message)
+                await self.fail(decision.record, decision.reason, decision.message)
             else:
-                self.conversations.hold(decision)
+                await self.conversations.hold(decision)
                 self._expire_hold(decision.record, decision.seconds)
 
     def _expire_hold(self, record: FileRecord, seconds: float) -> None:
-        def expired() -> None:
-            rejected = self.conversations.hold_expired(record.id)
-            self.act([rejected] if rejected is not None else [])
+        async def expired() -> None:
+            rejected = await self.conversations.hold_expired(record.id)
+            await self.act([rejected] if rejected is not None else [])
 
         self.supervisor.later(seconds, expired)
 
@@ -398,11 +400,11 @@ class Daemon:
 
     # ================================================================ failing and filing
 
-    def fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
-        self.filer.fail_http(record, reason, error)
+    async def fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
+        await self.filer.fail_http(record, reason, error)
 
-    def fail(self, record: FileRecord, reason: str, message: str) -> None:
-        self.filer.fail(record, reason, message)
+    async def fail(self, record: FileRecord, reason: str, message: str) -> None:
+        await self.filer.fail(record, reason, message)
 
     async def file(self, record: FileRecord) -> None:
         await self.filer.file(record)
@@ -422,12 +424,12 @@ class Daemon:
             self._reload_requested.clear()
             self.notifier.send("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
             try:
-                self.reload()
+                await self.reload()
             except Exception:
                 log.exception("internal_error", during="reload")
             self.notifier.ready(self.status_line())
 
-    def reload(self) -> bool:
+    async def reload(self) -> bool:
         """Re-read the configuration; apply it if valid, else keep running on the old one."""
         from daemon.config import ConfigError, load_config
 
@@ -442,10 +444,10 @@ class Daemon:
                 source=str(self.config.source),
             )
             return False
-        self._apply(new)
+        await self._apply(new)
         return True
 
-    def _apply(self, new: Config) -> None:
+    async def _apply(self, new: Config) -> None:
         old = self.config
         masker.register(new.secrets())
         change = config_changes(old, new)
@@ -469,8 +471,8 @@ class Daemon:
         for key in change.inboxes_removed + change.inboxes_changed:
             self._remove_inbox(old_inboxes[key])
         for key in change.inboxes_changed + change.inboxes_added:
-            self._add_inbox(new_inboxes[key])
-        self.admitter.rebuild_params(set(change.profiles_changed))
+            await self._add_inbox(new_inboxes[key])
+        await self.admitter.rebuild_params(set(change.profiles_changed))
         log.info(
             "config_reloaded",
             inboxes_added=list(change.inboxes_added),
@@ -504,12 +506,12 @@ class Daemon:
 
     # ================================================================ housekeeping
 
-    def _maintain(self) -> None:
+    async def _maintain(self) -> None:
         """Bring back inboxes that went missing, rescan on schedule, keep systemd informed."""
         if not self.conditions.has_room(may_resume=True):
             self.notifier.watchdog()
             return
-        self.watched.maintain_all(time.monotonic())
+        await self.watched.maintain_all(time.monotonic())
         self.notifier.watchdog()
         self.notifier.status(self.status_line())
 

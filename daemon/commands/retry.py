@@ -12,6 +12,7 @@ drops; a stopped one finds them on its startup scan.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sqlite3
 import sys
@@ -94,16 +95,20 @@ def main(args: argparse.Namespace) -> int:
     if not chosen:
         print("Nothing to retry.")
         return EXIT_OK
-    code = EXIT_OK
     try:
         journal = _writable_journal(config.state_dir)
     except sqlite3.Error as exc:
         print(f"cannot open the journal in {config.state_dir}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    return asyncio.run(_retry_all(chosen, journal))
+
+
+async def _retry_all(chosen: list[FailedFile], journal: SqliteJournal | None) -> int:
+    code = EXIT_OK
     try:
         for failed in chosen:
             try:
-                done = retry_one(failed, journal, time.time())
+                done = await retry_one(failed, journal, time.time())
             except (OSError, sqlite3.Error) as exc:
                 print(f"could not retry {failed.path}: {exc}", file=sys.stderr)
                 code = EXIT_FAILURE
@@ -111,7 +116,7 @@ def main(args: argparse.Namespace) -> int:
             _report(done)
     finally:
         if journal is not None:
-            journal.close()
+            await journal.close()
     return code
 
 
@@ -183,7 +188,7 @@ def _reason_in(error_record: Path) -> str | None:
 # ==================================================================== moving
 
 
-def retry_one(failed: FailedFile, journal: SqliteJournal | None, now: float) -> Retried:
+async def retry_one(failed: FailedFile, journal: SqliteJournal | None, now: float) -> Retried:
     """Move the file (sidecar first) into its inbox, set its record aside, mark the journal.
 
     Through the folder descriptors of ``daemon.fsboundary``, like the daemon's own filing:
@@ -218,9 +223,9 @@ def retry_one(failed: FailedFile, journal: SqliteJournal | None, now: float) -> 
     target = inbox.path / target_rel
     sidecar_target = target.with_name(target.name + suffix) if suffix else None
     if journal is not None:
-        record = journal.filed_failure_at(failed.inbox.key, failed.rel_path)
+        record = await journal.filed_failure_at(failed.inbox.key, failed.rel_path)
         if record is not None:
-            journal.mark_retried(record, now)
+            await journal.mark_retried(record, now)
     return Retried(failed, target, sidecar_target, failed.error_record.with_name(set_aside))
 
 

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -136,7 +136,7 @@ class StatusReport:
         }
 
 
-def gather_status(
+async def gather_status(
     config: Config,
     journal: Journal | None,
     now: float,
@@ -144,9 +144,9 @@ def gather_status(
     pid: int | None = None,
 ) -> StatusReport:
     """The report; ``live`` is the daemon's snapshot (``LiveState.as_json()``) where known."""
-    counts = journal.counts() if journal else {}
-    submitted = journal.in_states((State.SUBMITTED,)) if journal else []
-    failures = journal.recent_failures(FAILURES_SHOWN) if journal else []
+    counts = await journal.counts() if journal else {}
+    submitted = await journal.in_states((State.SUBMITTED,)) if journal else []
+    failures = await journal.recent_failures(FAILURES_SHOWN) if journal else []
     return StatusReport(
         state_dir=config.state_dir,
         journal=journal.location if journal else None,
@@ -315,16 +315,22 @@ def _one_line(message: Any) -> str:
     return display(" ".join(str(message or "").split()))
 
 
-def read_journal(config: Config, read: Callable[[Journal | None], T]) -> tuple[T, bool] | None:
+def read_journal(
+    config: Config, read: Callable[[Journal | None], Awaitable[T]]
+) -> tuple[T, bool] | None:
     """``read`` applied to the journal (None if there is none yet), and whether there was one;
     None after saying why the journal could not be read (the caller exits 1)."""
-    try:
+
+    async def reading() -> tuple[T, bool]:
         journal = open_journal(config.state_dir)
         try:
-            return read(journal), journal is not None
+            return await read(journal), journal is not None
         finally:
             if journal is not None:
-                journal.close()
+                await journal.close()
+
+    try:
+        return asyncio.run(reading())
     except sqlite3.Error as exc:
         print(f"cannot read the journal in {config.state_dir}: {exc}", file=sys.stderr)
         return None
@@ -353,7 +359,7 @@ def status_main(args: argparse.Namespace) -> int:
 # ==================================================================== conversations
 
 
-def gather_conversations(journal: Journal | None) -> list[dict[str, Any]]:
+async def gather_conversations(journal: Journal | None) -> list[dict[str, Any]]:
     if journal is None:
         return []
     return [
@@ -364,7 +370,7 @@ def gather_conversations(journal: Journal | None) -> list[dict[str, Any]]:
             "partsDone": record.last_part_done,
             "rejected": record.rejected,
         }
-        for record in journal.conversations()
+        for record in await journal.conversations()
     ]
 
 

@@ -139,7 +139,7 @@ class OverflowAlarm(logging.Handler):
 
     _LOGGER = "watchdog.observers.inotify_c"
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_overflow: Callable[[], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_overflow: Callable[[], object]) -> None:
         super().__init__(logging.WARNING)
         self._loop = loop
         self._on_overflow = on_overflow

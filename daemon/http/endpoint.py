@@ -265,12 +265,12 @@ class _Handlers:
         self._metrics = metrics
 
     async def metrics(self, request: Request) -> Response:
-        body, content_type = self._metrics.render()
+        body, content_type = await self._metrics.render()
         return Response(body, headers={"Content-Type": content_type})
 
     async def page(self, request: Request) -> Response:
         return HTMLResponse(
-            status_page(self._daemon),
+            await status_page(self._daemon),
             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
         )
 
@@ -345,13 +345,13 @@ def health_report(daemon: Observed) -> tuple[bool, dict[str, Any]]:
     return not reasons, report
 
 
-def status_page(daemon: Observed) -> str:
+async def status_page(daemon: Observed) -> str:
     """The page at ``/``: the report ``status`` prints, with the live part from the daemon."""
     live = daemon.live_state()
     now = time.time()
     try:
-        report = gather_status(daemon.config, daemon.journal, now, live.as_json(), live.pid)
+        report = await gather_status(daemon.config, daemon.journal, now, live.as_json(), live.pid)
     except sqlite3.Error as exc:  # a request racing the shutdown
         log.debug("status_page_journal_unreadable", error=str(exc))
-        report = gather_status(daemon.config, None, now, live.as_json(), live.pid)
+        report = await gather_status(daemon.config, None, now, live.as_json(), live.pid)
     return render_page(report, socket.gethostname(), iso(now) or "")

@@ -102,7 +102,10 @@ class Metrics:
     def webhook_received(self, outcome: str) -> None:
         self._webhooks.labels(outcome).inc()
 
-    def render(self) -> tuple[bytes, str]:
+    async def render(self) -> tuple[bytes, str]:
+        # The collector is called synchronously by prometheus_client: what needs the journal
+        # is read first, where a store over the network may be awaited.
+        await self._live.read_journal()
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
@@ -111,13 +114,25 @@ class _LiveState:
 
     def __init__(self) -> None:
         self.daemon: Scraped | None = None
+        self._counts: dict[tuple[str, str], int] = {}
+
+    async def read_journal(self) -> None:
+        daemon = self.daemon
+        self._counts = {}
+        if daemon is None or daemon.journal is None:
+            return
+        try:
+            self._counts = await daemon.journal.counts()
+        except sqlite3.Error as exc:
+            # A scrape racing the shutdown (journal closed) must not turn into a 500.
+            log.debug("metrics_journal_unreadable", error=str(exc))
 
     def collect(self) -> Iterator[Metric]:
         daemon = self.daemon
         if daemon is None:
             return
         live = daemon.live_state()
-        yield from _journal_metrics(daemon)
+        yield _journal_metrics(self._counts)
         yield from _runtime_metrics(live)
         yield from _live_metrics(live)
         stats = daemon.client_stats()  # a client exists only once run() started
@@ -125,22 +140,15 @@ class _LiveState:
             yield from _client_metrics(stats)
 
 
-def _journal_metrics(daemon: Scraped) -> Iterator[Metric]:
+def _journal_metrics(counts: dict[tuple[str, str], int]) -> Metric:
     files = GaugeMetricFamily(
         PREFIX + "files",
         "Files in the journal by inbox and state; filed ones as filed_done or filed_failed.",
         labels=("inbox", "state"),
     )
-    if daemon.journal is not None:
-        try:
-            counts = daemon.journal.counts()
-        except sqlite3.Error as exc:
-            # A scrape racing the shutdown (journal closed) must not turn into a 500.
-            log.debug("metrics_journal_unreadable", error=str(exc))
-            counts = {}
-        for (inbox, state), count in sorted(counts.items()):
-            files.add_metric((inbox, state), count)
-    yield files
+    for (inbox, state), count in sorted(counts.items()):
+        files.add_metric((inbox, state), count)
+    return files
 
 
 def _runtime_metrics(live: LiveState) -> Iterator[Metric]:

@@ -4,7 +4,9 @@ Written for more than one store: today's SQLite file in ``state_dir`` (``sqlite.
 in-memory one for unit tests (``memory.py``), and next a PostgreSQL database that several hosts
 share. So nothing here names a file or a path, and transactions are explicit: a store reached
 over the network commits when told (``commit``, ``transaction``), or once per turn of the event
-loop when ``commit_per_turn`` asks for it, never behind the caller's back.
+loop when ``commit_per_turn`` asks for it, never behind the caller's back. Every call that may
+reach the store is a coroutine, so a round trip over the network never blocks the event loop;
+a local store simply answers at once.
 
 Records are copies: a stage changes the record it holds and ``save``s it; what another stage
 reads is what was saved, never a shared object.
@@ -13,7 +15,7 @@ reads is what was saved, never a shared object.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from daemon.model import ConversationRecord, FileRecord, Kind, State
@@ -34,58 +36,67 @@ class Journal(Protocol):
     def commit_per_turn(self, schedule: Callable[[Callable[[], None]], object]) -> None:
         """Let the writes of one loop turn share a commit; ``schedule`` is ``loop.call_soon``."""
 
-    def commit(self) -> None:
+    async def commit(self) -> None:
         """Commit what was written so far (before another process or thread acts on it)."""
 
-    def try_commit(self) -> bool:
+    async def try_commit(self) -> bool:
         """``commit``, but a full store goes to ``on_full`` instead of raising: False then."""
 
-    def transaction(self) -> AbstractContextManager[None]:
+    def transaction(self) -> AbstractAsyncContextManager[None]:
         """Group many writes into one commit; an exception inside rolls all of them back."""
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Commit what is pending and let go of the store."""
 
     # ------------------------------------------------------------------ files
 
-    def add_file(
+    async def add_file(
         self, inbox: str, rel_path: str, kind: Kind, size: int, mtime_ns: int, state: State
     ) -> FileRecord: ...
 
-    def save(self, record: FileRecord) -> None: ...
+    async def save(self, record: FileRecord) -> None: ...
 
-    def forget(self, record: FileRecord) -> None:
+    async def forget(self, record: FileRecord) -> None:
         """Drop a row whose file vanished before anything was sent."""
 
-    def get(self, file_id: int) -> FileRecord | None: ...
+    async def get(self, file_id: int) -> FileRecord | None: ...
 
-    def active(self, inbox: str | None = None) -> list[FileRecord]:
+    async def active(self, inbox: str | None = None) -> list[FileRecord]:
         """Every record not yet filed (optionally of one inbox), oldest first."""
 
-    def in_states(self, states: Iterable[State]) -> list[FileRecord]: ...
+    async def in_states(self, states: Iterable[State]) -> list[FileRecord]: ...
 
-    def completed_with_sha(self, inbox: str, sha256: str, exclude_id: int) -> FileRecord | None:
+    async def completed_with_sha(
+        self, inbox: str, sha256: str, exclude_id: int
+    ) -> FileRecord | None:
         """The earliest file of this inbox with this content that reached done/."""
 
-    def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
+    async def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
         """Every file of one conversation key, oldest first."""
 
-    def counts(self) -> dict[tuple[str, str], int]:
+    async def counts(self) -> dict[tuple[str, str], int]:
         """(inbox, state or ``filed_<outcome>``) -> number of files."""
 
-    def recent_failures(self, limit: int = 20) -> list[FileRecord]: ...
+    async def recent_failures(self, limit: int = 20) -> list[FileRecord]: ...
 
     # ------------------------------------------------------------------ conversations
 
-    def conversation(self, inbox: str, key: str) -> ConversationRecord:
+    async def conversation(self, inbox: str, key: str) -> ConversationRecord:
         """The conversation's record; a fresh one (not yet saved) when the key is new."""
 
-    def save_conversation(self, record: ConversationRecord) -> None: ...
+    async def save_conversation(self, record: ConversationRecord) -> None: ...
 
-    def conversations(self) -> list[ConversationRecord]: ...
+    async def conversations(self) -> list[ConversationRecord]: ...
 
     # ------------------------------------------------------------------ operator commands
 
-    def filed_failure_at(self, inbox: str, filed_path: str) -> FileRecord | None: ...
+    async def filed_failure_at(self, inbox: str, filed_path: str) -> FileRecord | None: ...
 
-    def mark_retried(self, record: FileRecord, when: float | None = None) -> None: ...
+    async def mark_retried(self, record: FileRecord, when: float | None = None) -> None: ...
+
+    # ------------------------------------------------------------------ settings
+
+    async def setting(self, name: str) -> str | None:
+        """A value the daemon learned and keeps across restarts (e.g. the account's speed)."""
+
+    async def put_setting(self, name: str, value: str) -> None: ...

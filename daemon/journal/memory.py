@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from daemon.model import ConversationRecord, FileRecord, Kind, State
@@ -22,6 +22,7 @@ class MemoryJournal:
         self._files: dict[int, FileRecord] = {}
         self._conversations: dict[tuple[str, str], ConversationRecord] = {}
         self._next_id = 1
+        self._settings: dict[str, str] = {}
         self.on_full: Callable[[Exception], None] | None = None
         self.commits = 0
 
@@ -32,27 +33,27 @@ class MemoryJournal:
     def commit_per_turn(self, schedule: Callable[[Callable[[], None]], object]) -> None:
         return None
 
-    def commit(self) -> None:
+    async def commit(self) -> None:
         self.commits += 1
 
-    def try_commit(self) -> bool:
-        self.commit()
+    async def try_commit(self) -> bool:
+        await self.commit()
         return True
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
         files, conversations = copy.deepcopy((self._files, self._conversations))
         try:
             yield
         except BaseException:
             self._files, self._conversations = files, conversations
             raise
-        self.commit()
+        await self.commit()
 
-    def close(self) -> None:
-        self.commit()
+    async def close(self) -> None:
+        await self.commit()
 
-    def add_file(
+    async def add_file(
         self, inbox: str, rel_path: str, kind: Kind, size: int, mtime_ns: int, state: State
     ) -> FileRecord:
         record = FileRecord(self._next_id, inbox, rel_path, kind, size, mtime_ns, state)
@@ -61,30 +62,32 @@ class MemoryJournal:
         self._files[record.id] = copy.deepcopy(record)
         return record
 
-    def save(self, record: FileRecord) -> None:
+    async def save(self, record: FileRecord) -> None:
         if record.id in self._files:
             self._files[record.id] = copy.deepcopy(record)
 
-    def forget(self, record: FileRecord) -> None:
+    async def forget(self, record: FileRecord) -> None:
         self._files.pop(record.id, None)
 
-    def get(self, file_id: int) -> FileRecord | None:
+    async def get(self, file_id: int) -> FileRecord | None:
         record = self._files.get(file_id)
         return copy.deepcopy(record) if record is not None else None
 
     def _where(self, keep: Callable[[FileRecord], bool]) -> list[FileRecord]:
         return [copy.deepcopy(r) for _, r in sorted(self._files.items()) if keep(r)]
 
-    def active(self, inbox: str | None = None) -> list[FileRecord]:
+    async def active(self, inbox: str | None = None) -> list[FileRecord]:
         return self._where(
             lambda r: r.state is not State.FILED and (inbox is None or r.inbox == inbox)
         )
 
-    def in_states(self, states: Iterable[State]) -> list[FileRecord]:
+    async def in_states(self, states: Iterable[State]) -> list[FileRecord]:
         wanted = set(states)
         return self._where(lambda r: r.state in wanted)
 
-    def completed_with_sha(self, inbox: str, sha256: str, exclude_id: int) -> FileRecord | None:
+    async def completed_with_sha(
+        self, inbox: str, sha256: str, exclude_id: int
+    ) -> FileRecord | None:
         found = self._where(
             lambda r: (
                 r.inbox == inbox
@@ -96,31 +99,31 @@ class MemoryJournal:
         )
         return found[0] if found else None
 
-    def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
+    async def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
         return self._where(lambda r: r.inbox == inbox and r.conversation_key == key)
 
-    def counts(self) -> dict[tuple[str, str], int]:
+    async def counts(self) -> dict[tuple[str, str], int]:
         counts: dict[tuple[str, str], int] = {}
         for r in self._files.values():
             state = f"filed_{r.outcome}" if r.state is State.FILED else r.state.value
             counts[(r.inbox, state)] = counts.get((r.inbox, state), 0) + 1
         return counts
 
-    def recent_failures(self, limit: int = 20) -> list[FileRecord]:
+    async def recent_failures(self, limit: int = 20) -> list[FileRecord]:
         failed = self._where(lambda r: r.outcome == "failed")
         return list(reversed(failed))[:limit]
 
-    def conversation(self, inbox: str, key: str) -> ConversationRecord:
+    async def conversation(self, inbox: str, key: str) -> ConversationRecord:
         found = self._conversations.get((inbox, key))
         return copy.deepcopy(found) if found is not None else ConversationRecord(inbox, key)
 
-    def save_conversation(self, record: ConversationRecord) -> None:
+    async def save_conversation(self, record: ConversationRecord) -> None:
         self._conversations[(record.inbox, record.key)] = copy.deepcopy(record)
 
-    def conversations(self) -> list[ConversationRecord]:
+    async def conversations(self) -> list[ConversationRecord]:
         return [copy.deepcopy(c) for _, c in sorted(self._conversations.items())]
 
-    def filed_failure_at(self, inbox: str, filed_path: str) -> FileRecord | None:
+    async def filed_failure_at(self, inbox: str, filed_path: str) -> FileRecord | None:
         found = self._where(
             lambda r: (
                 r.inbox == inbox
@@ -131,10 +134,16 @@ class MemoryJournal:
         )
         return found[-1] if found else None
 
-    def mark_retried(self, record: FileRecord, when: float | None = None) -> None:
+    async def mark_retried(self, record: FileRecord, when: float | None = None) -> None:
         record.outcome = "retried"
         record.stamp("retried", when if when is not None else time.time())
-        self.save(record)
+        await self.save(record)
+
+    async def setting(self, name: str) -> str | None:
+        return self._settings.get(name)
+
+    async def put_setting(self, name: str, value: str) -> None:
+        self._settings[name] = value
 
 
 if TYPE_CHECKING:  # both stores are checked against the protocol

@@ -57,4 +57,4 @@ async def _postgres(config: Config, *, migrate: bool) -> Journal:
         raise JournalUnavailable(exc.message) from exc
     except SchemaTooNew as exc:
         raise JournalUnavailable(f"{config.journal.location}: {exc}") from exc
-    return journal  # type: ignore[return-value]  # until the Journal protocol is async
+    return journal

@@ -15,8 +15,8 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import fields
 from enum import StrEnum
 from pathlib import Path
@@ -76,6 +76,11 @@ CREATE TABLE IF NOT EXISTS conversations (
     updated_at REAL NOT NULL,
     PRIMARY KEY (inbox, key)
 );
+CREATE TABLE IF NOT EXISTS settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
 """
 
 _FILE_COLUMNS = tuple(f.name for f in fields(FileRecord))
@@ -121,17 +126,25 @@ class SqliteJournal:
         path = state_dir / JOURNAL_NAME
         try:
             journal = cls(path)
-            journal.counts()
+            journal.check_readable()
         except sqlite3.DatabaseError as exc:
             raise JournalDamaged(_DAMAGED.format(path=path, error=exc)) from exc
         return journal
+
+    def check_readable(self) -> None:
+        """Read the whole schema once: a damaged file raises ``sqlite3.DatabaseError``."""
+        self._db.execute("SELECT COUNT(*) FROM conversations").fetchone()
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, *, readonly: bool = False) -> SqliteJournal:
         return cls(state_dir / JOURNAL_NAME, readonly=readonly)
 
-    def close(self) -> None:
-        self.commit()
+    async def close(self) -> None:
+        self.close_now()
+
+    def close_now(self) -> None:
+        """``close`` for code that runs without an event loop (operator commands, tests)."""
+        self._commit_now()
         self._db.close()
 
     def commit_per_turn(self, schedule: Callable[[Callable[[], None]], object]) -> None:
@@ -145,13 +158,19 @@ class SqliteJournal:
         """
         self._schedule = schedule
 
-    def commit(self) -> None:
+    async def commit(self) -> None:
         """Commit what the current turn wrote (nothing to do when every write commits itself)."""
+        self._commit_now()
+
+    def _commit_now(self) -> None:
         self._commit_scheduled = False
         if self._db.in_transaction:
             self._db.execute("COMMIT")
 
-    def try_commit(self) -> bool:
+    async def try_commit(self) -> bool:
+        return self._try_commit_now()
+
+    def _try_commit_now(self) -> bool:
         """``commit``, but a full disk goes to ``on_full`` instead of raising: False then.
 
         SQLite rolls the transaction back when a COMMIT finds the disk full: what the turn
@@ -159,7 +178,7 @@ class SqliteJournal:
         whole again; a file whose first row was lost is still followed by the running daemon.
         """
         try:
-            self.commit()
+            self._commit_now()
         except sqlite3.OperationalError as exc:
             if self.on_full is None or exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
                 raise
@@ -168,7 +187,7 @@ class SqliteJournal:
         return True
 
     def _commit_turn(self) -> None:
-        self.try_commit()
+        self._try_commit_now()
 
     def _write(self, sql: str, parameters: tuple[Any, ...]) -> sqlite3.Cursor:
         if self._schedule is not None:
@@ -179,10 +198,10 @@ class SqliteJournal:
                 self._schedule(self._commit_turn)
         return self._db.execute(sql, parameters)
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
         """Group many writes into one commit (startup scans of large backlogs)."""
-        self.commit()
+        self._commit_now()
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -193,7 +212,7 @@ class SqliteJournal:
 
     # ------------------------------------------------------------------ files
 
-    def add_file(
+    async def add_file(
         self, inbox: str, rel_path: str, kind: Kind, size: int, mtime_ns: int, state: State
     ) -> FileRecord:
         now = time.time()
@@ -215,7 +234,7 @@ class SqliteJournal:
         assert cursor.lastrowid is not None
         return FileRecord(cursor.lastrowid, inbox, rel_path, kind, size, mtime_ns, state, data=data)
 
-    def save(self, record: FileRecord) -> None:
+    async def save(self, record: FileRecord) -> None:
         assignments = ", ".join(f"{name} = ?" for name in _FILE_COLUMNS[1:])
         values = [_column_value(getattr(record, name)) for name in _FILE_COLUMNS[1:]]
         self._write(
@@ -223,15 +242,15 @@ class SqliteJournal:
             (*values, time.time(), record.id),
         )
 
-    def forget(self, record: FileRecord) -> None:
+    async def forget(self, record: FileRecord) -> None:
         """Drop a row whose file vanished before anything was sent."""
         self._write("DELETE FROM files WHERE id = ?", (record.id,))
 
-    def get(self, file_id: int) -> FileRecord | None:
+    async def get(self, file_id: int) -> FileRecord | None:
         row = self._db.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
         return _file_from_row(row) if row else None
 
-    def active(self, inbox: str | None = None) -> list[FileRecord]:
+    async def active(self, inbox: str | None = None) -> list[FileRecord]:
         """Every row not yet filed (optionally of one inbox)."""
         query = "SELECT * FROM files WHERE state != 'filed'"
         params: tuple[Any, ...] = ()
@@ -240,13 +259,15 @@ class SqliteJournal:
             params = (inbox,)
         return [_file_from_row(row) for row in self._db.execute(query + " ORDER BY id", params)]
 
-    def in_states(self, states: Iterable[State]) -> list[FileRecord]:
+    async def in_states(self, states: Iterable[State]) -> list[FileRecord]:
         wanted = tuple(state.value for state in states)
         marks = ", ".join("?" for _ in wanted)
         rows = self._db.execute(f"SELECT * FROM files WHERE state IN ({marks}) ORDER BY id", wanted)
         return [_file_from_row(row) for row in rows]
 
-    def completed_with_sha(self, inbox: str, sha256: str, exclude_id: int) -> FileRecord | None:
+    async def completed_with_sha(
+        self, inbox: str, sha256: str, exclude_id: int
+    ) -> FileRecord | None:
         """The earliest file of this inbox with this content that reached done/."""
         row = self._db.execute(
             "SELECT * FROM files WHERE inbox = ? AND sha256 = ? AND outcome = 'done' AND id != ?"
@@ -255,14 +276,14 @@ class SqliteJournal:
         ).fetchone()
         return _file_from_row(row) if row else None
 
-    def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
+    async def parts_of(self, inbox: str, key: str) -> list[FileRecord]:
         rows = self._db.execute(
             "SELECT * FROM files WHERE inbox = ? AND conversation_key = ? ORDER BY id",
             (inbox, _text(key)),
         )
         return [_file_from_row(row) for row in rows]
 
-    def counts(self) -> dict[tuple[str, str], int]:
+    async def counts(self) -> dict[tuple[str, str], int]:
         """(inbox, state or outcome) -> number of files."""
         rows = self._db.execute(
             "SELECT inbox, CASE WHEN state = 'filed' THEN 'filed_' || outcome ELSE state END,"
@@ -270,7 +291,7 @@ class SqliteJournal:
         )
         return {(row[0], row[1]): row[2] for row in rows}
 
-    def recent_failures(self, limit: int = 20) -> list[FileRecord]:
+    async def recent_failures(self, limit: int = 20) -> list[FileRecord]:
         rows = self._db.execute(
             "SELECT * FROM files WHERE outcome = 'failed' ORDER BY updated_at DESC LIMIT ?",
             (limit,),
@@ -279,7 +300,7 @@ class SqliteJournal:
 
     # ------------------------------------------------------------------ conversations
 
-    def conversation(self, inbox: str, key: str) -> ConversationRecord:
+    async def conversation(self, inbox: str, key: str) -> ConversationRecord:
         row = self._db.execute(
             "SELECT * FROM conversations WHERE inbox = ? AND key = ?", (inbox, _text(key))
         ).fetchone()
@@ -295,7 +316,7 @@ class SqliteJournal:
             json.loads(row["data"]),
         )
 
-    def save_conversation(self, record: ConversationRecord) -> None:
+    async def save_conversation(self, record: ConversationRecord) -> None:
         self._write(
             "INSERT INTO conversations (inbox, key, conversation_id, last_part_done,"
             " last_part_assigned, rejected, data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -315,13 +336,13 @@ class SqliteJournal:
             ),
         )
 
-    def conversations(self) -> list[ConversationRecord]:
+    async def conversations(self) -> list[ConversationRecord]:
         rows = self._db.execute("SELECT inbox, key FROM conversations ORDER BY inbox, key")
-        return [self.conversation(row[0], _untext(row[1])) for row in rows.fetchall()]
+        return [await self.conversation(row[0], _untext(row[1])) for row in rows.fetchall()]
 
     # ------------------------------------------------------------------ operator commands
 
-    def filed_failure_at(self, inbox: str, filed_path: str) -> FileRecord | None:
+    async def filed_failure_at(self, inbox: str, filed_path: str) -> FileRecord | None:
         """The failure filed under ``filed_path`` (relative to the inbox's failed/), if any."""
         row = self._db.execute(
             "SELECT * FROM files WHERE inbox = ? AND filed_path = ? AND state = 'filed'"
@@ -330,11 +351,25 @@ class SqliteJournal:
         ).fetchone()
         return _file_from_row(row) if row else None
 
-    def mark_retried(self, record: FileRecord, when: float | None = None) -> None:
+    async def mark_retried(self, record: FileRecord, when: float | None = None) -> None:
         """The operator sent this failure back to its inbox: keep the row, stop counting it."""
         record.outcome = "retried"
         record.stamp("retried", when)
-        self.save(record)
+        await self.save(record)
+
+    # ------------------------------------------------------------------ settings
+
+    async def setting(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return str(row[0]) if row else None
+
+    async def put_setting(self, name: str, value: str) -> None:
+        self._write(
+            "INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value,"
+            " updated_at = excluded.updated_at",
+            (name, value, time.time()),
+        )
 
 
 def _column_value(value: Any) -> Any:

@@ -66,11 +66,11 @@ class Admitter:
         if self._task is None or self._task.done():
             self._task = self._supervisor.spawn(self._admit_settled())
 
-    def rebuild_params(self, changed_profiles: set[str]) -> None:
+    async def rebuild_params(self, changed_profiles: set[str]) -> None:
         """Files not yet submitted take the new profile's parameters (plus their sidecar's)."""
         if not changed_profiles:
             return
-        for record in self._shell.db.in_states((State.READY, State.HELD)):
+        for record in await self._shell.db.in_states((State.READY, State.HELD)):
             inbox = self._inboxes.inbox_by_key(record.inbox)
             if inbox is None or inbox.profile not in changed_profiles:
                 continue
@@ -81,10 +81,10 @@ class Admitter:
             record.profile = profile.name
             if problems:
                 message = "; ".join(f"params.{dotted(p.loc)}: {p.message}" for p in problems)
-                self._shell.fail(record, "bad_parameters", f"after the reload: {message}")
+                await self._shell.fail(record, "bad_parameters", f"after the reload: {message}")
                 continue
             record.data["params"] = params_as_planned(record.data.get("send"), params)
-            self._shell.db.save(record)
+            await self._shell.db.save(record)
 
     async def _admit_settled(self) -> None:
         """Admit settled files in small batches, so uploads start while a backlog is admitted.
@@ -97,9 +97,9 @@ class Admitter:
             batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
             # Opening, sniffing and sidecar parsing happen in a worker thread, off the loop.
             examined = await asyncio.to_thread(self._examine_batch, batch)
-            with self._shell.db.transaction():
+            async with self._shell.db.transaction():
                 for (runtime, tracked, size, mtime_ns), exam in zip(batch, examined, strict=True):
-                    self._admit_one(runtime, tracked, size, mtime_ns, exam)
+                    await self._admit_one(runtime, tracked, size, mtime_ns, exam)
             await asyncio.sleep(0)
             if self._scheduler.enough_ready():
                 # The uploads have work queued: the rest is admitted in their pauses.
@@ -119,7 +119,7 @@ class Admitter:
             examined.append(examine(folder, tracked.rel, is_drop=is_drop))
         return examined
 
-    def _admit_one(
+    async def _admit_one(
         self,
         runtime: InboxRuntime,
         tracked: TrackedFile,
@@ -127,24 +127,24 @@ class Admitter:
         mtime_ns: int,
         exam: Examination,
     ) -> None:
-        record = self._shell.db.get(tracked.record_id)
+        record = await self._shell.db.get(tracked.record_id)
         if record is None or record.state is not State.WAITING:
             return
         record.size, record.mtime_ns = size, mtime_ns
         try:
-            self._admit(runtime, record, tracked, exam)
+            await self._admit(runtime, record, tracked, exam)
         except Exception:
             log.exception("internal_error", inbox=record.inbox, file=record.rel_path)
             runtime.tracked[record.rel_path] = tracked
             self._inboxes.check_later(runtime, tracked, 30.0)
 
-    def _admit(
+    async def _admit(
         self, runtime: InboxRuntime, record: FileRecord, tracked: TrackedFile, exam: Examination
     ) -> None:
         """Act on admission's verdict; place the file in its conversation."""
         inbox = runtime.inbox
         if exam.vanished:
-            self._inboxes.vanished(runtime, record.id)
+            await self._inboxes.vanished(runtime, record.id)
             return
         inspected = exam.audio if record.kind is Kind.AUDIO else None
         now = time.monotonic()
@@ -164,7 +164,7 @@ class Admitter:
             record.size, record.mtime_ns = exam.size, exam.mtime_ns
         verdict = judge(record, exam, profile, can_convert=self._can_convert)
         if isinstance(verdict, Rejected):
-            self._reject(record, verdict)
+            await self._reject(record, verdict)
             return
         directions = verdict.directions
         record.data["params"] = dict(directions.params)
@@ -173,31 +173,31 @@ class Admitter:
         if directions.url is not None:
             record.data["url"] = directions.url
         conversations = self._shell.conversations
-        conversation = conversations.join(record, directions, profile)
-        duplicate = None if conversation is None else conversations.duplicate_part(record)
+        conversation = await conversations.join(record, directions, profile)
+        duplicate = None if conversation is None else await conversations.duplicate_part(record)
         if duplicate is not None:
-            self._shell.act([duplicate])
+            await self._shell.act([duplicate])
             return
         if isinstance(verdict.audio, Vanished):
-            self._inboxes.vanished(runtime, record.id)
+            await self._inboxes.vanished(runtime, record.id)
             return
         if isinstance(verdict.audio, Rejected):
-            self._reject(record, verdict.audio)
+            await self._reject(record, verdict.audio)
             return
         record.data.update(verdict.audio.notes)
         if conversation is None:
             if inbox.on_duplicate == "skip" and record.kind is Kind.AUDIO:
                 self._supervisor.spawn(self._ready_unless_duplicate(runtime, record))
             else:
-                self._shell.make_ready(record)
+                await self._shell.make_ready(record)
         else:
-            self._shell.act([conversations.place(record, conversation)])
+            await self._shell.act([conversations.place(record, conversation)])
 
-    def _reject(self, record: FileRecord, rejected: Rejected) -> None:
+    async def _reject(self, record: FileRecord, rejected: Rejected) -> None:
         record.data.update(rejected.notes)
         if rejected.params is not None:
             record.data["params"] = rejected.params
-        self._shell.fail(record, rejected.reason, rejected.message)
+        await self._shell.fail(record, rejected.reason, rejected.message)
 
     async def _ready_unless_duplicate(self, runtime: InboxRuntime, record: FileRecord) -> None:
         """``on_duplicate: skip``: hash the file off the loop (it may be gigabytes), then send
@@ -206,22 +206,26 @@ class Admitter:
             record.sha256 = await asyncio.to_thread(self._hash, runtime.inbox, record.rel_path)
         except NotRegularFile as exc:
             record.data["entry_type"] = exc.entry_type
-            self._shell.fail(record, "not_a_regular_file", NOT_REGULAR_MESSAGE.format(exc.strerror))
+            await self._shell.fail(
+                record, "not_a_regular_file", NOT_REGULAR_MESSAGE.format(exc.strerror)
+            )
             return
         except (FileNotFoundError, NotADirectoryError):
-            self._inboxes.vanished(runtime, record.id)
+            await self._inboxes.vanished(runtime, record.id)
             return
         except OSError as exc:
-            self._shell.fail(record, "unreadable_file", f"cannot read the file: {exc.strerror}")
+            await self._shell.fail(
+                record, "unreadable_file", f"cannot read the file: {exc.strerror}"
+            )
             return
-        original = self._shell.db.completed_with_sha(record.inbox, record.sha256, record.id)
+        original = await self._shell.db.completed_with_sha(record.inbox, record.sha256, record.id)
         if original is None:
-            self._shell.make_ready(record)
+            await self._shell.make_ready(record)
             return
         record.conversation_id, record.job_id = original.conversation_id, original.job_id
         record.data.update(duplicate_notes(original))
         record.state = State.COMPLETED
-        self._shell.db.save(record)
+        await self._shell.db.save(record)
         log.info("file_duplicate_skipped", inbox=record.inbox, file=record.rel_path)
         await self._shell.file(record)
 

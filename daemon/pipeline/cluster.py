@@ -165,7 +165,7 @@ class Cluster:
         elif action is Resume.SETTLE:
             self._shell.retrack(record)
         elif action is Resume.HOLD and record.conversation_key is not None:
-            self._shell.act(
+            await self._shell.act(
                 await self._shell.conversations.reconcile(record.inbox, record.conversation_key)
             )
         elif action is Resume.FILE:

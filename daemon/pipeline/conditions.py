@@ -33,7 +33,7 @@ class Conditions:
         *,
         hooks: Callable[[], HookRunner | None],
         announce: Callable[[], None],
-        resume: Callable[[], None],
+        resume: Callable[[], object],
     ) -> None:
         self._stalls = stalls
         self._hooks = hooks

@@ -58,15 +58,15 @@ class Conversations:
 
     # ------------------------------------------------------------------ joining
 
-    def join(
+    async def join(
         self, record: FileRecord, directions: Directions, profile: Profile
     ) -> ConversationRecord | None:
         """Give a continuation its conversation key and part number; None for a lone file."""
         key, part = _conversation_of(record, directions, profile)
         if key is None:
             return None
-        key = self._scoped_key(record, key)
-        conversation = self._journal.conversation(record.inbox, key)
+        key = await self._scoped_key(record, key)
+        conversation = await self._journal.conversation(record.inbox, key)
         if directions.conversation_id and not conversation.conversation_id:
             conversation.conversation_id = directions.conversation_id
         if part is None:
@@ -76,28 +76,28 @@ class Conversations:
         record.data["continuation_wait_seconds"] = profile.continuation_wait_seconds
         if conversation.rejected and part == 1:
             conversation.rejected = False  # part 1 again (a retry): a new chance
-        self._journal.save_conversation(conversation)
-        self._journal.save(record)
+        await self._journal.save_conversation(conversation)
+        await self._journal.save(record)
         return conversation
 
-    def _scoped_key(self, record: FileRecord, key: str) -> str:
+    async def _scoped_key(self, record: FileRecord, key: str) -> str:
         """The key scoped to the file's folder (see ``daemon.convkeys``), unless a conversation
         begun before keys were scoped continues under the bare key in this same folder."""
         scoped = scoped_key(record.rel_path, key)
         if scoped == key:
             return key
-        fresh = self._journal.conversation(record.inbox, scoped)
+        fresh = await self._journal.conversation(record.inbox, scoped)
         if fresh.last_part_assigned == 0 and fresh.conversation_id is None:
             folder = folder_of(record.rel_path)
-            earlier = self._journal.parts_of(record.inbox, key)
+            earlier = await self._journal.parts_of(record.inbox, key)
             if earlier and all(folder_of(other.rel_path) == folder for other in earlier):
                 return key
         return scoped
 
-    def duplicate_part(self, record: FileRecord) -> Reject | None:
+    async def duplicate_part(self, record: FileRecord) -> Reject | None:
         """A part whose number was already sent, or is on its way, in its conversation."""
         assert record.conversation_key is not None
-        for other in self._journal.parts_of(record.inbox, record.conversation_key):
+        for other in await self._journal.parts_of(record.inbox, record.conversation_key):
             if other.id == record.id or other.part != record.part:
                 continue
             if other.outcome == "done" or other.state not in (State.FILED, State.FAILED):
@@ -131,14 +131,14 @@ class Conversations:
             return Release(record)
         return Hold(record, _wait_of(record))  # the hold begins now: the whole wait is ahead
 
-    def hold(self, decision: Hold) -> None:
+    async def hold(self, decision: Hold) -> None:
         """Commit a hold: the part is ``held`` until its predecessor is dealt with."""
         record = decision.record
         record.state = State.HELD
         record.stamp("held")
-        self._journal.save(record)
+        await self._journal.save(record)
         assert record.conversation_key is not None and record.part is not None
-        conversation = self._journal.conversation(record.inbox, record.conversation_key)
+        conversation = await self._journal.conversation(record.inbox, record.conversation_key)
         log.info(
             "part_held",
             inbox=record.inbox,
@@ -153,12 +153,12 @@ class Conversations:
         """How long a held part still waits for its predecessor."""
         return record.times.get("held", now) + _wait_of(record) - now
 
-    def hold_expired(self, record_id: int) -> Reject | None:
+    async def hold_expired(self, record_id: int) -> Reject | None:
         """The wait of a held part is over: if it is still held, its predecessor never came."""
-        record = self._journal.get(record_id)
+        record = await self._journal.get(record_id)
         if record is None or record.state is not State.HELD:
             return None
-        conversation = self._journal.conversation(record.inbox, record.conversation_key or "")
+        conversation = await self._journal.conversation(record.inbox, record.conversation_key or "")
         missing = conversation.last_part_done + 1
         wait = record.data.get("continuation_wait_seconds")
         return Reject(
@@ -168,40 +168,40 @@ class Conversations:
             f"{wait} s, so part {record.part} could not be appended in order",
         )
 
-    def settled(self, record: FileRecord, *, accepted: bool) -> list[Decision]:
+    async def settled(self, record: FileRecord, *, accepted: bool) -> list[Decision]:
         """A part was accepted or finally refused: the conversation moves on (or is lost).
 
         The answer is what becomes of the parts held behind it.
         """
         if record.conversation_key is None or record.part is None:
             return []
-        conversation = self._journal.conversation(record.inbox, record.conversation_key)
+        conversation = await self._journal.conversation(record.inbox, record.conversation_key)
         if accepted:
             conversation.conversation_id = conversation.conversation_id or record.conversation_id
         elif conversation.conversation_id is None and record.part == 1:
             conversation.rejected = True
         _advance(conversation, {record.part})
-        self._journal.save_conversation(conversation)
-        return self._released(conversation)
+        await self._journal.save_conversation(conversation)
+        return await self._released(conversation)
 
-    def reconcile(self, inbox: str, key: str) -> list[Decision]:
+    async def reconcile(self, inbox: str, key: str) -> list[Decision]:
         """After a crash between committing a part and its conversation, catch up from the parts."""
-        conversation = self._journal.conversation(inbox, key)
+        conversation = await self._journal.conversation(inbox, key)
         accepted = {
             other.part: other
-            for other in self._journal.parts_of(inbox, key)
+            for other in await self._journal.parts_of(inbox, key)
             if other.part is not None and other.job_id is not None
         }
         first = accepted.get(1)
         if conversation.conversation_id is None and first is not None:
             conversation.conversation_id = first.conversation_id
         _advance(conversation, set(accepted))
-        self._journal.save_conversation(conversation)
-        return self._released(conversation)
+        await self._journal.save_conversation(conversation)
+        return await self._released(conversation)
 
-    def _released(self, conversation: ConversationRecord) -> list[Decision]:
+    async def _released(self, conversation: ConversationRecord) -> list[Decision]:
         decisions: list[Decision] = []
-        for other in self._journal.parts_of(conversation.inbox, conversation.key):
+        for other in await self._journal.parts_of(conversation.inbox, conversation.key):
             if other.state is not State.HELD:
                 continue
             if conversation.rejected or other.part == conversation.last_part_done + 1:
@@ -210,24 +210,25 @@ class Conversations:
 
     # ------------------------------------------------------------------ sending
 
-    def target(self, record: FileRecord) -> str | None:
+    async def target(self, record: FileRecord) -> str | None:
         """The Symbl conversation a part is appended to; None for a first part or a lone file."""
         if record.conversation_key is None:
             return None
-        return self._journal.conversation(record.inbox, record.conversation_key).conversation_id
+        conversation = await self._journal.conversation(record.inbox, record.conversation_key)
+        return conversation.conversation_id
 
-    def note_predecessor_outcome(self, record: FileRecord) -> None:
+    async def note_predecessor_outcome(self, record: FileRecord) -> None:
         """Say in a part's record when the part before it failed (its transcript has a gap)."""
         if record.conversation_key is None or record.part is None or record.part == 1:
             return
-        for other in self._journal.parts_of(record.inbox, record.conversation_key):
+        for other in await self._journal.parts_of(record.inbox, record.conversation_key):
             if other.part != record.part - 1:
                 continue
             if other.data.get("job_status") == "failed":
                 record.data["predecessor_job_failed"] = True
             elif other.outcome == "failed" or other.state is State.FAILED:
                 record.data["predecessor_failed"] = other.reason
-        self._journal.save(record)
+        await self._journal.save(record)
 
 
 def _conversation_of(

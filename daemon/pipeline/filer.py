@@ -65,23 +65,23 @@ class Filer:
         """Wait for the filing under way, then let the threads go."""
         self._pool.shutdown(wait=True)
 
-    def fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
+    async def fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
         record.data["http_status"] = error.status
         record.data["http_body"] = error.body
-        self.fail(record, reason, error.message)
+        await self.fail(record, reason, error.message)
 
-    def fail(self, record: FileRecord, reason: str, message: str) -> None:
+    async def fail(self, record: FileRecord, reason: str, message: str) -> None:
         was_pending = record.state in (State.WAITING, State.READY, State.HELD, State.UPLOADING)
         record.state = State.FAILED
         record.reason = reason
         record.data["message"] = message
         record.stamp("failed")
-        self._shell.db.save(record)
+        await self._shell.db.save(record)
         log.warning(
             "file_failed", inbox=record.inbox, file=record.rel_path, reason=reason, message=message
         )
         if was_pending and reason not in NOT_THE_PARTS_OWN_FAILURE:
-            self._shell.act(self._shell.conversations.settled(record, accepted=False))
+            await self._shell.act(await self._shell.conversations.settled(record, accepted=False))
         self._supervisor.spawn(self.file(record))
 
     async def file(self, record: FileRecord, attempt: int = 1) -> None:
@@ -132,8 +132,8 @@ class Filer:
                 )
                 record.outcome = outcome
             name_export_files(payload, record.filed_path)
-            self._shell.db.save(record)
-            self._shell.db.commit()  # the plan is on disk before the filing thread acts on it
+            await self._shell.db.save(record)
+            await self._shell.db.commit()  # the plan is on disk before the filing thread acts on it
             await loop.run_in_executor(
                 self._pool,
                 file_into,
@@ -153,7 +153,7 @@ class Filer:
             # Something took the chosen name since: choose again, and file nothing over it.
             log.warning("filing_name_taken", file=display(record.rel_path), error=str(exc))
             record.filed_path = None
-            self._shell.db.save(record)
+            await self._shell.db.save(record)
             self._supervisor.later(0.1, lambda: self._refile(record.id, attempt + 1))
             return
         except OSError as exc:
@@ -172,7 +172,7 @@ class Filer:
             log.info("filing_resumed", inbox=record.inbox)
         record.state = State.FILED
         record.stamp("filed")
-        self._shell.db.save(record)
+        await self._shell.db.save(record)
         self._shell.filed(record)
         self.coordination.release(record.id)
         self._metrics.file_filed(record.inbox, outcome, record.reason)
@@ -209,8 +209,8 @@ class Filer:
             log.warning("export_failed", file=record.rel_path, export=name, error=message)
         return exports
 
-    def _refile(self, record_id: int, attempt: int) -> None:
-        record = self._shell.db.get(record_id)
+    async def _refile(self, record_id: int, attempt: int) -> None:
+        record = await self._shell.db.get(record_id)
         if record is not None and record.state in FINAL_STATES:
             self._supervisor.spawn(self.file(record, attempt))
 

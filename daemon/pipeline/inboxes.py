@@ -108,15 +108,15 @@ class Inboxes:
             for key, runtime in self.runtimes.items()
         }
 
-    def maintain_all(self, now: float) -> None:
+    async def maintain_all(self, now: float) -> None:
         """Bring back inboxes that went missing; rescan those due."""
         for runtime in list(self.runtimes.values()):
             try:
-                self.maintain(runtime, now)
+                await self.maintain(runtime, now)
             except Exception:
                 log.exception("internal_error", inbox=runtime.inbox.key)
 
-    def bring_up(self, runtime: InboxRuntime) -> None:
+    async def bring_up(self, runtime: InboxRuntime) -> None:
         """Start watching and scan; a missing inbox is reported and tried again later."""
         inbox = runtime.inbox
         if not inbox.path.is_dir():
@@ -144,7 +144,7 @@ class Inboxes:
         with contextlib.suppress(OSError):  # pinned now: a folder swapped later is noticed
             for outcome in ("done", "failed"):
                 self.files(inbox).target(outcome)
-        self.rescan(runtime)
+        await self.rescan(runtime)
 
     def _inbox_stalled(self, inbox: Inbox, what: str) -> None:
         self._stalls.begin(
@@ -154,12 +154,12 @@ class Inboxes:
             inbox.key,
         )
 
-    def rescan_all(self) -> None:
+    async def rescan_all(self) -> None:
         for runtime in self.runtimes.values():
             if runtime.available:
-                self.rescan(runtime)
+                await self.rescan(runtime)
 
-    def rescan(self, runtime: InboxRuntime) -> None:
+    async def rescan(self, runtime: InboxRuntime) -> None:
         """Look at every file in the inbox: the safety net under events."""
         runtime.next_rescan = time.monotonic() + runtime.inbox.rescan_seconds
         self.coordination.rescanning()
@@ -169,17 +169,20 @@ class Inboxes:
             log.error("inbox_scan_failed", inbox=runtime.inbox.key, error=str(exc))
             found = []
         known = len(self.active)
-        with self._shell.db.transaction():
+        async with self._shell.db.transaction():
             for rel, stat, kind in found:
                 if kind is not Candidate.SIDECAR:
-                    self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns, quiet=True)
+                    await self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns, quiet=True)
         new = len(self.active) - known
         (log.info if new else log.debug)(
             "inbox_scanned", inbox=runtime.inbox.key, files=len(found), new_files=new
         )
 
     def on_event(self, inbox_key: str, path_text: str, deleted: bool) -> None:
-        """A watchdog event, delivered on the loop."""
+        """A watchdog event, delivered on the loop; handled in turn, in order of arrival."""
+        self._supervisor.spawn(self._on_event(inbox_key, path_text, deleted))
+
+    async def _on_event(self, inbox_key: str, path_text: str, deleted: bool) -> None:
         runtime = self.runtimes.get(inbox_key)
         if runtime is None or self._supervisor.stopping:
             return
@@ -193,7 +196,7 @@ class Inboxes:
                 self._sidecar_touched(runtime, audio_name_of_sidecar(rel))
             elif not deleted:
                 stat = lstat_in(self.files(runtime.inbox).inbox, rel)
-                self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns)
+                await self._see(runtime, rel, kind, stat.st_size, stat.st_mtime_ns)
         except OSError:
             return  # gone, or reached only through a symlink: nothing of this inbox
         except Exception:
@@ -205,7 +208,7 @@ class Inboxes:
         if tracked is not None:
             tracked.last_change = time.monotonic()
 
-    def _see(
+    async def _see(
         self,
         runtime: InboxRuntime,
         rel: str,
@@ -227,7 +230,7 @@ class Inboxes:
         key = (runtime.inbox.key, rel)
         existing_id = self.active.get(key)
         if existing_id is not None:
-            self._seen_again(runtime, existing_id, size, mtime_ns)
+            await self._seen_again(runtime, existing_id, size, mtime_ns)
             return
         if self.coordination.shared:
             # Another host may have seen it first: the file is recorded once it is ours.
@@ -235,7 +238,7 @@ class Inboxes:
                 self._claiming.add(key)
                 self._supervisor.spawn(self._claim(runtime, rel, kind, size, mtime_ns, quiet))
             return
-        self._record(runtime, rel, kind, size, mtime_ns, quiet)
+        await self._record(runtime, rel, kind, size, mtime_ns, quiet)
 
     async def _claim(
         self,
@@ -252,12 +255,12 @@ class Inboxes:
                 return
             if key in self.active or self.runtimes.get(runtime.inbox.key) is not runtime:
                 return
-            record = self._record(runtime, rel, kind, size, mtime_ns, quiet)
+            record = await self._record(runtime, rel, kind, size, mtime_ns, quiet)
             await self.coordination.bind(runtime.inbox.key, rel, record.id)
         finally:
             self._claiming.discard(key)
 
-    def _record(
+    async def _record(
         self,
         runtime: InboxRuntime,
         rel: str,
@@ -269,7 +272,7 @@ class Inboxes:
         """A new file of this host's: recorded as waiting, and watched until it settles."""
         key = (runtime.inbox.key, rel)
         record_kind = Kind.URL if kind is Candidate.URL_DROP else Kind.AUDIO
-        record = self._shell.db.add_file(
+        record = await self._shell.db.add_file(
             runtime.inbox.key, rel, record_kind, size, mtime_ns, State.WAITING
         )
         record.profile = runtime.inbox.profile
@@ -285,16 +288,18 @@ class Inboxes:
         self.track(runtime, record, settled=settled)
         return record
 
-    def _seen_again(self, runtime: InboxRuntime, record_id: int, size: int, mtime_ns: int) -> None:
+    async def _seen_again(
+        self, runtime: InboxRuntime, record_id: int, size: int, mtime_ns: int
+    ) -> None:
         """A file we already know changed: before it is sent, it settles again."""
-        record = self._shell.db.get(record_id)
+        record = await self._shell.db.get(record_id)
         if record is None or record.state not in (State.READY, State.HELD):
             return
         if (record.size, record.mtime_ns) == (size, mtime_ns):
             return
         self._scheduler.discard(record.inbox, record.id)
         record.state, record.size, record.mtime_ns = State.WAITING, size, mtime_ns
-        self._shell.db.save(record)
+        await self._shell.db.save(record)
         log.info("file_changed_again", inbox=record.inbox, file=record.rel_path)
         self.track(runtime, record)
 
@@ -317,7 +322,7 @@ class Inboxes:
     def check_later(self, runtime: InboxRuntime, tracked: TrackedFile, delay: float) -> None:
         self._supervisor.later(delay, lambda: self._check_settled(runtime, tracked))
 
-    def _check_settled(self, runtime: InboxRuntime, tracked: TrackedFile) -> None:
+    async def _check_settled(self, runtime: InboxRuntime, tracked: TrackedFile) -> None:
         if self.runtimes.get(runtime.inbox.key) is not runtime:
             return  # the inbox was removed or changed by a reload; its new runtime takes over
         if runtime.tracked.get(tracked.rel) is not tracked:
@@ -327,7 +332,7 @@ class Inboxes:
         try:
             stat = lstat_in(self.files(runtime.inbox).inbox, tracked.rel)
         except (FileNotFoundError, NotADirectoryError):
-            self.vanished(runtime, tracked.record_id)
+            await self.vanished(runtime, tracked.record_id)
             return
         except OSError as exc:
             log.warning("file_stat_failed", file=display(tracked.rel), error=str(exc))
@@ -344,18 +349,18 @@ class Inboxes:
     def files(self, inbox: Inbox) -> InboxFiles:
         return self._boundaries.of(inbox.key, inbox.path, inbox.done, inbox.failed)
 
-    def vanished(self, runtime: InboxRuntime, record_id: int) -> None:
-        record = self._shell.db.get(record_id)
+    async def vanished(self, runtime: InboxRuntime, record_id: int) -> None:
+        record = await self._shell.db.get(record_id)
         if record is None:
             return
         runtime.tracked.pop(record.rel_path, None)
         self._scheduler.discard(record.inbox, record.id)
         self.active.pop((record.inbox, record.rel_path), None)
-        self._shell.db.forget(record)
+        await self._shell.db.forget(record)
         self.coordination.release(record.id)
         log.info("file_vanished", inbox=record.inbox, file=record.rel_path, state=record.state)
 
-    def maintain(self, runtime: InboxRuntime, now: float) -> None:
+    async def maintain(self, runtime: InboxRuntime, now: float) -> None:
         healthy = runtime.inbox.path.is_dir() and (
             runtime.watcher is not None and runtime.watcher.running
         )
@@ -368,9 +373,9 @@ class Inboxes:
                 runtime.available = False
                 runtime.next_rescan = now  # watched again as soon as it is back, not at rescan
             if now >= runtime.next_rescan:
-                self.bring_up(runtime)
+                await self.bring_up(runtime)
         elif now >= runtime.next_rescan:
-            self.rescan(runtime)
+            await self.rescan(runtime)
 
     def remove(self, inbox: Inbox) -> None:
         """Stop watching; files already submitted are still tracked and filed where they were."""

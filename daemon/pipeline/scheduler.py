@@ -106,7 +106,7 @@ class Scheduler:
     def ready_count(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
 
-    def take_next(self, journal: Journal) -> FileRecord | None:
+    async def take_next(self, journal: Journal) -> FileRecord | None:
         """The next file to send: oldest first within an inbox, round robin across inboxes.
 
         A queued file that is no longer ready (it changed, failed or was sent) is passed over.
@@ -116,7 +116,7 @@ class Scheduler:
             self._turns.rotate(-1)
             queue = self._queues.get(key)
             while queue:
-                record = journal.get(queue.popleft())
+                record = await journal.get(queue.popleft())
                 if record is not None and record.state is State.READY:
                     return record
         return None

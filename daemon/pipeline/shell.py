@@ -50,25 +50,25 @@ class Shell(Protocol):
     def credentials_refused(self, error: SymblError) -> None:
         """Symbl refused the credentials: nothing is sent until they work."""
 
-    def fail(self, record: FileRecord, reason: str, message: str) -> None:
+    async def fail(self, record: FileRecord, reason: str, message: str) -> None:
         """The file cannot go on: it goes to failed/ with ``reason``."""
 
-    def fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
+    async def fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
         """``fail``, keeping the API's status and body in the record."""
 
     async def file(self, record: FileRecord) -> None:
         """Move a file in a final state to done/ or failed/."""
 
-    def act(self, decisions: list[Decision]) -> None:
+    async def act(self, decisions: list[Decision]) -> None:
         """Carry out what the conversation order decided."""
 
-    def make_ready(self, record: FileRecord) -> None:
+    async def make_ready(self, record: FileRecord) -> None:
         """The file may be sent: queue it for a slot."""
 
-    def part_settled(self, record: FileRecord, *, accepted: bool) -> None:
+    async def part_settled(self, record: FileRecord, *, accepted: bool) -> None:
         """A part was accepted or finally refused: the parts held behind it move on."""
 
-    def vanished(self, inbox: str, record_id: int) -> None:
+    async def vanished(self, inbox: str, record_id: int) -> None:
         """The file is gone from its inbox before it was sent: forget it."""
 
     def retrack(self, record: FileRecord) -> None:

@@ -3,13 +3,16 @@
 Every stage starts its background work here, so that the shutdown finds all of it: timers are
 cancelled first (nothing new begins), then the tasks a stage names are ended in its order, then
 every other task. An exception in a task or a timer is logged as ``internal_error``; it never
-stops the daemon. A task's bookkeeping (the slot it frees, the state it puts back) runs in its
-``finally`` without awaiting anything, so a cancellation cannot cut it short.
+stops the daemon. A task's bookkeeping (the slot it frees) runs in its ``finally`` without
+awaiting anything, so a cancellation cannot cut it short; the state it puts back in the journal
+is awaited, and should a second cancellation cut that short, recovery at the next start puts it
+back the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -44,10 +47,11 @@ class Supervisor:
         if not task.cancelled() and task.exception() is not None:
             log.error("internal_error", exc_info=task.exception())
 
-    def later(self, delay: float, callback: Callable[[], None]) -> None:
+    def later(self, delay: float, callback: Callable[[], Awaitable[None] | None]) -> None:
         """Run ``callback`` on the loop after ``delay``; errors are logged, never fatal.
 
-        Nothing runs once the daemon is stopping.
+        A callback that is a coroutine function runs as a task of the daemon's. Nothing runs
+        once the daemon is stopping.
         """
         handle: asyncio.TimerHandle | None = None
 
@@ -57,19 +61,24 @@ class Supervisor:
             if self.stop_event.is_set():
                 return
             try:
-                callback()
+                result = callback()
             except Exception:
                 log.exception("internal_error")
+                return
+            if inspect.isawaitable(result):
+                self.spawn(_awaited(result))
 
         handle = asyncio.get_running_loop().call_later(max(0.0, delay), fire)
         self._timers.add(handle)
 
-    async def every(self, seconds: float, tick: Callable[[], None]) -> None:
+    async def every(self, seconds: float, tick: Callable[[], Awaitable[None] | None]) -> None:
         """Call ``tick`` every ``seconds`` until the daemon stops; a failing tick is logged."""
         while not self.stop_event.is_set():
             await asyncio.sleep(seconds)
             try:
-                tick()
+                result = tick()
+                if inspect.isawaitable(result):
+                    await result
             except Exception:
                 log.exception("internal_error")
 
@@ -84,3 +93,7 @@ class Supervisor:
         for task in others:
             task.cancel()
         await asyncio.gather(*others, *also, return_exceptions=True)
+
+
+async def _awaited(awaitable: Awaitable[None]) -> None:
+    await awaitable

@@ -102,7 +102,7 @@ class Tracker:
         try:
             status = await self._shell.client.job_status(record.job_id)
         except NotFoundError as error:
-            self._shell.fail_http(record, "unknown_job", error)
+            await self._shell.fail_http(record, "unknown_job", error)
             return FAILED_LOCALLY
         except TransientError as error:
             log.warning("job_poll_deferred", job_id=record.job_id, error=error.message)
@@ -139,4 +139,4 @@ class Tracker:
                 "Symbl reports the job as failed; the API gives no reason. Use "
                 "`symbl-inbox retry` to send the file again."
             )
-            self._shell.fail(record, "job_failed", record.data["message"])
+            await self._shell.fail(record, "job_failed", record.data["message"])

@@ -89,9 +89,9 @@ class Uploader:
         """The http settings changed: the secret is resolved again for the next upload."""
         self._webhook_secret = None
 
-    def make_ready(self, record: FileRecord) -> None:
+    async def make_ready(self, record: FileRecord) -> None:
         record.state = State.READY
-        self._shell.db.save(record)
+        await self._shell.db.save(record)
         self._scheduler.enqueue(record.inbox, record.id)
         self.pump()
 
@@ -110,7 +110,7 @@ class Uploader:
         if self._pump_scheduled:
             return
         self._pump_scheduled = True
-        asyncio.get_running_loop().call_soon(self._pump_now)
+        self._supervisor.spawn(self._pump_now())
 
     def _can_start(self) -> bool:
         return (
@@ -120,12 +120,12 @@ class Uploader:
             and self.coordination.may_start()
         )
 
-    def _pump_now(self) -> None:
+    async def _pump_now(self) -> None:
         self._pump_scheduled = False
         if not self._scheduler.paused():
             self._stalls.clear(StallKind.RATE_LIMITED)
         while self._can_start():
-            record = self._scheduler.take_next(self._shell.db)
+            record = await self._scheduler.take_next(self._shell.db)
             if record is None:
                 break
             self._scheduler.upload_started(record.id)
@@ -147,12 +147,12 @@ class Uploader:
             # Shutdown: nothing committed says the API has it, so it is sent again next run.
             if record.state is State.UPLOADING:
                 record.state = State.READY
-                self._shell.db.save(record)
+                await self._shell.db.save(record)
             raise
         except Exception:
             log.exception("internal_error", inbox=record.inbox, file=record.rel_path)
             record.state = State.READY
-            self._shell.db.save(record)
+            await self._shell.db.save(record)
             self._requeue(record, _INTERNAL_ERROR_RETRY_SECONDS)
         finally:
             self.uploading.pop(record.id, None)
@@ -163,7 +163,7 @@ class Uploader:
             self.pump()
 
     async def _send(self, record: FileRecord) -> None:
-        target = self._shell.conversations.target(record)
+        target = await self._shell.conversations.target(record)
         params = dict(record.data.get("params", {}))
         if target is None:
             # Symbl names a conversation after its id unless told; the file name reads better.
@@ -179,7 +179,7 @@ class Uploader:
         record.state = State.UPLOADING
         record.data["attempts"] = int(record.data.get("attempts", 0)) + 1
         record.stamp("upload_started")
-        self._shell.db.save(record)
+        await self._shell.db.save(record)
         log.info(
             "upload_started",
             inbox=record.inbox,
@@ -198,18 +198,22 @@ class Uploader:
                 submission = await self._submit_checked(record, sent, target)
         except NotRegularFile as exc:
             record.data["entry_type"] = exc.entry_type
-            self._shell.fail(record, "not_a_regular_file", NOT_REGULAR_MESSAGE.format(exc.strerror))
+            await self._shell.fail(
+                record, "not_a_regular_file", NOT_REGULAR_MESSAGE.format(exc.strerror)
+            )
         except SymblError as error:
             self._note_attempts(record, error.attempts)
-            self._upload_failed(record, error, appending=target is not None)
+            await self._upload_failed(record, error, appending=target is not None)
         except AudioProblem as problem:
-            self._shell.fail(record, problem.reason, problem.message)
+            await self._shell.fail(record, problem.reason, problem.message)
         except (FileNotFoundError, NotADirectoryError):
-            self._shell.vanished(record.inbox, record.id)
+            await self._shell.vanished(record.inbox, record.id)
         except OSError as exc:
-            self._shell.fail(record, "unreadable_file", f"cannot read the file: {exc.strerror}")
+            await self._shell.fail(
+                record, "unreadable_file", f"cannot read the file: {exc.strerror}"
+            )
         else:
-            self._submitted(record, submission)
+            await self._submitted(record, submission)
 
     async def _open_admitted(self, record: FileRecord) -> Checked:
         """The file, opened across the trust boundary and checked again: one that is not the
@@ -288,7 +292,7 @@ class Uploader:
                 }
             )
 
-    def _submitted(self, record: FileRecord, submission: Submission) -> None:
+    async def _submitted(self, record: FileRecord, submission: Submission) -> None:
         self._note_attempts(record, submission.attempts)
         record.conversation_id = submission.conversation_id
         record.job_id = submission.job_id
@@ -297,7 +301,7 @@ class Uploader:
         record.state = State.SUBMITTED
         record.data["job_status"] = "scheduled"
         record.stamp("submitted")
-        self._shell.db.save(record)
+        await self._shell.db.save(record)
         self._scheduler.submitted()
         self.coordination.submitted()
         self._shell.api_answer()
@@ -308,19 +312,21 @@ class Uploader:
             conversation_id=record.conversation_id,
             job_id=record.job_id,
         )
-        self._shell.conversations.note_predecessor_outcome(record)
-        self._shell.part_settled(record, accepted=True)
+        await self._shell.conversations.note_predecessor_outcome(record)
+        await self._shell.part_settled(record, accepted=True)
         self._tracker.start(record)
 
-    def _upload_failed(self, record: FileRecord, error: SymblError, *, appending: bool) -> None:
+    async def _upload_failed(
+        self, record: FileRecord, error: SymblError, *, appending: bool
+    ) -> None:
         attempts = int(record.data.get("attempts", 1))
         self._shell.api_answer(error)
         if isinstance(error, AuthenticationError):
             self.credentials_refused(error)
-            self.back_to_ready(record, 0.0, front=True)
+            await self.back_to_ready(record, 0.0, front=True)
         elif isinstance(error, RateLimitedError):
             self._rate_limited()
-            self.back_to_ready(record, 0.0, front=True)
+            await self.back_to_ready(record, 0.0, front=True)
         elif isinstance(error, TransientError):
             delay = backoff(attempts, 2.0, RETRY_CAP_SECONDS)
             log.warning(
@@ -330,18 +336,18 @@ class Uploader:
                 error=error.message,
                 retry_seconds=delay,
             )
-            self.back_to_ready(record, delay)
+            await self.back_to_ready(record, delay)
         elif isinstance(error, FileChangedError):
             record.state = State.WAITING
-            self._shell.db.save(record)
+            await self._shell.db.save(record)
             self._shell.retrack(record)
         elif isinstance(error, NotFoundError) and appending:
-            self._shell.fail_http(record, "unknown_conversation", error)
+            await self._shell.fail_http(record, "unknown_conversation", error)
         elif isinstance(error, FinalError):
             reason = "too_large" if error.status == 413 else "rejected_by_api"
-            self._shell.fail_http(record, reason, error)
+            await self._shell.fail_http(record, reason, error)
         else:
-            self.back_to_ready(record, backoff(attempts, 2.0, RETRY_CAP_SECONDS))
+            await self.back_to_ready(record, backoff(attempts, 2.0, RETRY_CAP_SECONDS))
 
     def _rate_limited(self) -> None:
         """429: the scheduler learns how many jobs fit; a pause it begins is shown and timed."""
@@ -361,9 +367,9 @@ class Uploader:
         )
         self._supervisor.later(pause.seconds, self.pump)
 
-    def back_to_ready(self, record: FileRecord, delay: float, *, front: bool = False) -> None:
+    async def back_to_ready(self, record: FileRecord, delay: float, *, front: bool = False) -> None:
         record.state = State.READY
-        self._shell.db.save(record)
+        await self._shell.db.save(record)
         self._requeue(record, delay, front=front)
 
     async def authenticate(self) -> None:

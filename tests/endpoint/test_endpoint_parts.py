@@ -83,13 +83,13 @@ async def idle_daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
 class TestMetrics:
     """Reported events and the bound daemon's live state render as Prometheus text."""
 
-    def test_api_responses_carry_code_and_class(self, idle_daemon: Daemon) -> None:
+    async def test_api_responses_carry_code_and_class(self, idle_daemon: Daemon) -> None:
         stats = idle_daemon.client.stats
         stats.responses.update({201: 4, 401: 2, 429: 1, 503: 3})
         stats.retries, stats.token_refreshes, stats.bytes_uploaded = 5, 2, 1234
         metrics = Metrics()
         metrics.bind(idle_daemon)
-        found = samples_of(metrics.render()[0].decode())
+        found = samples_of((await metrics.render())[0].decode())
         responses = "symbl_inbox_api_responses_total"
         for code, kind, count in (("401", "4xx", 2), ("429", "4xx", 1), ("503", "5xx", 3)):
             assert found[(responses, frozenset({("code", code), ("class", kind)}))] == count
@@ -97,7 +97,7 @@ class TestMetrics:
         assert found[("symbl_inbox_token_refreshes_total", frozenset())] == 2
         assert found[("symbl_inbox_uploaded_bytes_total", frozenset())] == 1234
 
-    def test_job_histogram_and_filings(self, idle_daemon: Daemon) -> None:
+    async def test_job_histogram_and_filings(self, idle_daemon: Daemon) -> None:
         metrics = Metrics()
         metrics.bind(idle_daemon)
         metrics.job_finished("/in", "completed", 12.0)
@@ -105,7 +105,7 @@ class TestMetrics:
         metrics.job_finished("/in", "failed", 3.0)
         metrics.file_filed("/in", "failed", "job_failed")
         metrics.file_filed("/in", "done", None)
-        found = samples_of(metrics.render()[0].decode())
+        found = samples_of((await metrics.render())[0].decode())
         completed = frozenset({("inbox", "/in"), ("status", "completed")})
         assert found[("symbl_inbox_job_duration_seconds_count", completed)] == 2
         assert found[("symbl_inbox_job_duration_seconds_sum", completed)] == 412.0
@@ -115,10 +115,10 @@ class TestMetrics:
         done = frozenset({("inbox", "/in"), ("outcome", "done"), ("reason", "")})
         assert found[(filed, done)] == 1
 
-    def test_two_instances_keep_separate_series(self) -> None:
+    async def test_two_instances_keep_separate_series(self) -> None:
         first, second = Metrics(), Metrics()
         first.job_finished("/in", "completed", 1.0)
-        text = second.render()[0].decode()
+        text = (await second.render())[0].decode()
         assert "symbl_inbox_job_duration_seconds_count" not in text
 
 

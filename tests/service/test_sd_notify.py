@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,9 +24,9 @@ def listener(tmp_path: Path) -> Iterator[NotifyListener]:
 def journal_paths(site: Site) -> list[str]:
     journal = SqliteJournal.in_state_dir(site.state_dir, readonly=True)
     try:
-        return [record.rel_path for record in journal.active()]
+        return [record.rel_path for record in asyncio.run(journal.active())]
     finally:
-        journal.close()
+        journal.close_now()
 
 
 class TestReadyAndStopping:

@@ -49,31 +49,31 @@ def fill(folder: Path) -> Path:
 class TestFullDisk:
     """The end-of-turn commit tells ``on_full`` instead of raising into the event loop."""
 
-    def test_reported_then_recovers(self, tiny_disk: Path) -> None:
+    async def test_reported_then_recovers(self, tiny_disk: Path) -> None:
         journal = SqliteJournal.in_state_dir(tiny_disk)
         turns: list[Callable[[], None]] = []
         journal.commit_per_turn(turns.append)
         reported: list[sqlite3.Error] = []
         journal.on_full = reported.append
-        journal.add_file("/in", "before.wav", Kind.AUDIO, 10, 1, State.WAITING)
+        await journal.add_file("/in", "before.wav", Kind.AUDIO, 10, 1, State.WAITING)
         turns.pop()()
         filler = fill(tiny_disk)
         for index in range(200):
-            journal.add_file("/in", f"f{index}.wav", Kind.AUDIO, 10, 1, State.WAITING)
+            await journal.add_file("/in", f"f{index}.wav", Kind.AUDIO, 10, 1, State.WAITING)
         turns.pop()()  # would raise sqlite3.OperationalError without on_full
         assert [error.sqlite_errorcode for error in reported] == [sqlite3.SQLITE_FULL]
         filler.unlink()
-        journal.add_file("/in", "after.wav", Kind.AUDIO, 10, 1, State.WAITING)
-        assert journal.try_commit()
-        journal.close()
+        await journal.add_file("/in", "after.wav", Kind.AUDIO, 10, 1, State.WAITING)
+        assert await journal.try_commit()
+        await journal.close()
         reader = SqliteJournal.in_state_dir(tiny_disk, readonly=True)
-        names = {r.rel_path for r in reader.in_states((State.WAITING,))}
-        reader.close()
+        names = {r.rel_path for r in await reader.in_states((State.WAITING,))}
+        await reader.close()
         assert {"before.wav", "after.wav"} <= names
 
-    def test_without_a_listener_it_raises(self, tiny_disk: Path) -> None:
+    async def test_without_a_listener_it_raises(self, tiny_disk: Path) -> None:
         journal = SqliteJournal.in_state_dir(tiny_disk)
         fill(tiny_disk)
         with pytest.raises(sqlite3.OperationalError):
             for index in range(200):
-                journal.add_file("/in", f"f{index}.wav", Kind.AUDIO, 10, 1, State.WAITING)
+                await journal.add_file("/in", f"f{index}.wav", Kind.AUDIO, 10, 1, State.WAITING)

@@ -18,19 +18,19 @@ NAMES = [
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_names_round_trip_through_the_journal(tmp_path: Path, name: str) -> None:
+async def test_names_round_trip_through_the_journal(tmp_path: Path, name: str) -> None:
     journal = SqliteJournal(tmp_path / "journal.db")
-    record = journal.add_file("inbox", f"sub/{name}", Kind.AUDIO, 1, 1, State.WAITING)
+    record = await journal.add_file("inbox", f"sub/{name}", Kind.AUDIO, 1, 1, State.WAITING)
     record.conversation_key = name
     record.filed_path = f"sub/{name}"
     record.state, record.outcome = State.FILED, "failed"
-    journal.save(record)
-    journal.close()
+    await journal.save(record)
+    await journal.close()
 
     again = SqliteJournal(tmp_path / "journal.db")
-    [back] = [r for r in again.in_states((State.FILED,))]
+    [back] = [r for r in await again.in_states((State.FILED,))]
     assert os.fsencode(back.rel_path) == os.fsencode(f"sub/{name}")
     assert back.conversation_key == name
-    assert again.filed_failure_at("inbox", f"sub/{name}") is not None
-    assert [r.id for r in again.parts_of("inbox", name)] == [back.id]
-    again.close()
+    assert await again.filed_failure_at("inbox", f"sub/{name}") is not None
+    assert [r.id for r in await again.parts_of("inbox", name)] == [back.id]
+    await again.close()

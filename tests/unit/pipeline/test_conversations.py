@@ -29,149 +29,155 @@ def conversations(journal: MemoryJournal) -> Conversations:
     return Conversations(journal)
 
 
-def arrive(journal: MemoryJournal, conversations: Conversations, name: str) -> FileRecord:
+async def arrive(journal: MemoryJournal, conversations: Conversations, name: str) -> FileRecord:
     """A file admitted to the inbox ``in``: joined to its conversation, placed, acted on."""
-    record = journal.add_file("in", name, Kind.AUDIO, 1, 1, State.WAITING)
-    conversation = conversations.join(record, Directions(), PROFILE)
+    record = await journal.add_file("in", name, Kind.AUDIO, 1, 1, State.WAITING)
+    conversation = await conversations.join(record, Directions(), PROFILE)
     assert conversation is not None
     decision = conversations.place(record, conversation)
-    act(journal, conversations, [decision])
+    await act(journal, conversations, [decision])
     return record
 
 
-def act(journal: MemoryJournal, conversations: Conversations, decisions: list[object]) -> None:
+async def act(
+    journal: MemoryJournal, conversations: Conversations, decisions: list[object]
+) -> None:
     """What the daemon does with each decision, as far as the journal sees it."""
     for decision in decisions:
         if isinstance(decision, Release):
             decision.record.state = State.READY
-            journal.save(decision.record)
+            await journal.save(decision.record)
         elif isinstance(decision, Hold):
-            conversations.hold(decision)
+            await conversations.hold(decision)
         elif isinstance(decision, Reject):
             decision.record.state, decision.record.reason = State.FAILED, decision.reason
-            journal.save(decision.record)
+            await journal.save(decision.record)
 
 
-def state(journal: MemoryJournal, record: FileRecord) -> State:
-    again = journal.get(record.id)
+async def state(journal: MemoryJournal, record: FileRecord) -> State:
+    again = await journal.get(record.id)
     assert again is not None
     return again.state
 
 
-def saved(journal: MemoryJournal, record: FileRecord) -> FileRecord:
-    again = journal.get(record.id)
+async def saved(journal: MemoryJournal, record: FileRecord) -> FileRecord:
+    again = await journal.get(record.id)
     assert again is not None
     return again
 
 
-def submit(journal: MemoryJournal, record: FileRecord, conversation_id: str = "c-1") -> None:
+async def submit(journal: MemoryJournal, record: FileRecord, conversation_id: str = "c-1") -> None:
     record.state, record.job_id, record.conversation_id = State.SUBMITTED, "j", conversation_id
-    journal.save(record)
+    await journal.save(record)
 
 
-def test_a_lone_file_joins_no_conversation(
+async def test_a_lone_file_joins_no_conversation(
     journal: MemoryJournal, conversations: Conversations
 ) -> None:
-    record = journal.add_file("in", "lone.wav", Kind.AUDIO, 1, 1, State.WAITING)
-    assert conversations.join(record, Directions(), PROFILE) is None
-    assert conversations.target(record) is None
+    record = await journal.add_file("in", "lone.wav", Kind.AUDIO, 1, 1, State.WAITING)
+    assert await conversations.join(record, Directions(), PROFILE) is None
+    assert await conversations.target(record) is None
 
 
-def test_a_later_part_is_held_until_the_one_before_is_accepted(
+async def test_a_later_part_is_held_until_the_one_before_is_accepted(
     journal: MemoryJournal, conversations: Conversations
 ) -> None:
-    second = arrive(journal, conversations, "call-part2.wav")
-    assert state(journal, second) is State.HELD
-    first = arrive(journal, conversations, "call-part1.wav")
-    assert state(journal, first) is State.READY
-    submit(journal, first)
-    decisions = conversations.settled(first, accepted=True)
-    assert decisions == [Release(saved(journal, second))]
-    assert conversations.target(second) == "c-1"
+    second = await arrive(journal, conversations, "call-part2.wav")
+    assert await state(journal, second) is State.HELD
+    first = await arrive(journal, conversations, "call-part1.wav")
+    assert await state(journal, first) is State.READY
+    await submit(journal, first)
+    decisions = await conversations.settled(first, accepted=True)
+    assert decisions == [Release(await saved(journal, second))]
+    assert await conversations.target(second) == "c-1"
 
 
-def test_a_hold_lasts_the_profiles_wait(
+async def test_a_hold_lasts_the_profiles_wait(
     journal: MemoryJournal, conversations: Conversations
 ) -> None:
-    record = journal.add_file("in", "call-part3.wav", Kind.AUDIO, 1, 1, State.WAITING)
-    conversation = conversations.join(record, Directions(), PROFILE)
+    record = await journal.add_file("in", "call-part3.wav", Kind.AUDIO, 1, 1, State.WAITING)
+    conversation = await conversations.join(record, Directions(), PROFILE)
     assert conversation is not None
     decision = conversations.place(record, conversation)
     assert isinstance(decision, Hold) and decision.seconds == 600.0
-    conversations.hold(decision)
-    held = journal.get(record.id)
+    await conversations.hold(decision)
+    held = await journal.get(record.id)
     assert held is not None
     assert Conversations.hold_seconds(held, now=held.times["held"] + 100) == 500.0
 
 
-def test_a_rejected_first_part_rejects_the_parts_held_behind_it(
+async def test_a_rejected_first_part_rejects_the_parts_held_behind_it(
     journal: MemoryJournal, conversations: Conversations
 ) -> None:
-    second = arrive(journal, conversations, "call-part2.wav")
-    first = arrive(journal, conversations, "call-part1.wav")
-    (decision,) = conversations.settled(first, accepted=False)
+    second = await arrive(journal, conversations, "call-part2.wav")
+    first = await arrive(journal, conversations, "call-part1.wav")
+    (decision,) = await conversations.settled(first, accepted=False)
     assert isinstance(decision, Reject)
     assert decision.record.id == second.id and decision.reason == "predecessor_rejected"
 
 
-def test_a_part_whose_predecessor_never_came_expires_as_missing(
+async def test_a_part_whose_predecessor_never_came_expires_as_missing(
     journal: MemoryJournal, conversations: Conversations
 ) -> None:
-    third = arrive(journal, conversations, "call-part3.wav")
-    rejected = conversations.hold_expired(third.id)
+    third = await arrive(journal, conversations, "call-part3.wav")
+    rejected = await conversations.hold_expired(third.id)
     assert rejected is not None and rejected.reason == "missing_part"
     assert "part 1 of conversation" in rejected.message
-    act(journal, conversations, [rejected])
-    assert conversations.hold_expired(third.id) is None, "no longer held: nothing to expire"
+    await act(journal, conversations, [rejected])
+    assert await conversations.hold_expired(third.id) is None, "no longer held: nothing to expire"
 
 
-def test_a_part_number_sent_already_is_a_duplicate(
+async def test_a_part_number_sent_already_is_a_duplicate(
     journal: MemoryJournal, conversations: Conversations
 ) -> None:
-    first = arrive(journal, conversations, "call-part1.wav")
-    again = journal.add_file("in", "copy/call-part1.wav", Kind.AUDIO, 1, 1, State.WAITING)
+    first = await arrive(journal, conversations, "call-part1.wav")
+    again = await journal.add_file("in", "copy/call-part1.wav", Kind.AUDIO, 1, 1, State.WAITING)
     directions = Directions(conversation="call", part=1)
-    assert conversations.join(again, directions, PROFILE) is not None
-    duplicate = conversations.duplicate_part(again)
+    assert await conversations.join(again, directions, PROFILE) is not None
+    duplicate = await conversations.duplicate_part(again)
     assert duplicate is None, "another folder: its own conversation"
-    same = journal.add_file("in", "call-part1.wav", Kind.AUDIO, 1, 1, State.WAITING)
-    assert conversations.join(same, Directions(), PROFILE) is not None
-    duplicate = conversations.duplicate_part(same)
+    same = await journal.add_file("in", "call-part1.wav", Kind.AUDIO, 1, 1, State.WAITING)
+    assert await conversations.join(same, Directions(), PROFILE) is not None
+    duplicate = await conversations.duplicate_part(same)
     assert duplicate is not None and duplicate.reason == "duplicate_part"
-    assert state(journal, first) is State.READY
+    assert await state(journal, first) is State.READY
 
 
-def test_a_gap_keeps_later_settled_parts_until_it_closes(
+async def test_a_gap_keeps_later_settled_parts_until_it_closes(
     journal: MemoryJournal, conversations: Conversations
 ) -> None:
-    first = arrive(journal, conversations, "call-part1.wav")
-    second = arrive(journal, conversations, "call-part2.wav")
-    third = arrive(journal, conversations, "call-part3.wav")
-    submit(journal, first)
-    assert conversations.settled(first, accepted=True) == [Release(saved(journal, second))]
-    assert state(journal, third) is State.HELD
+    first = await arrive(journal, conversations, "call-part1.wav")
+    second = await arrive(journal, conversations, "call-part2.wav")
+    third = await arrive(journal, conversations, "call-part3.wav")
+    await submit(journal, first)
+    assert await conversations.settled(first, accepted=True) == [
+        Release(await saved(journal, second))
+    ]
+    assert await state(journal, third) is State.HELD
 
 
-def test_after_a_crash_the_conversation_catches_up_from_its_parts(
+async def test_after_a_crash_the_conversation_catches_up_from_its_parts(
     journal: MemoryJournal, conversations: Conversations
 ) -> None:
-    first = arrive(journal, conversations, "call-part1.wav")
-    second = arrive(journal, conversations, "call-part2.wav")
-    submit(journal, first, "c-9")  # committed; the crash came before the conversation's commit
-    (decision,) = conversations.reconcile("in", "call")
+    first = await arrive(journal, conversations, "call-part1.wav")
+    second = await arrive(journal, conversations, "call-part2.wav")
+    await submit(
+        journal, first, "c-9"
+    )  # committed; the crash came before the conversation's commit
+    (decision,) = await conversations.reconcile("in", "call")
     assert isinstance(decision, Release) and decision.record.id == second.id
-    assert journal.conversation("in", "call").conversation_id == "c-9"
+    assert (await journal.conversation("in", "call")).conversation_id == "c-9"
 
 
-def test_a_part_learns_that_the_one_before_it_failed(
+async def test_a_part_learns_that_the_one_before_it_failed(
     journal: MemoryJournal, conversations: Conversations
 ) -> None:
-    first = arrive(journal, conversations, "call-part1.wav")
-    second = arrive(journal, conversations, "call-part2.wav")
+    first = await arrive(journal, conversations, "call-part1.wav")
+    second = await arrive(journal, conversations, "call-part2.wav")
     first.state, first.reason = State.FAILED, "rejected_by_api"
-    journal.save(first)
-    record = journal.get(second.id)
+    await journal.save(first)
+    record = await journal.get(second.id)
     assert record is not None
-    conversations.note_predecessor_outcome(record)
-    again = journal.get(second.id)
+    await conversations.note_predecessor_outcome(record)
+    again = await journal.get(second.id)
     assert again is not None and again.data["predecessor_failed"] == "rejected_by_api"

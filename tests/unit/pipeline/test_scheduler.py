@@ -39,55 +39,57 @@ def make(
     return scheduler
 
 
-def ready(journal: MemoryJournal, scheduler: Scheduler, inbox: str, name: str) -> int:
-    record = journal.add_file(inbox, name, Kind.AUDIO, 1, 1, State.READY)
+async def ready(journal: MemoryJournal, scheduler: Scheduler, inbox: str, name: str) -> int:
+    record = await journal.add_file(inbox, name, Kind.AUDIO, 1, 1, State.READY)
     scheduler.enqueue(inbox, record.id)
     return record.id
 
 
-def taken(journal: MemoryJournal, scheduler: Scheduler) -> list[str]:
+async def taken(journal: MemoryJournal, scheduler: Scheduler) -> list[str]:
     names = []
-    while (record := scheduler.take_next(journal)) is not None:
+    while (record := await scheduler.take_next(journal)) is not None:
         names.append(f"{record.inbox}/{record.rel_path}")
     return names
 
 
 class TestFairness:
-    def test_round_robin_across_inboxes_oldest_first_within_one(
+    async def test_round_robin_across_inboxes_oldest_first_within_one(
         self, clock: Clock, journal: MemoryJournal
     ) -> None:
         scheduler = make(clock, inboxes=("a", "b"))
         for name in ("1", "2", "3"):
-            ready(journal, scheduler, "a", name)
-        ready(journal, scheduler, "b", "1")
-        assert taken(journal, scheduler) == ["a/1", "b/1", "a/2", "a/3"]
+            await ready(journal, scheduler, "a", name)
+        await ready(journal, scheduler, "b", "1")
+        assert await taken(journal, scheduler) == ["a/1", "b/1", "a/2", "a/3"]
 
-    def test_a_file_no_longer_ready_is_passed_over(
+    async def test_a_file_no_longer_ready_is_passed_over(
         self, clock: Clock, journal: MemoryJournal
     ) -> None:
         scheduler = make(clock, inboxes=("a",))
-        first = ready(journal, scheduler, "a", "1")
-        ready(journal, scheduler, "a", "2")
-        record = journal.get(first)
+        first = await ready(journal, scheduler, "a", "1")
+        await ready(journal, scheduler, "a", "2")
+        record = await journal.get(first)
         assert record is not None
         record.state = State.FAILED
-        journal.save(record)
-        assert taken(journal, scheduler) == ["a/2"]
+        await journal.save(record)
+        assert await taken(journal, scheduler) == ["a/2"]
 
-    def test_a_retried_file_goes_first_and_a_removed_inbox_takes_nothing(
+    async def test_a_retried_file_goes_first_and_a_removed_inbox_takes_nothing(
         self, clock: Clock, journal: MemoryJournal
     ) -> None:
         scheduler = make(clock, inboxes=("a", "b"))
-        ready(journal, scheduler, "a", "1")
-        again = journal.add_file("a", "0", Kind.AUDIO, 1, 1, State.READY)
+        await ready(journal, scheduler, "a", "1")
+        again = await journal.add_file("a", "0", Kind.AUDIO, 1, 1, State.READY)
         assert scheduler.enqueue("a", again.id, front=True)
         scheduler.remove_inbox("b")
         assert not scheduler.enqueue("b", again.id)
-        assert taken(journal, scheduler) == ["a/0", "a/1"]
+        assert await taken(journal, scheduler) == ["a/0", "a/1"]
 
-    def test_a_changed_file_leaves_the_queue(self, clock: Clock, journal: MemoryJournal) -> None:
+    async def test_a_changed_file_leaves_the_queue(
+        self, clock: Clock, journal: MemoryJournal
+    ) -> None:
         scheduler = make(clock, inboxes=("a",))
-        first = ready(journal, scheduler, "a", "1")
+        first = await ready(journal, scheduler, "a", "1")
         scheduler.discard("a", first)
         assert scheduler.ready_count() == 0
 
@@ -123,13 +125,13 @@ class TestCaps:
         ("ready_files", "in_flight", "enough"),
         [(3, 0, False), (50, 0, True), (4, 46, True), (3, 47, False)],
     )
-    def test_admission_yields_once_the_ready_files_fill_the_free_slots(
+    async def test_admission_yields_once_the_ready_files_fill_the_free_slots(
         self, clock: Clock, journal: MemoryJournal, ready_files: int, in_flight: int, enough: bool
     ) -> None:
         # 50 jobs and 4 uploads at once (the defaults); in_flight jobs hold slots already.
         scheduler = make(clock, inboxes=("inbox",))
         for index in range(ready_files):
-            ready(journal, scheduler, "inbox", str(index))
+            await ready(journal, scheduler, "inbox", str(index))
         for index in range(in_flight):
             scheduler.job_started(f"job-{index}")
         assert scheduler.enough_ready() is enough

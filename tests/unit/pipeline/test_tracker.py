@@ -75,8 +75,8 @@ class Daemon:
         self.failed.append((record, reason))
 
 
-def submitted(daemon: Daemon, job_id: str = "job-1") -> FileRecord:
-    record = daemon.db.add_file("in", "a.wav", Kind.AUDIO, 1, 1, State.SUBMITTED)
+async def submitted(daemon: Daemon, job_id: str = "job-1") -> FileRecord:
+    record = await daemon.db.add_file("in", "a.wav", Kind.AUDIO, 1, 1, State.SUBMITTED)
     record.job_id = job_id
     record.stamp("submitted")
     return record
@@ -91,7 +91,7 @@ def tracker_for(daemon: Daemon) -> tuple[Tracker, Scheduler]:
 async def test_a_final_webhook_frees_the_slot_and_the_check_files_the_job(tmp_path: Path) -> None:
     daemon = Daemon(Symbl("completed"), webhooks=True)
     tracker, scheduler = tracker_for(daemon)
-    record = submitted(daemon)
+    record = await submitted(daemon)
     tracker.start(record)
     assert not scheduler.can_start(), "the job holds the only slot"
     assert tracker.job_ended("job-1")
@@ -110,7 +110,7 @@ async def test_a_webhook_for_a_job_not_followed_is_unknown() -> None:
 async def test_a_job_still_running_takes_its_slot_back() -> None:
     daemon = Daemon(Symbl("in_progress"), webhooks=True)
     tracker, scheduler = tracker_for(daemon)
-    tracker.start(submitted(daemon))
+    tracker.start(await submitted(daemon))
     tracker.job_ended("job-1")
     await wait_until(lambda: daemon.client.checks == 1)
     await wait_until(lambda: not scheduler.can_start())
@@ -122,7 +122,7 @@ async def test_failed_and_forgotten_jobs_fail_their_files() -> None:
     for answer, reason in (("failed", "job_failed"), (NotFoundError("gone"), "unknown_job")):
         daemon = Daemon(Symbl(answer), poll=0.01)
         tracker, _ = tracker_for(daemon)
-        tracker.start(submitted(daemon))
+        tracker.start(await submitted(daemon))
         await wait_until(daemon_failed(daemon))
         assert daemon.failed[0][1] == reason and not daemon.filed
 

@@ -92,19 +92,19 @@ class Daemon:
         assert self.uploader is not None
         self.uploader.credentials_refused(error)
 
-    def part_settled(self, record: FileRecord, *, accepted: bool) -> None:
-        self.act(self.conversations.settled(record, accepted=accepted))
+    async def part_settled(self, record: FileRecord, *, accepted: bool) -> None:
+        await self.act(await self.conversations.settled(record, accepted=accepted))
 
-    def act(self, decisions: list[Decision]) -> None:
+    async def act(self, decisions: list[Decision]) -> None:
         assert not decisions
 
-    def fail(self, record: FileRecord, reason: str, message: str) -> None:
+    async def fail(self, record: FileRecord, reason: str, message: str) -> None:
         record.state, record.reason = State.FAILED, reason
-        self.db.save(record)
+        await self.db.save(record)
         self.failed.append((record.rel_path, reason))
 
-    def fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
-        self.fail(record, reason, error.message)
+    async def fail_http(self, record: FileRecord, reason: str, error: SymblError) -> None:
+        await self.fail(record, reason, error.message)
 
 
 class Setup:
@@ -124,14 +124,14 @@ class Setup:
         )
         self.daemon.uploader = self.uploader
 
-    def drop(self) -> FileRecord:
-        record = self.daemon.db.add_file("in", "talk.url", Kind.URL, 40, 1, State.WAITING)
+    async def drop(self) -> FileRecord:
+        record = await self.daemon.db.add_file("in", "talk.url", Kind.URL, 40, 1, State.WAITING)
         record.data.update(url=URL, params={"languageCode": "en-US"})
-        self.uploader.make_ready(record)
+        await self.uploader.make_ready(record)
         return record
 
-    def state(self, record: FileRecord) -> State:
-        again = self.daemon.db.get(record.id)
+    async def state(self, record: FileRecord) -> State:
+        again = await self.daemon.db.get(record.id)
         assert again is not None
         return again.state
 
@@ -159,9 +159,9 @@ async def made() -> Any:
 
 async def test_an_accepted_submission_is_recorded_and_followed(made: Any) -> None:
     setup = made()
-    record = setup.drop()
+    record = await setup.drop()
     await setup.settled()
-    again = setup.daemon.db.get(record.id)
+    again = await setup.daemon.db.get(record.id)
     assert again is not None and again.state is State.SUBMITTED
     assert (again.job_id, again.conversation_id) == ("job-1", "conv-1")
     assert again.data["attempt_log"][0]["status"] == 201
@@ -172,26 +172,26 @@ async def test_an_accepted_submission_is_recorded_and_followed(made: Any) -> Non
 
 async def test_refused_credentials_block_every_upload_and_keep_the_file_first(made: Any) -> None:
     setup = made(AuthenticationError("401: bad secret", status=401))
-    record = setup.drop()
+    record = await setup.drop()
     await setup.settled()
     assert setup.scheduler.blocked == "401: bad secret"
     assert setup.stalls.has(StallKind.CREDENTIALS_REFUSED)
-    assert setup.state(record) is State.READY and setup.scheduler.ready_count() == 1
+    assert await setup.state(record) is State.READY and setup.scheduler.ready_count() == 1
 
 
 async def test_a_429_pauses_submissions_and_keeps_the_file_first(made: Any) -> None:
     setup = made(RateLimitedError("429", status=429))
-    record = setup.drop()
+    record = await setup.drop()
     await setup.settled()
     assert setup.scheduler.paused() and setup.stalls.has(StallKind.RATE_LIMITED)
-    assert setup.state(record) is State.READY and setup.scheduler.ready_count() == 1
+    assert await setup.state(record) is State.READY and setup.scheduler.ready_count() == 1
 
 
 async def test_no_answer_sends_the_file_again_later(made: Any) -> None:
     setup = made(TransientError("connection reset"))
-    record = setup.drop()
+    record = await setup.drop()
     await setup.settled()
-    assert setup.state(record) is State.READY and not setup.daemon.failed
+    assert await setup.state(record) is State.READY and not setup.daemon.failed
     assert setup.scheduler.ready_count() == 0, "it waits for its back-off, not in the queue"
 
 
@@ -206,19 +206,19 @@ async def test_a_final_refusal_fails_the_file_with_its_reason(
     made: Any, error: SymblError, reason: str
 ) -> None:
     setup = made(error)
-    setup.drop()
+    await setup.drop()
     await setup.settled()
     assert setup.daemon.failed == [("talk.url", reason)]
 
 
 async def test_an_unknown_conversation_fails_an_appended_part(made: Any) -> None:
     setup = made(NotFoundError("404: no such conversation", status=404))
-    record = setup.drop()
+    record = await setup.drop()
     record.conversation_key, record.part = "talk", 2
-    setup.daemon.db.save(record)
-    conversation = setup.daemon.db.conversation("in", "talk")
+    await setup.daemon.db.save(record)
+    conversation = await setup.daemon.db.conversation("in", "talk")
     conversation.conversation_id, conversation.last_part_done = "conv-0", 1
-    setup.daemon.db.save_conversation(conversation)
+    await setup.daemon.db.save_conversation(conversation)
     await setup.settled()
     assert setup.daemon.client.sent[0][2] == "conv-0"
     assert setup.daemon.failed == [("talk.url", "unknown_conversation")]
