@@ -217,7 +217,7 @@ class Daemon:
     async def _run_locked(self) -> int:
         assert self._loop is not None
         try:
-            self.journal = await open_journal(self.config)
+            self.journal = await self.cluster.join(await open_journal(self.config))
         except JournalUnavailable as exc:
             log.error("journal_unreadable", message=str(exc))
             return 1
@@ -237,8 +237,6 @@ class Daemon:
             if not await self.http.start(self.config, at_start=True):
                 return 1
             self._start_hooks()
-            if not await self.cluster.join():
-                return 1
             await self._recover()
             for inbox in self.config.inboxes:
                 await self._add_inbox(inbox)
@@ -288,7 +286,6 @@ class Daemon:
         await self.http.stop()
         if self._client is not None:
             await self._client.aclose()
-        await self.cluster.close()
         self.filer.close()
         self.boundaries.close()
         if self.journal is not None:

@@ -20,6 +20,7 @@ from typing import Protocol
 from daemon.cluster.factory import coordinator_for
 from daemon.cluster.takeover import Resume, resume
 from daemon.journal import Journal
+from daemon.journal.opening import JournalUnavailable
 from daemon.journal.postgres import PostgresJournal
 from daemon.logs import get_logger
 from daemon.model import FileRecord
@@ -71,24 +72,21 @@ class Cluster:
     def _shell(self) -> ClusterHost:
         return self._daemon
 
-    async def join(self) -> bool:
-        """Take this host's lease and start heartbeating; False (said why) when it cannot."""
+    async def join(self, journal: Journal) -> Journal:
+        """Take this host's lease and start heartbeating; then the journal is this host's to
+        use. Raises ``JournalUnavailable`` (saying why) when the cluster cannot be joined."""
         if not self._coordination.shared:
-            return True
-        journal = self._daemon.journal
+            return journal
         if isinstance(journal, PostgresJournal):
             journal.this_host_only = True  # this host's work is the files it holds
         self._coordination.pump = self._daemon.pump
         try:
             await self._coordination.start(self._tracker.job_ended)
         except Exception as exc:
-            log.error("cluster_unavailable", message=f"cannot join the cluster: {exc}")
-            return False
+            await journal.close()
+            raise JournalUnavailable(f"cannot join the hosts that share it: {exc}") from exc
         self._supervisor.spawn(self.run())
-        return True
-
-    async def close(self) -> None:
-        await self._coordination.coordinator.close()
+        return journal
 
     def announce(self, job_id: str) -> bool:
         """A webhook for a job this host does not follow: the host that does is woken."""
@@ -98,6 +96,12 @@ class Cluster:
     async def run(self) -> None:
         """Heartbeat until the daemon stops; once it is up (its own files recovered), take
         over the files of hosts whose lease ran out."""
+        try:
+            await self._keep_up()
+        finally:  # the daemon stops: its claims and slots stay for its next start
+            await self._coordination.coordinator.close()
+
+    async def _keep_up(self) -> None:
         stop = self._supervisor.stop_event
         next_beat = 0.0
         while not stop.is_set():
