@@ -255,8 +255,7 @@ class Inboxes:
                 return
             if key in self.active or self.runtimes.get(runtime.inbox.key) is not runtime:
                 return
-            record = await self._record(runtime, rel, kind, size, mtime_ns, quiet)
-            await self.coordination.bind(runtime.inbox.key, rel, record.id)
+            await self._record(runtime, rel, kind, size, mtime_ns, quiet, claimed=True)
         finally:
             self._claiming.discard(key)
 
@@ -268,13 +267,17 @@ class Inboxes:
         size: int,
         mtime_ns: int,
         quiet: bool,
-    ) -> FileRecord:
+        *,
+        claimed: bool = False,
+    ) -> None:
         """A new file of this host's: recorded as waiting, and watched until it settles."""
         key = (runtime.inbox.key, rel)
         record_kind = Kind.URL if kind is Candidate.URL_DROP else Kind.AUDIO
         record = await self._shell.db.add_file(
             runtime.inbox.key, rel, record_kind, size, mtime_ns, State.WAITING
         )
+        if claimed:  # the claim names its record before anything asks for a slot for it
+            await self.coordination.bind(runtime.inbox.key, rel, record.id)
         record.profile = runtime.inbox.profile
         self.active[key] = record.id
         # A scan of a large backlog would write thousands of lines; it writes one summary.
@@ -286,7 +289,6 @@ class Inboxes:
         untouched_for = time.time() - mtime_ns / 1e9
         settled = quiet and untouched_for >= runtime.inbox.settle_seconds
         self.track(runtime, record, settled=settled)
-        return record
 
     async def _seen_again(
         self, runtime: InboxRuntime, record_id: int, size: int, mtime_ns: int

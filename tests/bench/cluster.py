@@ -9,8 +9,6 @@ a kill -9 another host takes the dead host's submitted jobs over, against its le
 from __future__ import annotations
 
 import math
-import os
-import signal
 import sys
 import tempfile
 import time
@@ -100,7 +98,11 @@ def three_hosts() -> dict[str, Any]:
         deadline = time.monotonic() + 180
         while sum(host.count("file_filed") for host in hosts) < CLUSTER_FILES:
             if time.monotonic() > deadline:
-                raise RuntimeError("the cluster did not file every file in 180 s")
+                counts = {
+                    name: [host.count(name) for host in hosts]
+                    for name in ("file_seen", "upload_started", "file_submitted", "file_filed")
+                }
+                raise RuntimeError(f"the cluster did not file every file in 180 s: {counts}")
             time.sleep(0.05)
         filed = [event for host in hosts for event in host.events("file_filed")]
         transactions = _transactions(database) - before
@@ -153,7 +155,7 @@ def takeover() -> dict[str, Any]:
             )
         )
         killed_at = time.time()
-        os.kill(first.pid, signal.SIGKILL)
+        first.kill()
         taken = second.wait_for("file_taken_over", TAKEOVER_JOBS, lease * 4)
         resent = second.count("file_sent_again_after_takeover")
     seconds = max(event.timestamp for event in taken) - killed_at

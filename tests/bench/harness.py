@@ -257,6 +257,12 @@ class DaemonProcess:
         if self._reader is not None:
             self._reader.join(timeout=5)
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: nothing is said to anyone; then reaped."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(timeout=STOP_SECONDS)
+
     def stderr_tail(self, lines: int = 20) -> str:
         path = self.workdir / "daemon.stderr"
         text = path.read_text(errors="replace") if path.exists() else ""

@@ -98,7 +98,8 @@ GOALS = (
     Goal("cluster_3_hosts_ratio_to_limit", 1.10),
     # Must equal the account's limit (50): above it Symbl says 429, below it time is lost.
     Goal("cluster_peak_jobs_in_flight", 50),
-    Goal("takeover_seconds_over_lease", 2),
+    # A dead host's running jobs are followed by another within its lease (5 s) + 2 s.
+    Goal("takeover_seconds_after_kill", 7),
     Goal("cluster_db_transactions_per_file", None),
 )
 
@@ -213,7 +214,7 @@ def headline(run: Run) -> dict[str, float | None]:
         "upload_throughput_ratio_vs_curl_proxy": _get(d, "throughput_proxy", "ratio"),
         "cluster_3_hosts_ratio_to_limit": _get(d, "cluster", "ratio"),
         "cluster_peak_jobs_in_flight": _get(d, "cluster", "peak_jobs"),
-        "takeover_seconds_over_lease": _get(d, "takeover", "over_lease_seconds"),
+        "takeover_seconds_after_kill": _get(d, "takeover", "takeover_seconds"),
         "cluster_db_transactions_per_file": _get(d, "cluster", "db_transactions_per_file"),
     }
 
@@ -306,9 +307,10 @@ def _notes(run: Run) -> dict[str, str]:
         notes["cluster_db_transactions_per_file"] = "journal and coordination, pg_stat_database"
     if "takeover" in d:
         t = d["takeover"]
-        notes["takeover_seconds_over_lease"] = (
-            f"{t['takeover_seconds']:.2f} s after kill -9 for {t['jobs']} running jobs, "
-            f"lease {t['lease_seconds']:.0f} s; {t['sent_again']} sent again"
+        notes["takeover_seconds_after_kill"] = (
+            f"all {t['jobs']} running jobs followed by the other host; lease "
+            f"{t['lease_seconds']:.0f} s, heartbeat {t['lease_seconds'] / 3:.1f} s; "
+            f"{t['sent_again']} sent again"
         )
     return notes
 
