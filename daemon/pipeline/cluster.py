@@ -64,6 +64,10 @@ class Cluster:
         self._seconds = daemon.config.cluster.heartbeat_seconds
         self._coordination = Coordination(coordinator_for(daemon.config), daemon.supervisor)
         self._coordination.on_lost = self.lost
+        # A host claims what it can work on soon, leaving the rest of a backlog to the others.
+        symbl = daemon.config.symbl
+        self._coordination.budget = 2 * symbl.max_concurrent_jobs + symbl.max_concurrent_uploads
+        self._coordination.see_again = daemon.watched.see_again
         # Every stage asks the same coordination (the stages keep a one-host one otherwise).
         for stage in (daemon.uploader, daemon.tracker, daemon.filer, daemon.watched):
             stage.coordination = self._coordination

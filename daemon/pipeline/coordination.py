@@ -47,6 +47,10 @@ class Coordination:
         self._wake_pending = False
         self._unreachable = False
         self._following: dict[int, str] = {}
+        # Files seen and left unclaimed while this host held ``budget`` files (oldest first).
+        self._deferred: dict[tuple[str, str], None] = {}
+        self.budget = 1 << 30
+        self.see_again: Callable[[tuple[str, str]], None] = lambda key: None
         self.on_lost: Callable[[list[int]], None] = lambda file_ids: None
         self.pump: Callable[[], None] = lambda: None
 
@@ -172,6 +176,8 @@ class Coordination:
             self._trouble(exc)
             return False
         self._reachable()
+        if not won:
+            self._look_again()  # another host had it: a file left unclaimed may be free
         return won
 
     async def bind(self, inbox: str, rel_path: str, file_id: int) -> None:
@@ -186,11 +192,28 @@ class Coordination:
     def rescanning(self) -> None:
         """A full scan: files other hosts held are claimed again (they may be gone)."""
         self.coordinator.forget_elsewhere()
+        self._deferred.clear()  # the scan sees them again
+
+    def defer(self, key: tuple[str, str], holding: int) -> bool:
+        """Whether a file seen now waits unclaimed: this host holds ``holding`` files, as many
+        as it can work on soon, and the other hosts may take it meanwhile."""
+        if not self.shared or holding < self.budget:
+            return False
+        self._deferred[key] = None
+        return True
 
     def release(self, file_id: int) -> None:
-        """The file left its inbox (filed) or vanished: its claim (and any slot) ends."""
+        """The file left its inbox (filed) or vanished: its claim (and any slot) ends, and a
+        file seen but left unclaimed is looked at again."""
         if self.shared:
             self._background(self.coordinator.release(file_id))
+            self._look_again()
+
+    def _look_again(self) -> None:
+        if self._deferred:
+            key = next(iter(self._deferred))
+            del self._deferred[key]
+            self.see_again(key)
 
     # ------------------------------------------------------------------ plumbing
 

@@ -202,6 +202,12 @@ class Inboxes:
         except Exception:
             log.exception("internal_error", inbox=inbox_key, file=rel)
 
+    def see_again(self, key: tuple[str, str]) -> None:
+        """A file left unclaimed: this host has room for it now, unless another took it."""
+        runtime = self.runtimes.get(key[0])
+        if runtime is not None:
+            self.on_event(key[0], str(runtime.inbox.path / key[1]), deleted=False)
+
     def _sidecar_touched(self, runtime: InboxRuntime, audio_rel: str) -> None:
         """A sidecar written while its audio settles restarts the audio's settle window."""
         tracked = runtime.tracked.get(audio_rel)
@@ -233,8 +239,10 @@ class Inboxes:
             await self._seen_again(runtime, existing_id, size, mtime_ns)
             return
         if self.coordination.shared:
-            # Another host may have seen it first: the file is recorded once it is ours.
-            if key not in self._claiming:
+            # Another host may have seen it first: the file is recorded once it is ours; a
+            # host that holds enough work leaves it to the others for now.
+            holding = len(self.active) + len(self._claiming)
+            if key not in self._claiming and not self.coordination.defer(key, holding):
                 self._claiming.add(key)
                 self._supervisor.spawn(self._claim(runtime, rel, kind, size, mtime_ns, quiet))
             return
