@@ -448,12 +448,11 @@ class Daemon:
         old = self.config
         masker.register(new.secrets())
         change = config_changes(old, new)
-        if change.state_dir:
-            log.warning("config_needs_restart", key="state_dir", keeping=str(old.state_dir))
-            new = replace(new, state_dir=old.state_dir)
-        if (new.journal, new.cluster) != (old.journal, old.cluster):
-            log.warning("config_needs_restart", key="journal, cluster", keeping=old.cluster.host_id)
-            new = replace(new, journal=old.journal, cluster=old.cluster)
+        if change.needs_restart:
+            log.warning(
+                "config_needs_restart", key=change.needs_restart, keeping=str(old.state_dir)
+            )
+            new = replace(new, state_dir=old.state_dir, journal=old.journal, cluster=old.cluster)
         if change.symbl:
             self._swap_client(new)
         if change.http:

@@ -18,7 +18,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
+from proxy_harness import free_port
 from psycopg import sql
 
 from daemon.config.model import JournalSettings
@@ -58,13 +58,6 @@ def server_binaries() -> Path:
     raise PostgresUnavailable(
         "PostgreSQL server binaries not found (install the Debian package postgresql)"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sqlite3
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -28,7 +27,8 @@ from daemon.config import Config, Inbox
 from daemon.files.filing import ERROR_SUFFIX, choose_target_in
 from daemon.files.intake import SIDECAR_SUFFIXES, Candidate, classify
 from daemon.fsboundary import Folder, move_entry, rename_noreplace
-from daemon.journal import JOURNAL_NAME, SqliteJournal
+from daemon.journal import Journal
+from daemon.journal.opening import journal_errors, journal_place, open_for_operator
 from daemon.reasons import FAILURE_REASONS
 
 RETRIED_MARK = ".retried-"
@@ -95,21 +95,23 @@ def main(args: argparse.Namespace) -> int:
     if not chosen:
         print("Nothing to retry.")
         return EXIT_OK
+    return asyncio.run(_retry_all(config, chosen))
+
+
+async def _retry_all(config: Config, chosen: list[FailedFile]) -> int:
+    errors = journal_errors(config)
+    caught: tuple[type[Exception], ...] = (OSError, *errors)
     try:
-        journal = _writable_journal(config.state_dir)
-    except sqlite3.Error as exc:
-        print(f"cannot open the journal in {config.state_dir}: {exc}", file=sys.stderr)
+        journal = await open_for_operator(config, readonly=False)
+    except errors as exc:
+        print(f"cannot open the journal in {journal_place(config)}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    return asyncio.run(_retry_all(chosen, journal))
-
-
-async def _retry_all(chosen: list[FailedFile], journal: SqliteJournal | None) -> int:
     code = EXIT_OK
     try:
         for failed in chosen:
             try:
                 done = await retry_one(failed, journal, time.time())
-            except (OSError, sqlite3.Error) as exc:
+            except caught as exc:
                 print(f"could not retry {failed.path}: {exc}", file=sys.stderr)
                 code = EXIT_FAILURE
                 continue
@@ -188,7 +190,7 @@ def _reason_in(error_record: Path) -> str | None:
 # ==================================================================== moving
 
 
-async def retry_one(failed: FailedFile, journal: SqliteJournal | None, now: float) -> Retried:
+async def retry_one(failed: FailedFile, journal: Journal | None, now: float) -> Retried:
     """Move the file (sidecar first) into its inbox, set its record aside, mark the journal.
 
     Through the folder descriptors of ``daemon.fsboundary``, like the daemon's own filing:
@@ -245,13 +247,6 @@ def _set_aside(folder_fd: int, name: str, suffix: str) -> str:
 
 def _utc_stamp(when: float) -> str:
     return datetime.fromtimestamp(when, UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def _writable_journal(state_dir: Path) -> SqliteJournal | None:
-    """The journal for marking rows, if a daemon ever created one (never create it here)."""
-    if not (state_dir / JOURNAL_NAME).exists():
-        return None
-    return SqliteJournal.in_state_dir(state_dir)
 
 
 def _report(done: Retried) -> None:

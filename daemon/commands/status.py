@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -20,10 +19,12 @@ from typing import Any, TypeVar
 
 from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from daemon.cluster.report import LEASE_HEADERS, lease_rows, read_leases
+from daemon.commands.hosts import gather_hosts, host_rows
 from daemon.config import Config, ConfigError, load_config
 from daemon.files.records import iso
 from daemon.fsboundary import display
-from daemon.journal import JOURNAL_NAME, FileRecord, Journal, SqliteJournal, State
+from daemon.journal import JOURNAL_NAME, FileRecord, Journal, State
+from daemon.journal.opening import journal_errors, journal_place, open_for_operator
 from daemon.live import age_of, read_live, runtime_dir
 from daemon.lock import running_pid
 
@@ -73,13 +74,6 @@ def load_operator_config(config_path: Path, *, need_secrets: bool = False) -> Co
         return None
 
 
-def open_journal(state_dir: Path) -> SqliteJournal | None:
-    """The journal read-only, or None when no daemon has created it yet."""
-    if not (state_dir / JOURNAL_NAME).exists():
-        return None
-    return SqliteJournal.in_state_dir(state_dir, readonly=True)
-
-
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Left-aligned text columns, numbers right-aligned, two spaces apart."""
     cells = [[str(value) for value in row] for row in rows]
@@ -115,6 +109,10 @@ class StatusReport:
     uploads: list[dict[str, Any]] = field(default_factory=list)
     live_note: str | None = None
     """Why the live part (stalls, uploads) is missing or old, when it is."""
+    hosts: list[dict[str, Any]] = field(default_factory=list)
+    """Per host of a shared journal, the files it holds by state (none with SQLite)."""
+    shared: str | None = None
+    """The shared journal's location when ``journal.url`` names one."""
     leases: list[dict[str, Any]] = field(default_factory=list)
     """The hosts of a cluster (a shared journal): lease, files and slots held, takeovers."""
 
@@ -132,6 +130,7 @@ class StatusReport:
             "stalls": self.stalls,
             "uploads": self.uploads,
             "live_note": self.live_note,
+            "hosts": self.hosts,
             "leases": self.leases,
         }
 
@@ -156,6 +155,8 @@ async def gather_status(
         failures=[_failure(record, _failed_folder(config, record.inbox)) for record in failures],
         stalls=list(live.get("stalls", [])) if live else [],
         uploads=list(live.get("uploads", [])) if live else [],
+        hosts=await gather_hosts(journal, COUNT_KEYS),
+        shared=config.journal.location if config.journal else None,
     )
 
 
@@ -237,6 +238,8 @@ def render_status(report: StatusReport) -> str:
         for row in report.inboxes
     ]
     parts.append(render_table(headers, rows))
+    if report.hosts:
+        parts.append(render_table(["host", *COUNT_KEYS], host_rows(report.hosts, COUNT_KEYS)))
     if report.leases:
         parts.append("\nLeases:\n" + render_table(LEASE_HEADERS, lease_rows(report.leases)))
     parts.extend(_stall_lines(report))
@@ -289,6 +292,8 @@ def _daemon_line(report: StatusReport) -> str:
 
 
 def _journal_line(report: StatusReport) -> str:
+    if report.journal is None and report.shared:
+        return f"Journal: none yet at {report.shared} (no daemon has set up its tables)"
     if report.journal is None:
         return (
             f"Journal: none yet at {report.state_dir / JOURNAL_NAME} "
@@ -322,7 +327,7 @@ def read_journal(
     None after saying why the journal could not be read (the caller exits 1)."""
 
     async def reading() -> tuple[T, bool]:
-        journal = open_journal(config.state_dir)
+        journal = await open_for_operator(config)
         try:
             return await read(journal), journal is not None
         finally:
@@ -331,8 +336,8 @@ def read_journal(
 
     try:
         return asyncio.run(reading())
-    except sqlite3.Error as exc:
-        print(f"cannot read the journal in {config.state_dir}: {exc}", file=sys.stderr)
+    except journal_errors(config) as exc:
+        print(f"cannot read the journal in {journal_place(config)}: {exc}", file=sys.stderr)
         return None
 
 

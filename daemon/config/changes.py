@@ -13,6 +13,8 @@ class ConfigChange:
 
     # state_dir cannot change while running: the new value is ignored until a restart.
     state_dir: bool
+    # Those of state_dir, journal and cluster that changed: all three wait for a restart.
+    needs_restart: str
     symbl: bool
     http: bool
     hooks: bool
@@ -32,6 +34,11 @@ def config_changes(old: Config, new: Config) -> ConfigChange:
     )
     return ConfigChange(
         state_dir=new.state_dir != old.state_dir,
+        needs_restart=", ".join(
+            key
+            for key in ("state_dir", "journal", "cluster")
+            if getattr(new, key) != getattr(old, key)
+        ),
         symbl=new.symbl != old.symbl,
         http=new.http != old.http,
         hooks=not hooks_unchanged,

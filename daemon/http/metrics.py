@@ -9,7 +9,6 @@ The registry is this object's own: two daemons in one process (the tests) never 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
@@ -123,8 +122,9 @@ class _LiveState:
             return
         try:
             self._counts = await daemon.journal.counts()
-        except sqlite3.Error as exc:
-            # A scrape racing the shutdown (journal closed) must not turn into a 500.
+        except Exception as exc:  # sqlite3's or psycopg's: the store's own errors, both kinds
+            # A scrape racing the shutdown (journal closed), or a shared journal out of reach,
+            # must not turn into a 500: the other series still say what the daemon does.
             log.debug("metrics_journal_unreadable", error=str(exc))
 
     def collect(self) -> Iterator[Metric]:

@@ -7,6 +7,8 @@ yet reads as no journal at all.
 
 from __future__ import annotations
 
+import sqlite3
+
 from daemon.config.model import Config
 from daemon.journal.base import Journal
 from daemon.journal.sqlite import JOURNAL_NAME, JournalDamaged, SqliteJournal
@@ -14,6 +16,21 @@ from daemon.journal.sqlite import JOURNAL_NAME, JournalDamaged, SqliteJournal
 
 class JournalUnavailable(Exception):
     """The journal cannot be used; the message says why and what to do (never a password)."""
+
+
+def journal_errors(config: Config) -> tuple[type[Exception], ...]:
+    """What reading or writing the configured journal may raise, for commands to report."""
+    if config.journal is None:
+        return (sqlite3.Error, JournalUnavailable)
+    import psycopg
+    import psycopg_pool
+
+    return (psycopg.Error, psycopg_pool.PoolTimeout, JournalUnavailable)
+
+
+def journal_place(config: Config) -> str:
+    """Where the configured journal is, for messages: the database, or the state folder."""
+    return config.journal.location if config.journal is not None else str(config.state_dir)
 
 
 async def open_journal(config: Config) -> Journal:

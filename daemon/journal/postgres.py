@@ -6,9 +6,10 @@ different paths on different hosts. Names (paths, conversation keys) are stored 
 system's bytes, so any name survives and is found again.
 
 Every write is one statement, sent in one network round trip, and committed when it returns
-(autocommit), unless it runs inside ``transaction()``: then the writes of that block (and of the
-tasks it starts) share one connection and one commit, and an exception rolls them all back.
-Other tasks keep writing through the pool meanwhile, as other hosts do.
+(autocommit). While a ``transaction()`` block is open, every statement of this process runs in
+it, on one connection, as on SQLite's one connection: the writes share one commit, an exception
+rolls them all back, and a task that reads what another wrote meanwhile sees it. Outside
+blocks, tasks use the pool's connections side by side.
 
 ``files.host_id`` names the host that holds a file: the host that first recorded it. A plain
 ``save`` never changes it, so the cluster's claims (later migrations) own that column. With
@@ -19,14 +20,13 @@ over, this host's late writes are refused and logged, never applied.
 
 from __future__ import annotations
 
-import itertools
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from dataclasses import fields
 from enum import StrEnum
-from typing import Any, LiteralString
+from typing import TYPE_CHECKING, Any, LiteralString
 
 import psycopg
 from psycopg.types.json import Json
@@ -59,8 +59,20 @@ _SELECT_CONVERSATIONS: LiteralString = (
     "SELECT inbox, key, conversation_id, last_part_done, last_part_assigned, rejected, data"
     " FROM conversations"
 )
-_instances = itertools.count()
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
+
+
+class _Held:
+    """The connection of the ``transaction()`` block in force; ``open`` is False once it ended."""
+
+    def __init__(self) -> None:
+        self.connection: Connection | None = None
+        self.ready = asyncio.Event()  # set once the connection is there, or the block failed
+        self.open = True
+        self.users = 0  # statements of other tasks running on it now
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.finished = asyncio.Event()  # committed or rolled back: the pool sees the outcome
 
 
 class SchemaNotReady(Exception):
@@ -89,10 +101,8 @@ class PostgresJournal:
         self.settings = settings
         self.host_id = host_id
         self._pool = pool
-        # The connection of the transaction() block the current task runs in, if any.
-        self._held: ContextVar[Connection | None] = ContextVar(
-            f"journal_transaction_{next(_instances)}", default=None
-        )
+        # The transaction() block in force, which every statement of this process joins.
+        self._held: _Held | None = None
         self.on_full: Callable[[Exception], None] | None = None
         # A daemon of a cluster works on the files it holds only (see the module's docstring).
         self.this_host_only = False
@@ -162,16 +172,36 @@ class PostgresJournal:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        """The writes of this block share one connection and one commit; nested blocks join."""
-        if self._held.get() is not None:
+        """Group many writes into one commit; an exception inside rolls all of them back.
+
+        As on SQLite's one connection, while a block is open every statement of this journal
+        (from any task) runs in it: a task reading what the block wrote sees it, before the
+        commit as after. A block opened while another is in force joins it.
+        """
+        while self._held is not None and not self._held.open:
+            await self._held.finished.wait()  # one ending now: begin after its COMMIT
+        if self._held is not None:
             yield
             return
-        async with self._pool.connection() as connection, connection.transaction():
-            token = self._held.set(connection)
-            try:
-                yield
-            finally:
-                self._held.reset(token)
+        held = self._held = _Held()
+        try:
+            async with self._pool.connection() as connection, connection.transaction():
+                held.connection = connection
+                held.ready.set()
+                try:
+                    yield
+                finally:
+                    # No statement joins from now on; those of other tasks that run on this
+                    # connection now finish before the COMMIT. Statements that come meanwhile
+                    # wait for the COMMIT, then read through the pool what it committed.
+                    held.open = False
+                    await held.idle.wait()
+        finally:
+            held.open = False
+            held.ready.set()
+            if self._held is held:
+                self._held = None
+            held.finished.set()
 
     async def close(self) -> None:
         await self._pool.close()
@@ -184,20 +214,31 @@ class PostgresJournal:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         """A connection: the enclosing ``transaction()``'s, else one lent by the pool."""
-        held = self._held.get()
+        held = self._held
         if held is not None:
-            yield held
-            return
+            await held.ready.wait()
+            if not held.open:
+                await held.finished.wait()
+            elif held.connection is not None:
+                held.users += 1
+                held.idle.clear()
+                try:
+                    yield held.connection
+                finally:
+                    held.users -= 1
+                    if held.users == 0:
+                        held.idle.set()
+                return
         async with self._pool.connection() as connection:
             yield connection
 
-    async def _write(self, query: LiteralString, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    async def _write(
+        self, query: LiteralString, params: tuple[Any, ...], *, again: bool = True
+    ) -> list[tuple[Any, ...]]:
         """One statement; a full disk on the server goes to ``on_full`` (the write is lost,
         as SQLite loses a turn's writes), anything else is raised."""
         try:
-            async with self.connection() as connection:
-                cursor = await connection.execute(query, params)
-                return await cursor.fetchall() if cursor.description else []
+            return await self._run(query, params, again=again)
         except (psycopg.errors.DiskFull, psycopg.errors.OutOfMemory) as exc:
             if self.on_full is None:
                 raise
@@ -205,9 +246,28 @@ class PostgresJournal:
             return []
 
     async def _rows(self, query: LiteralString, params: tuple[Any, ...] = ()) -> list[Any]:
-        async with self.connection() as connection:
-            cursor = await connection.execute(query, params)
-            return await cursor.fetchall()
+        return await self._run(query, params, again=True)
+
+    async def _run(
+        self, query: LiteralString, params: tuple[Any, ...], *, again: bool
+    ) -> list[Any]:
+        """Run one statement. A pooled connection the server dropped since its last use (a
+        restart, an idle timeout) fails on first use: ``again`` sends the statement once more
+        on a fresh one. Only where sending it twice does no harm, and never in a block."""
+        for attempt in (1, 2):
+            async with self.connection() as connection:
+                try:
+                    cursor = await connection.execute(query, params)
+                    return await cursor.fetchall() if cursor.description else []
+                except psycopg.OperationalError:
+                    lost = connection.broken or connection.closed
+                    retry = again and attempt == 1 and lost and self._held is None
+                    if not retry:
+                        raise
+            # The others idle in the pool went the same way, most likely: check them all.
+            await self._pool.check()
+            log.info("journal_reconnected", location=self.location)
+        raise AssertionError("unreachable")  # the second attempt returned or raised
 
     async def _files(self, where: LiteralString, params: tuple[Any, ...] = ()) -> list[FileRecord]:
         return [_file_from_row(row) for row in await self._rows(_SELECT_FILES + where, params)]
@@ -232,6 +292,7 @@ class PostgresJournal:
                 Json(record.data),
                 self.host_id,
             ),
+            again=False,  # sent twice, it might record the file twice
         )
         if rows:
             record.id = int(rows[0][0])
@@ -405,3 +466,9 @@ def _conversation_from_row(row: tuple[Any, ...]) -> ConversationRecord:
     return ConversationRecord(
         str(inbox), name_text(key), conversation_id, int(done), int(assigned), bool(rejected), data
     )
+
+
+if TYPE_CHECKING:  # checked against the protocol, as the other stores are
+    from daemon.journal.base import Journal
+
+    _POSTGRES: type[Journal] = PostgresJournal

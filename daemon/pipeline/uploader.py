@@ -73,6 +73,9 @@ class Uploader:
         self.uploading: dict[int, asyncio.Task[None]] = {}
         self.meters = UploadMeters()
         self._pump_scheduled = False
+        # One pump at a time: taking the next file awaits the journal (a round trip on
+        # PostgreSQL), and two pumps between their slot check and their start overfill the cap.
+        self._pumping = asyncio.Lock()
         self._webhook_secret: str | None = None
 
     async def finish(self, grace_seconds: float) -> None:
@@ -122,15 +125,16 @@ class Uploader:
 
     async def _pump_now(self) -> None:
         self._pump_scheduled = False
-        if not self._scheduler.paused():
-            self._stalls.clear(StallKind.RATE_LIMITED)
-        while self._can_start():
-            record = await self._scheduler.take_next(self._shell.db)
-            if record is None:
-                break
-            self._scheduler.upload_started(record.id)
-            self.uploading[record.id] = self._supervisor.spawn(self._upload(record))
-        self._scheduler.pumped()
+        async with self._pumping:
+            if not self._scheduler.paused():
+                self._stalls.clear(StallKind.RATE_LIMITED)
+            while self._can_start():
+                record = await self._scheduler.take_next(self._shell.db)
+                if record is None:
+                    break
+                self._scheduler.upload_started(record.id)
+                self.uploading[record.id] = self._supervisor.spawn(self._upload(record))
+            self._scheduler.pumped()
 
     async def _upload(self, record: FileRecord) -> None:
         slot = await self.coordination.slot_for(record.id)

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from config_harness import Outcome
 
+from daemon.config import load_config
+from daemon.config.changes import config_changes
+
 BASE = """\
 symbl:
   app_id: test-app
@@ -129,3 +132,21 @@ class TestDefaults:
             "  heartbeat_seconds: 10.0\n" in outcome.out
         )
         assert f"- id: {folder}/inbox\n" in outcome.out
+
+
+class TestReload:
+    """A reload cannot move the journal or rename the host: those wait for a restart."""
+
+    def test_journal_and_cluster_need_a_restart(
+        self, folder: Path, write_config: Callable[[str], Path]
+    ) -> None:
+        path = write_config(BASE + "inboxes:\n  - path: inbox\n    profile: default\n")
+        old = load_config(path)
+        write_config(
+            BASE + "inboxes:\n  - path: inbox\n    profile: default\n    id: sales\n"
+            "journal:\n  url: postgresql://symbl@db.example.com/inbox\n"
+            "cluster:\n  host_id: other\n"
+        )
+        new = load_config(path)
+        assert config_changes(old, new).needs_restart == "journal, cluster"
+        assert config_changes(old, old).needs_restart == ""

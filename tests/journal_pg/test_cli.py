@@ -79,6 +79,15 @@ class TestCheckConfig:
         assert 'password authentication failed for user "symbl"' in result.stderr
         assert "not-the-password-42" not in result.stdout + result.stderr
 
+    def test_password_from_a_file(self, tmp_path: Path, pg_database: Database) -> None:
+        secret = tmp_path / "db-password"
+        secret.write_text(pg_database.password + "\n")
+        config = write_config(tmp_path, pg_database.url_without_password, password_file=secret)
+        result = run(config, "check-config")
+        assert result.returncode == 0, result.stderr
+        assert "reachable; schema empty" in result.stderr
+        assert pg_database.password not in result.stdout + result.stderr
+
     def test_no_password(self, tmp_path: Path, pg_database: Database) -> None:
         result = run(write_config(tmp_path, pg_database.url_without_password), "check-config")
         assert result.returncode == 1
@@ -164,3 +173,23 @@ class TestMigrate:
         result = run(config, "migrate")
         assert result.returncode == 0
         assert "nothing to migrate" in result.stdout
+
+
+class TestOperatorCommands:
+    """``status`` on a shared journal: none yet, or out of reach, said plainly."""
+
+    def test_status_before_any_daemon(self, config: Path, pg_database: Database) -> None:
+        result = run(config, "status", password=pg_database.password)
+        assert result.returncode == 0, result.stderr
+        assert (
+            f"Journal: none yet at postgresql://symbl@127.0.0.1:{pg_database.port}/"
+            f"{pg_database.name} (no daemon has set up its tables)"
+        ) in result.stdout
+
+    def test_status_out_of_reach(self, tmp_path: Path, pg_database: Database) -> None:
+        url = pg_database.url_with(password=pg_database.password, port=free_port())
+        result = run(write_config(tmp_path, url), "status")
+        assert result.returncode == 1
+        assert result.stderr.startswith("cannot read the journal in postgresql://symbl@")
+        assert "cannot reach the server" in result.stderr
+        assert pg_database.password not in result.stdout + result.stderr

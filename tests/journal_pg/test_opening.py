@@ -36,7 +36,7 @@ class TestChoice:
         journal = await open_journal(config)
         assert isinstance(journal, SqliteJournal)
         assert journal.location == str(tmp_path / "state" / "journal.sqlite3")
-        journal.close()  # type: ignore[unused-coroutine]  # until the async Journal is merged
+        await journal.close()
 
     async def test_postgres_with_a_url(self, tmp_path: Path, pg_database: Database) -> None:
         config = config_for(tmp_path, pg_database)
@@ -64,7 +64,7 @@ class TestRefusals:
 
     async def test_newer_schema(self, tmp_path: Path, pg_database: Database) -> None:
         config = config_for(tmp_path, pg_database)
-        await (await open_journal(config)).close()  # type: ignore[func-returns-value]
+        await (await open_journal(config)).close()
         with pg_database.connect() as connection:
             connection.execute(
                 "INSERT INTO schema_version (version, name, applied_by) VALUES (77, 'x', 'z')"

@@ -8,7 +8,7 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
-from pg_harness import Database
+from pg_harness import Database, PostgresServer
 
 from daemon.journal.migrations import SchemaTooNew
 from daemon.journal.pgconnect import Failure, Unavailable
@@ -69,7 +69,7 @@ class TestRecords:
 
 
 class TestTransactions:
-    """A transaction's writes commit together or not at all; other tasks are not caught in it."""
+    """A block's writes commit together or not at all, and every task sees them meanwhile."""
 
     async def test_an_exception_rolls_the_block_back(self, journal: PostgresJournal) -> None:
         kept = await journal.add_file("in", "kept.wav", Kind.AUDIO, 1, 1, State.WAITING)
@@ -80,7 +80,31 @@ class TestTransactions:
                 raise RuntimeError("rolled back")
         assert [r.rel_path for r in await journal.active()] == ["kept.wav"]
 
-    async def test_other_tasks_write_outside_the_block(self, journal: PostgresJournal) -> None:
+    async def test_other_tasks_see_what_the_block_wrote(self, journal: PostgresJournal) -> None:
+        """As on SQLite's one connection: a stage that reads a record another stage just
+        saved inside a block (the admitter's batches) finds it saved, before the commit."""
+        written, read = asyncio.Event(), asyncio.Event()
+        seen: list[State | None] = []
+
+        async def elsewhere(file_id: int) -> None:
+            await written.wait()
+            record = await journal.get(file_id)
+            seen.append(record.state if record else None)
+            read.set()
+
+        record = await journal.add_file("in", "a.wav", Kind.AUDIO, 1, 1, State.WAITING)
+        task = asyncio.create_task(elsewhere(record.id))
+        async with journal.transaction():
+            record.state = State.READY
+            await journal.save(record)
+            written.set()
+            await read.wait()
+        await task
+        assert seen == [State.READY]
+
+    async def test_writes_of_other_tasks_meanwhile_share_the_commit(
+        self, journal: PostgresJournal
+    ) -> None:
         started, finish = asyncio.Event(), asyncio.Event()
 
         async def elsewhere() -> None:
@@ -96,7 +120,29 @@ class TestTransactions:
                 await finish.wait()
                 raise RuntimeError("rolled back")
         await task
-        assert [r.rel_path for r in await journal.active()] == ["other-task.wav"]
+        assert await journal.active() == []
+        await journal.add_file("in", "after.wav", Kind.AUDIO, 1, 1, State.WAITING)
+        assert [r.rel_path for r in await journal.active()] == ["after.wav"]
+
+    async def test_tasks_started_in_the_block_join_it_while_it_lasts(
+        self, journal: PostgresJournal
+    ) -> None:
+        block_over = asyncio.Event()
+
+        async def started_inside(name: str, wait: bool) -> None:
+            if wait:
+                await block_over.wait()
+            await journal.add_file("in", name, Kind.AUDIO, 1, 1, State.WAITING)
+
+        with pytest.raises(RuntimeError):
+            async with journal.transaction():
+                during = asyncio.create_task(started_inside("during.wav", wait=False))
+                after = asyncio.create_task(started_inside("after.wav", wait=True))
+                await during
+                raise RuntimeError("rolled back")
+        block_over.set()
+        await after
+        assert [r.rel_path for r in await journal.active()] == ["after.wav"]
 
     async def test_the_block_commits_at_its_end(
         self, journal: PostgresJournal, pg_database: Database
@@ -126,6 +172,20 @@ class TestSharing:
             }
         finally:
             await other.close()
+
+
+class TestReconnecting:
+    """Connections the server dropped (a restart, an administrator) are replaced unseen."""
+
+    async def test_reads_and_saves_after_the_server_cut_every_connection(
+        self, journal: PostgresJournal, pg_database: Database, postgres_server: PostgresServer
+    ) -> None:
+        record = await journal.add_file("in", "a.wav", Kind.AUDIO, 1, 1, State.WAITING)
+        assert postgres_server.terminate_connections(pg_database.name) >= 1
+        record.state = State.READY
+        await journal.save(record)
+        assert postgres_server.terminate_connections(pg_database.name) >= 1
+        assert [r.state for r in await journal.active()] == [State.READY]
 
 
 class TestOpening:

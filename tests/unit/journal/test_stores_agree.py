@@ -1,4 +1,5 @@
-"""The in-memory journal the stage tests use answers as the SQLite journal does."""
+"""Every store answers alike: the in-memory journal the stage tests use, the SQLite journal,
+and the PostgreSQL journal several hosts share (on a real throwaway server)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,20 @@ from pathlib import Path
 import pytest
 
 from daemon.journal import Journal, Kind, MemoryJournal, SqliteJournal, State
+from daemon.journal.postgres import PostgresJournal
 
 
-@pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[tuple[Journal, Journal]]:
-    sqlite = SqliteJournal(tmp_path / "journal.db")
-    yield sqlite, MemoryJournal()
-    await sqlite.close()
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Journal]:
+    """A real store of each kind."""
+    journal: Journal
+    if request.param == "sqlite":
+        journal = SqliteJournal(tmp_path / "journal.db")
+    else:
+        database = request.getfixturevalue("pg_database")
+        journal = await PostgresJournal.open(database.journal_settings(), "host-a")
+    yield journal
+    await journal.close()
 
 
 async def story(journal: Journal) -> list[object]:
@@ -52,10 +60,20 @@ async def story(journal: Journal) -> list[object]:
     seen.append(await journal.completed_with_sha("in", "f00", exclude_id=a.id))
     seen.append(sorted((await journal.counts()).items()))
     seen.append([(r.inbox, r.key, r.last_part_done) for r in await journal.conversations()])
+    a.state, a.outcome, a.filed_path = State.FILED, "failed", "x/a.wav"
+    await journal.save(a)
+    failure = await journal.filed_failure_at("in", "x/a.wav")
+    seen.append([r.rel_path for r in await journal.recent_failures()])
+    assert failure is not None
+    await journal.mark_retried(failure, when=1.0)
+    seen.append(((await journal.get(a.id)) or a).outcome)
+    seen.append(await journal.setting("speed"))
+    await journal.put_setting("speed", "1.5")
+    await journal.put_setting("speed", "2.5")
+    seen.append(await journal.setting("speed"))
     await journal.commit()
     return seen
 
 
-async def test_both_stores_tell_the_same_story(stores: tuple[Journal, Journal]) -> None:
-    sqlite, memory = stores
-    assert await story(sqlite) == await story(memory)
+async def test_every_store_tells_the_same_story(store: Journal) -> None:
+    assert await story(store) == await story(MemoryJournal())

@@ -1,0 +1,202 @@
+"""The daemon on a shared PostgreSQL journal (journal.url), as a real process against the
+emulator: files reach done/ and failed/ as with SQLite, the records live in the database under
+the inbox's id and this host's id, the operator commands read them there, a SIGKILL loses
+nothing, and an unusable database stops the start with a clear reason and no password."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from e2e_harness import DaemonHarness, sha256_of, wait_until
+from pg_harness import Database, free_port
+
+from daemon.emulator import EmulatorServer
+from daemon.files.samples import make_wav
+
+PASSWORD_VARIABLE = "SYMBL_E2E_DB_PASSWORD"
+
+
+def shared_harness(
+    make: Callable[..., DaemonHarness], database: Database, **options: Any
+) -> DaemonHarness:
+    """A daemon whose journal is ``database``; the password comes from the environment."""
+    url = database.url_without_password.replace("symbl@", f"symbl:${{{PASSWORD_VARIABLE}}}@")
+    return make(
+        inbox_options={"id": "sales"},
+        extra={"journal": {"url": url}, "cluster": {"host_id": "host-a"}},
+        **options,
+    )
+
+
+def start(harness: DaemonHarness, database: Database) -> None:
+    harness.start(env={PASSWORD_VARIABLE: database.password})
+
+
+def cli(harness: DaemonHarness, database: Database, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "--config", str(harness.config_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", PASSWORD_VARIABLE: database.password},
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    assert database.password not in result.stdout + result.stderr
+    return result
+
+
+def rows(database: Database, query: str) -> list[tuple[Any, ...]]:
+    with database.connect() as connection:
+        return connection.execute(query).fetchall()  # type: ignore[arg-type]  # tests' own SQL
+
+
+class TestSharedJournal:
+    """One daemon on PostgreSQL does what it does on SQLite, and the journal shows it."""
+
+    def test_files_are_filed_and_recorded_in_postgres(
+        self, harness_factory: Callable[..., DaemonHarness], pg_database: Database
+    ) -> None:
+        harness = shared_harness(harness_factory, pg_database)
+        for index in range(3):
+            (harness.inbox / f"call-{index}.wav").write_bytes(make_wav(0.05 + index / 1000))
+        (harness.inbox / "notes.wav").write_bytes(b"this is not audio at all")
+        start(harness, pg_database)
+        harness.wait_filed(4)
+
+        assert set(harness.results()) == {"call-0.wav", "call-1.wav", "call-2.wav"}
+        assert harness.errors()["notes.wav"]["reason"] == "not_audio"
+        wait_until(
+            lambda: len(rows(pg_database, "SELECT 1 FROM files WHERE state = 'filed'")) == 4,
+            15,
+            "the journal to say filed",
+        )
+        assert rows(
+            pg_database,
+            "SELECT inbox, host_id, outcome, count(*) FROM files GROUP BY 1, 2, 3 ORDER BY 3",
+        ) == [("sales", "host-a", "done", 3), ("sales", "host-a", "failed", 1)]
+
+        status = json.loads(cli(harness, pg_database, "status", "--json").stdout)
+        assert status["journal"] == (
+            f"postgresql://symbl@127.0.0.1:{pg_database.port}/{pg_database.name}"
+        )
+        [inbox] = status["inboxes"]
+        assert (inbox["path"], inbox["counts"]["filed_done"]) == ("sales", 3)
+        assert inbox["counts"]["filed_failed"] == 1
+        [host] = status["hosts"]
+        assert host["host"] == "host-a"
+        assert (host["counts"]["filed_done"], host["counts"]["filed_failed"]) == (3, 1)
+        text = cli(harness, pg_database, "status").stdout
+        assert "host-a" in text
+        conversations = json.loads(cli(harness, pg_database, "conversations", "--json").stdout)
+        assert conversations == {"conversations": []}
+
+        retried = cli(harness, pg_database, "retry", str(harness.failed / "notes.wav"))
+        assert retried.returncode == 0, retried.stderr
+        assert rows(pg_database, "SELECT outcome FROM files WHERE outcome = 'retried'") == [
+            ("retried",)
+        ]
+        assert harness.stop() == 0
+
+    def test_sigkill_mid_run_loses_nothing(
+        self,
+        harness_factory: Callable[..., DaemonHarness],
+        emulator_factory: Callable[..., EmulatorServer],
+        pg_database: Database,
+    ) -> None:
+        server = emulator_factory(job_seconds=0.5, seed=3)
+        harness = shared_harness(
+            harness_factory,
+            pg_database,
+            emulator=server,
+            symbl_options={"max_concurrent_jobs": 5, "max_concurrent_uploads": 2},
+        )
+        expected = {}
+        for index in range(30):
+            data = make_wav(0.05 + index / 4000)
+            (harness.inbox / f"kill-{index:02}.wav").write_bytes(data)
+            expected[f"kill-{index:02}.wav"] = sha256_of(data)
+        start(harness, pg_database)
+        wait_until(lambda: len(server.state.submissions) >= 8, 30, "some files sent")
+        harness.kill()
+        start(harness, pg_database)
+        harness.wait_filed(30, timeout=90)
+        assert harness.stop() == 0
+
+        results = harness.results()
+        assert set(results) == set(expected)
+        assert {name: result["sha256"] for name, result in results.items()} == expected
+        uploads = harness.submissions_by_sha()
+        assert set(uploads) == set(expected.values())
+        # At most the uploads in flight at the kill went twice (the at-least-once window).
+        assert sum(count - 1 for count in uploads.values()) <= 2
+
+
+class TestJobCap:
+    """Taking the next file awaits the database: the job cap still holds, no 429 from it."""
+
+    def test_a_backlog_at_the_accounts_limit(
+        self,
+        harness_factory: Callable[..., DaemonHarness],
+        emulator_factory: Callable[..., EmulatorServer],
+        pg_database: Database,
+    ) -> None:
+        server = emulator_factory(job_seconds=0.3, max_jobs=10, seed=5)
+        harness = shared_harness(
+            harness_factory,
+            pg_database,
+            emulator=server,
+            symbl_options={"max_concurrent_jobs": 10, "max_concurrent_uploads": 4},
+        )
+        for index in range(80):
+            (harness.inbox / f"cap-{index:02}.wav").write_bytes(make_wav(0.05 + index / 4000))
+        start(harness, pg_database)
+        harness.wait_filed(80, timeout=90)
+        assert harness.stop() == 0
+        assert len(harness.results()) == 80
+        assert harness.event_count("submissions_paused") == 0
+        assert len(server.state.submissions) == 80
+
+
+class TestUnusableDatabase:
+    """A database the daemon cannot use ends the start (exit 1) saying why."""
+
+    def run_daemon(self, harness: DaemonHarness, password: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "daemon", "--config", str(harness.config_path), "run"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin", PASSWORD_VARIABLE: password},
+        )
+
+    def test_wrong_password(
+        self, harness_factory: Callable[..., DaemonHarness], pg_database: Database
+    ) -> None:
+        harness = shared_harness(harness_factory, pg_database)
+        result = self.run_daemon(harness, "not-the-password-77")
+        assert result.returncode == 1
+        assert "journal_unreadable" in result.stdout
+        assert "authentication failed" in result.stdout
+        assert "not-the-password-77" not in result.stdout + result.stderr
+
+    def test_unreachable(
+        self, harness_factory: Callable[..., DaemonHarness], pg_database: Database
+    ) -> None:
+        harness = harness_factory(
+            inbox_options={"id": "sales"},
+            extra={
+                "journal": {
+                    "url": pg_database.url_with(password=None, port=free_port()),
+                    "password": f"${{{PASSWORD_VARIABLE}}}",
+                    "connect_timeout_seconds": 2,
+                }
+            },
+        )
+        result = self.run_daemon(harness, pg_database.password)
+        assert result.returncode == 1
+        assert "cannot reach the server" in result.stdout
+        assert pg_database.password not in result.stdout + result.stderr
