@@ -32,7 +32,7 @@ JOBS_CHANNEL = "symbl_inbox_jobs"
 SLOTS_CHANNEL = "symbl_inbox_slots"
 # When no slot is free and no pause runs, ask again after this long at the latest (a freed
 # slot's NOTIFY usually wakes the waiting hosts long before).
-SLOT_POLL_SECONDS = 1.0
+SLOT_POLL_SECONDS = 0.5
 # A shared cap learned from 429s is probed upwards again once they stopped for this long.
 CAP_PROBE_SECONDS = 30.0
 

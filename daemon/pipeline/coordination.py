@@ -47,6 +47,7 @@ class Coordination:
         self._wake_pending = False
         self._unreachable = False
         self._following: dict[int, str] = {}
+        self._frees = 0  # slots freed by any host so far, as NOTIFY told
         # Files seen and left unclaimed while this host held ``budget`` files (oldest first).
         self._deferred: dict[tuple[str, str], None] = {}
         self.budget = 1 << 30
@@ -69,6 +70,7 @@ class Coordination:
         woken when they may ask again); refused as ``lost``, the file is let go."""
         if not self.shared:
             return _GRANTED
+        frees = self._frees
         try:
             answer = await self.coordinator.take_slot(file_id)
         except Exception as exc:  # any database failure means: wait, retry
@@ -87,6 +89,10 @@ class Coordination:
                 message="this host's lease in the cluster is not renewed: it starts nothing "
                 "new until the database answers again",
             )
+        if answer.why == "full" and self._frees != frees:
+            # A slot was freed while the answer travelled: ask again now, not after the wait.
+            self._supervisor.later(0.0, self.pump)
+            return answer
         self._wait(answer.retry_seconds)
         return answer
 
@@ -105,6 +111,7 @@ class Coordination:
 
     def slot_freed(self) -> None:
         """Another host freed a slot of the account (NOTIFY): ask again now."""
+        self._frees += 1
         self._wait_until = 0.0
         self.pump()
 
