@@ -14,11 +14,13 @@ from types import TracebackType
 
 
 class PausingProxy:
-    """``with PausingProxy(port) as proxy:`` forwards ``127.0.0.1:proxy.port`` to ``port``."""
+    """``with PausingProxy(port) as proxy:`` forwards ``listen:proxy.port`` (loopback unless
+    told, e.g. the bridge of the test's network namespaces) to ``127.0.0.1:port``."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, listen: str = "127.0.0.1") -> None:
         self._upstream = ("127.0.0.1", upstream_port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.host = listen
+        self._listener = socket.create_server((listen, 0))
         self.port: int = self._listener.getsockname()[1]
         self._open = threading.Event()
         self._open.set()

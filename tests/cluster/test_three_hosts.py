@@ -4,8 +4,10 @@ database for longer than its lease. Every file is filed exactly once, the accoun
 429, the only files sent twice are ones a lost host was uploading (counted and shown), and the
 cut-off host comes back and works again.
 
-The hosts are plain processes; each reaches PostgreSQL through a TCP forwarder of its own, and
-the cut-off host's forwarder is paused (nothing passes, connections hang) for a while."""
+Running as root, each host is a network namespace of its own on a bridge the test makes, and
+reaches PostgreSQL and the emulator over it; otherwise the hosts are plain processes. Either
+way each host reaches PostgreSQL through a TCP forwarder of its own, and the cut-off host's
+forwarder is paused (nothing passes, connections hang) for a while."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from typing import Any
 
 import pytest
 from e2e_harness import DaemonHarness, wait_until
+from namespaces import Namespaces
+from namespaces import unavailable as namespaces_unavailable
 from pausing_proxy import PausingProxy
 from pg_harness import Database
 from sox_audio import sox_wav
@@ -38,21 +42,36 @@ HOSTS = ("host-a", "host-b", "host-c")
 class Cluster:
     """Three daemon setups sharing ``root/shared``; each host also has an inbox of its own."""
 
-    def __init__(self, root: Path, emulator: EmulatorServer, database: Database) -> None:
+    def __init__(
+        self,
+        root: Path,
+        emulator: EmulatorServer,
+        database: Database,
+        namespaces: Namespaces | None,
+    ) -> None:
         self.root = root
         self.emulator = emulator
+        self.namespaces = namespaces
         self.shared = root / "shared"
         for name in ("inbox", "done", "failed"):
             (self.shared / name).mkdir(parents=True)
-        self.proxies = {host: PausingProxy(database.port) for host in HOSTS}
+        address = namespaces.gateway if namespaces else "127.0.0.1"
+        self.proxies = {host: PausingProxy(database.port, address) for host in HOSTS}
+        # One address of the account for every host (the account is named by it).
+        self.api = PausingProxy(int(emulator.base_url.rsplit(":", 1)[1]), address)
         self.daemons: dict[str, DaemonHarness] = {}
         for host in HOSTS:
             own = root / host
             url = database.url_with(password=database.password, port=self.proxies[host].port)
+            url = url.replace("@127.0.0.1:", f"@{address}:")
             self.daemons[host] = DaemonHarness(
                 own,
                 emulator,
-                symbl_options={"max_concurrent_jobs": JOBS, "max_concurrent_uploads": 2},
+                symbl_options={
+                    "base_url": f"http://{address}:{self.api.port}",
+                    "max_concurrent_jobs": JOBS,
+                    "max_concurrent_uploads": 2,
+                },
                 extra={
                     "journal": {"url": url, "connect_timeout_seconds": 2},
                     "cluster": {
@@ -81,11 +100,17 @@ class Cluster:
     def results(self) -> dict[str, dict[str, Any]]:
         return DaemonHarness._records(self.shared / "done", ".result.json")
 
+    def start(self) -> None:
+        for n, daemon in enumerate(self.daemons.values()):
+            daemon.start(prefix=self.namespaces.prefix(n) if self.namespaces else ())
+
     def close(self) -> None:
         for daemon in self.daemons.values():
             daemon.close()
-        for proxy in self.proxies.values():
+        for proxy in [*self.proxies.values(), self.api]:
             proxy.close()
+        if self.namespaces is not None:
+            self.namespaces.close()
 
     def status(self, host: str) -> dict[str, Any]:
         out = subprocess.run(
@@ -105,7 +130,8 @@ def cluster(
 ) -> Iterator[Cluster]:
     # Every request takes a while, so a host killed mid-run is caught with an upload under way.
     emulator = emulator_factory(job_seconds=1.0, max_jobs=JOBS, latency_seconds=LATENCY)
-    made = Cluster(tmp_path, emulator, pg_database)
+    namespaces = None if namespaces_unavailable() else Namespaces(len(HOSTS))
+    made = Cluster(tmp_path, emulator, pg_database, namespaces)
     yield made
     made.close()
 
@@ -125,8 +151,7 @@ class TestThreeHosts:
         self, cluster: Cluster
     ) -> None:
         a, b, c = (cluster.daemons[host] for host in HOSTS)
-        for daemon in (a, b, c):
-            daemon.start()
+        cluster.start()
         for n in range(FILES):
             sox_wav(cluster.shared / "inbox" / f"call-{n:02d}.wav", seconds=0.2 + n / 100)
 
