@@ -33,6 +33,7 @@ from daemon.lock import AlreadyRunning, StateLock
 from daemon.logs import get_logger, masker, set_level
 from daemon.notify import SystemdNotifier
 from daemon.pipeline.admitter import Admitter
+from daemon.pipeline.cluster import Cluster
 from daemon.pipeline.conditions import Conditions
 from daemon.pipeline.conversations import Conversations, Decision, Reject, Release
 from daemon.pipeline.filer import Filer
@@ -119,6 +120,7 @@ class Daemon:
         )
         self.http = HttpService(self)
         self._reload_requested = asyncio.Event()
+        self.cluster = Cluster(self)  # the hosts sharing the journal (one host: nothing to do)
 
     # ================================================================ lifecycle
 
@@ -143,7 +145,7 @@ class Daemon:
 
     def job_ended(self, job_id: str) -> bool:
         """A webhook said this job ended (the endpoint's ``WebhookSink``)."""
-        return self.tracker.job_ended(job_id)
+        return self.tracker.job_ended(job_id) or self.cluster.announce(job_id)
 
     @property
     def endpoint(self) -> Endpoint | None:
@@ -215,7 +217,7 @@ class Daemon:
     async def _run_locked(self) -> int:
         assert self._loop is not None
         try:
-            self.journal = await open_journal(self.config)
+            self.journal = await self.cluster.join(await open_journal(self.config))
         except JournalUnavailable as exc:
             log.error("journal_unreadable", message=str(exc))
             return 1

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from daemon.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from daemon.cluster.report import LEASE_HEADERS, lease_rows, read_leases
 from daemon.commands.hosts import gather_hosts, host_rows
 from daemon.config import Config, ConfigError, load_config
 from daemon.files.records import iso
@@ -114,6 +115,8 @@ class StatusReport:
     """Per host of a shared journal, the files it holds by state (none with SQLite)."""
     shared: str | None = None
     """The shared journal's location when ``journal.url`` names one."""
+    leases: list[dict[str, Any]] = field(default_factory=list)
+    """The hosts of a cluster (a shared journal): lease, files and slots held, takeovers."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -131,6 +134,7 @@ class StatusReport:
             "live_note": self.live_note,
             "polled": self.polled,
             "hosts": self.hosts,
+            "leases": self.leases,
         }
 
 
@@ -241,6 +245,8 @@ def render_status(report: StatusReport) -> str:
     parts.extend(polled_lines(report.polled))
     if report.hosts:
         parts.append(render_table(["host", *COUNT_KEYS], host_rows(report.hosts, COUNT_KEYS)))
+    if report.leases:
+        parts.append("\nLeases:\n" + render_table(LEASE_HEADERS, lease_rows(report.leases)))
     parts.extend(_stall_lines(report))
     parts.append(f"Jobs in flight: {len(report.in_flight)}")
     if report.in_flight:
@@ -361,7 +367,7 @@ def status_main(args: argparse.Namespace) -> int:
     if found is None:
         return EXIT_FAILURE
     report, _ = found
-    report = replace(report, live_note=note)
+    report = replace(report, live_note=note, leases=asyncio.run(read_leases(config)))
     if args.json:
         print(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
     else:

@@ -58,6 +58,8 @@ def _common(record: FileRecord) -> dict[str, Any]:
         "audio": data.get("audio"),
         "timestamps": {stage: iso(when) for stage, when in record.times.items()},
     }
+    if "takeovers" in data:  # taken over from a host that stopped (several hosts)
+        common["takeovers"] = data["takeovers"]
     if record.kind.value == "url":
         common["url"] = data.get("url")
     if record.conversation_key is not None:

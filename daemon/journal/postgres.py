@@ -12,7 +12,10 @@ rolls them all back, and a task that reads what another wrote meanwhile sees it.
 blocks, tasks use the pool's connections side by side.
 
 ``files.host_id`` names the host that holds a file: the host that first recorded it. A plain
-``save`` never changes it, so the cluster's claims (later migrations) own that column.
+``save`` never changes it, so the cluster's claims (later migrations) own that column. With
+``this_host_only`` (a daemon in a cluster), ``active`` and ``in_states`` list only the files
+this host holds, and ``save`` writes only a row this host holds: once another host took a file
+over, this host's late writes are refused and logged, never applied.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ _SAVE: LiteralString = (
     " conversation_id = %s, job_id = %s, outcome = %s, reason = %s, filed_path = %s, data = %s,"
     " updated_at = clock_timestamp() WHERE id = %s"
 )
+_OWNED: LiteralString = " AND host_id = %s RETURNING id"
 _SELECT_CONVERSATIONS: LiteralString = (
     "SELECT inbox, key, conversation_id, last_part_done, last_part_assigned, rejected, data"
     " FROM conversations"
@@ -105,6 +109,8 @@ class PostgresJournal:
         # The transaction() block in force, which every statement of this process joins.
         self._held: _Held | None = None
         self.on_full: Callable[[Exception], None] | None = None
+        # A daemon of a cluster works on the files it holds only (see the module's docstring).
+        self.this_host_only = False
 
     @classmethod
     async def open(
@@ -300,7 +306,16 @@ class PostgresJournal:
 
     async def save(self, record: FileRecord) -> None:
         values = [_column_value(name, getattr(record, name)) for name in _FILE_COLUMNS[1:]]
-        await self._write(_SAVE, (*values, record.id))
+        if not self.this_host_only:
+            await self._write(_SAVE, (*values, record.id))
+        elif not await self._write(_SAVE + _OWNED, (*values, record.id, self.host_id)):
+            log.warning(
+                "file_write_refused",
+                inbox=record.inbox,
+                file=record.rel_path,
+                state=record.state,
+                message="another host holds this file now; this host leaves it alone",
+            )
 
     async def forget(self, record: FileRecord) -> None:
         """Drop a row whose file vanished before anything was sent."""
@@ -312,12 +327,22 @@ class PostgresJournal:
 
     async def active(self, inbox: str | None = None) -> list[FileRecord]:
         """Every row not yet filed (optionally of one inbox), oldest first."""
+        if self.this_host_only:
+            return await self._files(
+                " WHERE state <> 'filed' AND host_id = %s AND inbox = coalesce(%s, inbox)"
+                " ORDER BY id",
+                (self.host_id, inbox),
+            )
         if inbox is None:
             return await self._files(" WHERE state <> 'filed' ORDER BY id")
         return await self._files(" WHERE state <> 'filed' AND inbox = %s ORDER BY id", (inbox,))
 
     async def in_states(self, states: Iterable[State]) -> list[FileRecord]:
         wanted = [state.value for state in states]
+        if self.this_host_only:
+            return await self._files(
+                " WHERE state = ANY(%s) AND host_id = %s ORDER BY id", (wanted, self.host_id)
+            )
         return await self._files(" WHERE state = ANY(%s) ORDER BY id", (wanted,))
 
     async def completed_with_sha(

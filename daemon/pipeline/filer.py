@@ -21,6 +21,7 @@ from daemon.hooks import Happening, HookEvent, HookRunner
 from daemon.http.metrics import Metrics
 from daemon.journal import FINAL_STATES, FileRecord, State
 from daemon.logs import get_logger
+from daemon.pipeline.coordination import Coordination
 from daemon.pipeline.scheduler import backoff
 from daemon.pipeline.shell import Shell
 from daemon.pipeline.supervisor import Supervisor
@@ -49,6 +50,8 @@ class Filer:
         hooks: Callable[[], HookRunner | None],
     ) -> None:
         self._shell = shell
+        # One host alone; ``Cluster.join`` puts the coordination of shared hosts here.
+        self.coordination = Coordination()
         self._supervisor = supervisor
         self._boundaries = boundaries
         self._stalls = stalls
@@ -87,6 +90,12 @@ class Filer:
         inbox = self._shell.inbox(record.inbox)
         if inbox is None:
             log.warning("filing_postponed", file=record.rel_path, reason="inbox not configured")
+            return
+        ours = await self.coordination.still_ours(record.id)
+        if not ours:
+            if ours is None:  # the cluster's database does not answer: tried again later
+                delay = backoff(attempt, 1.0, RETRY_CAP_SECONDS)
+                self._supervisor.later(delay, lambda: self._refile(record.id, attempt + 1))
             return
         outcome = "done" if record.state is State.COMPLETED else "failed"
         target_root = inbox.done if outcome == "done" else inbox.failed
@@ -165,6 +174,7 @@ class Filer:
         record.stamp("filed")
         await self._shell.db.save(record)
         self._shell.filed(record)
+        self.coordination.release(record.id)
         self._metrics.file_filed(record.inbox, outcome, record.reason)
         self._hook_filed(record, target_root, outcome, TRANSCRIPT_SUFFIX in extra_files)
         log.info(

@@ -26,6 +26,7 @@ from daemon.files.watch import watch_mode
 from daemon.fsboundary import Boundaries, InboxFiles, display, lstat_in
 from daemon.journal import ActiveFile, FileRecord, Kind, State
 from daemon.logs import get_logger
+from daemon.pipeline.coordination import Coordination
 from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.shell import Shell
 from daemon.pipeline.supervisor import Supervisor
@@ -70,6 +71,9 @@ class Inboxes:
         settled: Settled,
     ) -> None:
         self._shell = shell
+        # One host alone; ``Cluster.join`` puts the coordination of shared hosts here.
+        self.coordination = Coordination()
+        self._claiming: set[tuple[str, str]] = set()
         self._supervisor = supervisor
         self._scheduler = scheduler
         self._stalls = stalls
@@ -241,6 +245,7 @@ class Inboxes:
                 log.error("inbox_scan_failed", inbox=inbox.key, error=str(exc))
                 return
             self._watches.retry(runtime, folder)
+            self.coordination.rescanning()
             before, now_seen = runtime.seen, {}
             found = new = 0
             deadline = time.monotonic() + SLICE_SECONDS
@@ -303,6 +308,12 @@ class Inboxes:
         except Exception:
             log.exception("internal_error", inbox=inbox_key, file=rel)
 
+    def see_again(self, key: tuple[str, str]) -> None:
+        """A file left unclaimed: this host has room for it now, unless another took it."""
+        runtime = self.runtimes.get(key[0])
+        if runtime is not None:
+            self.on_event(key[0], str(runtime.inbox.path / key[1]), deleted=False)
+
     def _sidecar_touched(self, runtime: InboxRuntime, audio_rel: str) -> None:
         """A sidecar written while its audio settles restarts the audio's settle window."""
         tracked = runtime.tracked.get(audio_rel)
@@ -334,10 +345,54 @@ class Inboxes:
             if runtime.journaled.pop(rel, None) != (size, mtime_ns):
                 await self._seen_again(runtime, existing_id, size, mtime_ns)
             return
+        if self.coordination.shared:
+            # Another host may have seen it first: the file is recorded once it is ours; a
+            # host that holds enough work leaves it to the others for now.
+            holding = len(self.active) + len(self._claiming)
+            if key not in self._claiming and not self.coordination.defer(key, holding):
+                self._claiming.add(key)
+                self._supervisor.spawn(self._claim(runtime, rel, kind, size, mtime_ns, quiet))
+            return
+        await self._record(runtime, rel, kind, size, mtime_ns, quiet)
+
+    async def _claim(
+        self,
+        runtime: InboxRuntime,
+        rel: str,
+        kind: Candidate,
+        size: int,
+        mtime_ns: int,
+        quiet: bool,
+    ) -> None:
+        key = (runtime.inbox.key, rel)
+        try:
+            if not await self.coordination.claim(*key):
+                return
+            if key in self.active or self.runtimes.get(runtime.inbox.key) is not runtime:
+                return
+            await self._record(runtime, rel, kind, size, mtime_ns, quiet, claimed=True)
+        finally:
+            self._claiming.discard(key)
+
+    async def _record(
+        self,
+        runtime: InboxRuntime,
+        rel: str,
+        kind: Candidate,
+        size: int,
+        mtime_ns: int,
+        quiet: bool,
+        *,
+        claimed: bool = False,
+    ) -> None:
+        """A new file of this host's: recorded as waiting, and watched until it settles."""
+        key = (runtime.inbox.key, rel)
         record_kind = Kind.URL if kind is Candidate.URL_DROP else Kind.AUDIO
         record = await self._shell.db.add_file(
             runtime.inbox.key, rel, record_kind, size, mtime_ns, State.WAITING
         )
+        if claimed:  # the claim names its record before anything asks for a slot for it
+            await self.coordination.bind(runtime.inbox.key, rel, record.id)
         record.profile = runtime.inbox.profile
         self.active[key] = record.id
         # A scan of a large backlog would write thousands of lines; it writes one summary.
@@ -432,6 +487,7 @@ class Inboxes:
         self._scheduler.discard(record.inbox, record.id)
         self.active.pop((record.inbox, record.rel_path), None)
         await self._shell.db.forget(record)
+        self.coordination.release(record.id)
         log.info("file_vanished", inbox=record.inbox, file=record.rel_path, state=record.state)
 
     async def maintain(self, runtime: InboxRuntime, now: float) -> None:

@@ -9,6 +9,7 @@ import time
 from daemon.http.metrics import Metrics
 from daemon.journal import FileRecord, State
 from daemon.logs import get_logger
+from daemon.pipeline.coordination import Coordination
 from daemon.pipeline.pollplan import Bounds, JobPolls, RequestBudget, Speed
 from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.shell import Shell
@@ -31,6 +32,8 @@ class Tracker:
     ) -> None:
         self._shell = shell
         self._scheduler = scheduler
+        # One host alone; ``Cluster.join`` puts the coordination of shared hosts here.
+        self.coordination = Coordination()
         self._supervisor = supervisor
         self._metrics = metrics
         self.tracking: dict[int, asyncio.Task[None]] = {}
@@ -50,6 +53,7 @@ class Tracker:
         self.job_wakeups[record.job_id] = asyncio.Event()
         self._polls[record.job_id] = self._plan(record)
         self._scheduler.job_started(record.job_id)
+        self.coordination.following(record.id, record.job_id)
         self.tracking[record.id] = self._supervisor.spawn(self._follow(record))
 
     def stop(self) -> list[asyncio.Task[None]]:
@@ -72,6 +76,7 @@ class Tracker:
         event.set()
         self._polls[job_id].webhook(time.time())
         if self._scheduler.job_ended_by_webhook(job_id):
+            self.coordination.job_ended(job_id)
             self._shell.pump()
         return True
 
@@ -101,6 +106,7 @@ class Tracker:
             self.job_wakeups.pop(record.job_id, None)
             self.tracking.pop(record.id, None)
             self._scheduler.job_done(record.job_id)
+            self.coordination.free(record.id)  # the account's slot, for every host
             self._shell.pump()
         await self._finished(record, status, polls.polls)
 

@@ -24,6 +24,7 @@ from daemon.journal import FileRecord, Kind, State
 from daemon.live import UploadMeters
 from daemon.logs import MASK, get_logger
 from daemon.pipeline.admission import NOT_REGULAR_MESSAGE
+from daemon.pipeline.coordination import Coordination
 from daemon.pipeline.filer import RETRY_CAP_SECONDS
 from daemon.pipeline.scheduler import PAUSE_CAP_SECONDS, Scheduler, backoff
 from daemon.pipeline.shell import Shell
@@ -62,6 +63,8 @@ class Uploader:
         stalls: StallBoard,
     ) -> None:
         self._shell = shell
+        # One host alone; ``Cluster.join`` puts the coordination of shared hosts here.
+        self.coordination = Coordination()
         self._scheduler = scheduler
         self._supervisor = supervisor
         self._tracker = tracker
@@ -114,7 +117,10 @@ class Uploader:
 
     def _can_start(self) -> bool:
         return (
-            not self._supervisor.stopping and self._shell.has_room() and self._scheduler.can_start()
+            not self._supervisor.stopping
+            and self._shell.has_room()
+            and self._scheduler.can_start()
+            and self.coordination.may_start()
         )
 
     async def _pump_now(self) -> None:
@@ -131,6 +137,14 @@ class Uploader:
             self._scheduler.pumped()
 
     async def _upload(self, record: FileRecord) -> None:
+        slot = await self.coordination.slot_for(record.id)
+        if not slot.granted:
+            # Another host's jobs fill the account, or the file is not ours any more.
+            self.uploading.pop(record.id, None)
+            self._scheduler.upload_ended(record.id)
+            if slot.why != "lost":
+                self._requeue(record, 0.0, front=True)
+            return
         try:
             await self._send(record)
         except asyncio.CancelledError:
@@ -148,6 +162,8 @@ class Uploader:
             self.uploading.pop(record.id, None)
             self._scheduler.upload_ended(record.id)
             self.meters.end(record.id)
+            if record.state is not State.SUBMITTED:
+                self.coordination.free(record.id)  # no job holds its slot
             self.pump()
 
     async def _send(self, record: FileRecord) -> None:
@@ -291,6 +307,7 @@ class Uploader:
         record.stamp("submitted")
         await self._shell.db.save(record)
         self._scheduler.submitted()
+        self.coordination.submitted()
         self._shell.api_answer()
         log.info(
             "file_submitted",
@@ -341,6 +358,7 @@ class Uploader:
         pause = self._scheduler.rate_limited()
         if pause is None:
             return
+        self.coordination.rate_limited(pause.job_cap, pause.seconds)  # for every host
         log.warning(
             "submissions_paused", reason="rate_limited", seconds=pause.seconds,
             job_cap=pause.job_cap,

@@ -112,9 +112,12 @@ class InboxSpec:
     settle_seconds: float = 0.5
     poll_interval_seconds: float = 1.0
     rescan_seconds: float = 300.0
+    # ``id``: the same inbox on several hosts that share a journal.
+    inbox_id: str | None = None
 
     def as_yaml(self) -> dict[str, Any]:
         return {
+            **({"id": self.inbox_id} if self.inbox_id else {}),
             "path": str(self.path),
             "profile": "bench",
             "done": str(self.path / "done"),
@@ -141,6 +144,8 @@ class DaemonOptions:
     log_level: str | None = None
     # The ``journal:`` section (e.g. ``keep_filed_days``), when not the defaults.
     journal: dict[str, Any] | None = None
+    # More top-level settings (e.g. ``journal`` and ``cluster`` for several hosts).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def config_text(
@@ -163,6 +168,7 @@ def config_text(
         },
         "profiles": {"bench": {"params": {"languageCode": "en-US"}, **opts.profile}},
         "inboxes": [inbox.as_yaml() for inbox in inboxes],
+        **opts.extra,
     }
     if opts.log_level is not None:
         config["log_level"] = opts.log_level
@@ -263,6 +269,12 @@ class DaemonProcess:
             time.sleep(0.05)  # waiting for a child to exit; wait4 with WNOHANG cannot block
         if self._reader is not None:
             self._reader.join(timeout=5)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: nothing is said to anyone; then reaped."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(timeout=STOP_SECONDS)
 
     def stderr_tail(self, lines: int = 20) -> str:
         path = self.workdir / "daemon.stderr"

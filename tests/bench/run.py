@@ -25,6 +25,7 @@ from typing import Any
 
 from baselines import offer_sdk_to_children
 from client_rss import REPO, free_port
+from cluster import takeover, three_hosts
 from comparisons import SdkComparison, upload_rss, upload_throughput
 from harness import MIB, DaemonOptions, InboxSpec, config_text
 from history import history_latency, steady_state
@@ -75,6 +76,7 @@ MEASUREMENTS = (
     "inboxes_1000", "rescan_100k",
     "tracking",
     "backlog_100k", "history", "steady",
+    "cluster", "takeover",
 )  # fmt: skip
 
 
@@ -128,6 +130,12 @@ GOALS = (
     Goal("status_seconds_1m_filed", 0.5),
     Goal("steady_rss_growth_mib_5k", 10),
     Goal("steady_journal_rows_5k", 1000),
+    Goal("cluster_3_hosts_ratio_to_limit", 1.10),
+    # Must equal the account's limit (50): above it Symbl says 429, below it time is lost.
+    Goal("cluster_peak_jobs_in_flight", 50),
+    # A dead host's running jobs are followed by another within its lease (5 s) + 2 s.
+    Goal("takeover_seconds_after_kill", 7),
+    Goal("cluster_db_transactions_per_file", None),
 )
 
 
@@ -215,6 +223,8 @@ def run_all(sizes: Sizes, only: frozenset[str] = frozenset(MEASUREMENTS)) -> Run
         measure("backlog_100k", lambda: backlog(sizes.backlog_large_files))
         measure("history", lambda: history_latency(sizes.history_rows))
         measure("steady", lambda: steady_state(sizes.steady_files))
+        measure("cluster", three_hosts)
+        measure("takeover", takeover)
         if sdk is not None:
             measure("sdk", sdk.result)
     return run
@@ -263,6 +273,10 @@ def headline(run: Run) -> dict[str, float | None]:
         "status_seconds_1m_filed": _get(d, "history", "status_seconds"),
         "steady_rss_growth_mib_5k": _get(d, "steady", "rss_growth_mib"),
         "steady_journal_rows_5k": _get(d, "steady", "journal_rows_max"),
+        "cluster_3_hosts_ratio_to_limit": _get(d, "cluster", "ratio"),
+        "cluster_peak_jobs_in_flight": _get(d, "cluster", "peak_jobs"),
+        "takeover_seconds_after_kill": _get(d, "takeover", "takeover_seconds"),
+        "cluster_db_transactions_per_file": _get(d, "cluster", "db_transactions_per_file"),
     }
 
 
@@ -385,6 +399,24 @@ def _notes(run: Run) -> dict[str, str]:
         )
         notes["backlog_100k_rss_mib"] = f"VmHWM, {k['files']:,} files"
     notes.update(history_notes(d))
+    if "cluster" in d:
+        k = d["cluster"]
+        notes["cluster_3_hosts_ratio_to_limit"] = (
+            f"{k['wall_seconds']:.2f} s / {k['least_possible_seconds']:.1f} s; {k['files']} files, "
+            f"{k['hosts']} hosts, filed per host {k['filed_per_host']}"
+        )
+        notes["cluster_peak_jobs_in_flight"] = (
+            f"limit {k['job_limit']}; {k['rate_limited']} answers 429, "
+            f"{k['submissions']} submissions"
+        )
+        notes["cluster_db_transactions_per_file"] = "journal and coordination, pg_stat_database"
+    if "takeover" in d:
+        t = d["takeover"]
+        notes["takeover_seconds_after_kill"] = (
+            f"all {t['jobs']} running jobs followed by the other host; lease "
+            f"{t['lease_seconds']:.0f} s, heartbeat {t['lease_seconds'] / 3:.1f} s; "
+            f"{t['sent_again']} sent again"
+        )
     return notes
 
 
