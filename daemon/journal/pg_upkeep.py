@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, LiteralString
 
+from daemon.journal.pgrows import name_text
 from daemon.model import ActiveFile, PruneCursor, State
 
 # Folds the changes appended since the last fold into file_counts. One host folds at a time
@@ -87,7 +88,7 @@ def prune_delete_params(ids: list[int], keep_twins_in: Collection[str]) -> tuple
     return ids, sorted(keep_twins_in)
 
 
-def active_file(row: tuple[Any, ...], name_text: Any) -> ActiveFile:
+def active_file(row: tuple[Any, ...]) -> ActiveFile:
     key = row[6]
     return ActiveFile(
         int(row[0]),

@@ -21,11 +21,8 @@ over, this host's late writes are refused and logged, never applied.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import fields
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, LiteralString
 
 import psycopg
@@ -35,6 +32,13 @@ from psycopg_pool import AsyncConnectionPool
 from daemon.config.model import JournalSettings
 from daemon.journal import migrations, pg_upkeep
 from daemon.journal.pgconnect import APPLICATION_NAME, connect, connection_kwargs, explain
+from daemon.journal.pgrows import (
+    FILE_COLUMNS,
+    column_value,
+    conversation_from_row,
+    file_from_row,
+    name_bytes,
+)
 from daemon.logs import get_logger
 from daemon.model import ActiveFile, ConversationRecord, FileRecord, Kind, PruneCursor, State
 
@@ -42,8 +46,6 @@ log = get_logger("symbl_inbox.journal")
 
 # Connections the daemon keeps open: writes are short, so a few serve many tasks.
 POOL_MIN, POOL_MAX = 1, 8
-_NAME_COLUMNS = frozenset({"rel_path", "conversation_key", "filed_path"})
-_FILE_COLUMNS = tuple(f.name for f in fields(FileRecord))
 _SELECT_FILES: LiteralString = (
     "SELECT id, inbox, rel_path, kind, size, mtime_ns, state, profile, sha256, conversation_key,"
     " part, conversation_id, job_id, outcome, reason, filed_path, data FROM files"
@@ -82,15 +84,6 @@ class _Held:
 
 class SchemaNotReady(Exception):
     """The database has no journal yet, or one this code must not use; the message says."""
-
-
-def name_bytes(name: str) -> bytes:
-    """A file or key name as stored: the file system's bytes (surrogateescape undone)."""
-    return os.fsencode(name)
-
-
-def name_text(stored: bytes | memoryview) -> str:
-    return os.fsdecode(bytes(stored))
 
 
 class PostgresJournal:
@@ -276,7 +269,7 @@ class PostgresJournal:
         raise AssertionError("unreachable")  # the second attempt returned or raised
 
     async def _files(self, where: LiteralString, params: tuple[Any, ...] = ()) -> list[FileRecord]:
-        return [_file_from_row(row) for row in await self._rows(_SELECT_FILES + where, params)]
+        return [file_from_row(row) for row in await self._rows(_SELECT_FILES + where, params)]
 
     # ------------------------------------------------------------------ files
 
@@ -305,7 +298,7 @@ class PostgresJournal:
         return record
 
     async def save(self, record: FileRecord) -> None:
-        values = [_column_value(name, getattr(record, name)) for name in _FILE_COLUMNS[1:]]
+        values = [column_value(name, getattr(record, name)) for name in FILE_COLUMNS[1:]]
         if not self.this_host_only:
             await self._write(_SAVE, (*values, record.id))
         elif not await self._write(_SAVE + _OWNED, (*values, record.id, self.host_id)):
@@ -384,7 +377,7 @@ class PostgresJournal:
             rows = await self._rows(
                 pg_upkeep.ACTIVE_FILES + " AND inbox = %s ORDER BY id", (inbox,)
             )
-        return [pg_upkeep.active_file(row, name_text) for row in rows]
+        return [pg_upkeep.active_file(row) for row in rows]
 
     async def prune_filed(
         self,
@@ -430,7 +423,7 @@ class PostgresJournal:
         rows = await self._rows(
             _SELECT_CONVERSATIONS + " WHERE inbox = %s AND key = %s", (inbox, name_bytes(key))
         )
-        return _conversation_from_row(rows[0]) if rows else ConversationRecord(inbox, key)
+        return conversation_from_row(rows[0]) if rows else ConversationRecord(inbox, key)
 
     async def save_conversation(self, record: ConversationRecord) -> None:
         await self._write(
@@ -453,7 +446,7 @@ class PostgresJournal:
 
     async def conversations(self) -> list[ConversationRecord]:
         rows = await self._rows(_SELECT_CONVERSATIONS + " ORDER BY inbox, key")
-        return [_conversation_from_row(row) for row in rows]
+        return [conversation_from_row(row) for row in rows]
 
     # ------------------------------------------------------------------ settings
 
@@ -484,36 +477,6 @@ class PostgresJournal:
         record.outcome = "retried"
         record.stamp("retried", when)
         await self.save(record)
-
-
-def _column_value(name: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if name in _NAME_COLUMNS:
-        return name_bytes(value)
-    if isinstance(value, dict):
-        return Json(value)
-    if isinstance(value, StrEnum):
-        return value.value
-    return value
-
-
-def _file_from_row(row: tuple[Any, ...]) -> FileRecord:
-    values = dict(zip(_FILE_COLUMNS, row, strict=True))
-    for name in _NAME_COLUMNS:
-        if values[name] is not None:
-            values[name] = name_text(values[name])
-    values["id"] = int(values["id"])
-    values["kind"] = Kind(values["kind"])
-    values["state"] = State(values["state"])
-    return FileRecord(**values)
-
-
-def _conversation_from_row(row: tuple[Any, ...]) -> ConversationRecord:
-    inbox, key, conversation_id, done, assigned, rejected, data = row
-    return ConversationRecord(
-        str(inbox), name_text(key), conversation_id, int(done), int(assigned), bool(rejected), data
-    )
 
 
 if TYPE_CHECKING:  # checked against the protocol, as the other stores are
