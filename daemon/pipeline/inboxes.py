@@ -115,7 +115,8 @@ class Inboxes:
         return sum(len(runtime.tracked) for runtime in self.runtimes.values())
 
     def watched(self) -> dict[str, bool]:
-        """Inbox key -> watched right now."""
+        """Inbox key -> watched right now. The folder is looked at: the kernel tells of an
+        inbox folder removed only once the daemon has closed it too."""
         return {
             key: runtime.available and runtime.inbox.path.is_dir()
             for key, runtime in self.runtimes.items()
@@ -241,7 +242,7 @@ class Inboxes:
                 log.error("inbox_scan_failed", inbox=inbox.key, error=str(exc))
                 return
             self._watches.retry(runtime, folder)
-            before, now_seen = runtime.seen, {}
+            before, now_seen, inbox_key = runtime.seen, {}, inbox.key
             found = new = 0
             deadline = time.monotonic() + SLICE_SECONDS
             entries = runtime.filter.walk(folder, self._watches.entered(runtime))
@@ -250,7 +251,7 @@ class Inboxes:
                     found += 1
                     if kind is not Candidate.SIDECAR:
                         current = signature(info)
-                        key = (inbox.key, rel)
+                        key = (inbox_key, rel)
                         known = key in self.active
                         if not known or before.get(rel) != current:
                             await self._see(
