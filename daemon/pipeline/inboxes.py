@@ -250,14 +250,21 @@ class Inboxes:
                 return
             self._watches.retry(runtime, folder)
             before, now_seen, inbox_key = runtime.seen, {}, inbox.key
+            # After the first scan, a sidecar new or changed since the last one restarts its
+            # audio's settle window, as its event does (polled inboxes have no events).
+            sidecars_told = runtime.scanned.is_set()
             found = new = 0
             deadline = time.monotonic() + SLICE_SECONDS
             entries = runtime.filter.walk(folder, self._watches.entered(runtime))
             try:
                 for rel, info, kind in entries:
                     found += 1
-                    if kind is not Candidate.SIDECAR:
-                        current = signature(info)
+                    current = signature(info)
+                    if kind is Candidate.SIDECAR:
+                        if sidecars_told and before.get(rel) != current:
+                            self._sidecar_touched(runtime, audio_name_of_sidecar(rel))
+                        now_seen[rel] = current
+                    else:
                         key = (inbox_key, rel)
                         known = key in self.active
                         if not known or before.get(rel) != current:
