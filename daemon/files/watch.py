@@ -112,7 +112,9 @@ class Listener(Protocol):
         """An entry ``rel`` of inbox ``owner`` was created, written, moved in or (``gone``) out."""
 
     def lost(self, owner: str) -> None:
-        """The folder of inbox ``owner`` itself was removed, moved away or unmounted."""
+        """The folder of inbox ``owner`` itself was moved away, unmounted or removed (the kernel
+        tells of a removal once the last descriptor of the folder is closed: the daemon looks
+        for a missing folder itself too)."""
 
     def overflowed(self) -> None:
         """The kernel's event queue overflowed: events were lost, every inbox must be rescanned."""

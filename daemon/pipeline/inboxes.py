@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -119,9 +120,16 @@ class Inboxes:
         return sum(len(runtime.tracked) for runtime in self.runtimes.values())
 
     def watched(self) -> dict[str, bool]:
-        """Inbox key -> watched right now."""
+        """Inbox key -> watched right now, asked every second (live.json, /healthz).
+
+        The folder is looked at: the kernel tells of an inbox folder removed only once the
+        daemon has closed it too. For a watched inbox, whether the path exists is enough (a
+        quarter of the cost of a stat, for a thousand inboxes): a folder moved away is an
+        event, and the maintenance tick looks at what stands in its place.
+        """
         return {
-            key: runtime.available and runtime.inbox.path.is_dir()
+            key: runtime.available
+            and (os.access(key, os.F_OK) if runtime.watching else runtime.inbox.path.is_dir())
             for key, runtime in self.runtimes.items()
         }
 
@@ -246,16 +254,23 @@ class Inboxes:
                 return
             self._watches.retry(runtime, folder)
             self.coordination.rescanning()
-            before, now_seen = runtime.seen, {}
+            before, now_seen, inbox_key = runtime.seen, {}, inbox.key
+            # After the first scan, a sidecar new or changed since the last one restarts its
+            # audio's settle window, as its event does (polled inboxes have no events).
+            sidecars_told = runtime.scanned.is_set()
             found = new = 0
             deadline = time.monotonic() + SLICE_SECONDS
             entries = runtime.filter.walk(folder, self._watches.entered(runtime))
             try:
                 for rel, info, kind in entries:
                     found += 1
-                    if kind is not Candidate.SIDECAR:
-                        current = signature(info)
-                        key = (inbox.key, rel)
+                    current = signature(info)
+                    if kind is Candidate.SIDECAR:
+                        if sidecars_told and before.get(rel) != current:
+                            self._sidecar_touched(runtime, audio_name_of_sidecar(rel))
+                        now_seen[rel] = current
+                    else:
+                        key = (inbox_key, rel)
                         known = key in self.active
                         if not known or before.get(rel) != current:
                             await self._see(

@@ -137,8 +137,13 @@ def rescan_stall(files: int, window: float) -> dict[str, Any]:
             write_wavs(inbox.path, files, seconds=0.01)
             journaled = lambda: journal_rows(daemon.state_dir) >= files  # noqa: E731 - a condition
             wait_until(journaled, 300.0, "every file journaled", step=0.2)
-            # Admission done: a rescan that finds all files and nothing new is a rescan alone.
-            quiet = lambda: _quiet_rescans(daemon, files) >= 1  # noqa: E731 - a condition
+            # Admission done (no file still waiting), then a rescan that finds all files and
+            # nothing new: what follows is rescans alone.
+            waiting = "CASE WHEN state = 'waiting' THEN 1 END"  # counts the waiting rows only
+            admitted = lambda: journal_rows(daemon.state_dir, waiting) == 0  # noqa: E731
+            wait_until(admitted, 300.0, "every file admitted", step=0.2)
+            scans_before = _quiet_rescans(daemon, files)
+            quiet = lambda: _quiet_rescans(daemon, files) > scans_before  # noqa: E731
             wait_until(quiet, 300.0, "a rescan with nothing new", step=0.2)
             scans_before = _quiet_rescans(daemon, files)
             latencies = _probe_healthz(port, window)
