@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from daemon.config.model import Inbox
-from daemon.files.intake import Candidate, InboxFilter, TrackedFile, audio_name_of_sidecar, classify
+from daemon.files.intake import Candidate, TrackedFile, audio_name_of_sidecar, classify
 from daemon.files.watch import watch_mode
 from daemon.fsboundary import Boundaries, InboxFiles, display, lstat_in
 from daemon.journal import ActiveFile, FileRecord, Kind, State
@@ -32,7 +32,7 @@ from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.shell import Shell
 from daemon.pipeline.supervisor import Supervisor
 from daemon.pipeline.watching import InboxRuntime as InboxRuntime  # the stages know it from here
-from daemon.pipeline.watching import Watches, log_mode, signature
+from daemon.pipeline.watching import Settled, Watches, log_mode, make_filter, quiet_since, signature
 from daemon.stalls import StallBoard, StallKind
 
 log = get_logger("symbl_inbox.inboxes")
@@ -43,18 +43,6 @@ SLICE_SECONDS = 0.002
 # Inboxes rescanned at the same time (the others wait their turn): each slice of each scan
 # stands between a request and its answer.
 SCANS_AT_ONCE = 4
-
-
-def make_filter(inbox: Inbox) -> InboxFilter:
-    return InboxFilter(
-        root=inbox.path,
-        recursive=inbox.recursive,
-        skip_dirs=(inbox.done, inbox.failed),
-        exclude=inbox.exclude,
-    )
-
-
-Settled = Callable[[InboxRuntime, TrackedFile, int, int], None]
 
 
 class Inboxes:
@@ -414,13 +402,7 @@ class Inboxes:
         if not quiet:
             log.info("file_seen", inbox=runtime.inbox.key, file=rel, size=size)
         # Events always wait the settle window.
-        self.track(runtime, record, settled=quiet and self._quiet_since(runtime, mtime_ns))
-
-    @staticmethod
-    def _quiet_since(runtime: InboxRuntime, mtime_ns: int) -> bool:
-        """A file untouched for longer than the settle window, as a scan finds it, has watched
-        that window already: its mtime says nothing changed in it."""
-        return time.time() - mtime_ns / 1e9 >= runtime.inbox.settle_seconds
+        self.track(runtime, record, settled=quiet and quiet_since(runtime, mtime_ns))
 
     def resume(self, runtime: InboxRuntime, entries: list[ActiveFile]) -> None:
         """The inbox's files the journal holds at start: ready ones queued again, waiting ones
@@ -430,7 +412,7 @@ class Inboxes:
             if entry.state is State.READY:
                 self._scheduler.enqueue(entry.inbox, entry.id)
             elif entry.state is State.WAITING:
-                self.track(runtime, entry, settled=self._quiet_since(runtime, entry.mtime_ns))
+                self.track(runtime, entry, settled=quiet_since(runtime, entry.mtime_ns))
 
     async def _seen_again(
         self, runtime: InboxRuntime, record_id: int, size: int, mtime_ns: int

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from daemon.config.model import Inbox
@@ -175,3 +176,23 @@ class Watches:
                 )
 
         return entered
+
+
+def make_filter(inbox: Inbox) -> InboxFilter:
+    """What of the inbox's folder is its files: not done/ and failed/, nor what it excludes."""
+    return InboxFilter(
+        root=inbox.path,
+        recursive=inbox.recursive,
+        skip_dirs=(inbox.done, inbox.failed),
+        exclude=inbox.exclude,
+    )
+
+
+def quiet_since(runtime: InboxRuntime, mtime_ns: int) -> bool:
+    """A file untouched for longer than the settle window, as a scan finds it, has watched
+    that window already: its mtime says nothing changed in it."""
+    return time.time() - mtime_ns / 1e9 >= runtime.inbox.settle_seconds
+
+
+# What becomes of a file once it has settled: handed to admission with its size and mtime.
+Settled = Callable[[InboxRuntime, TrackedFile, int, int], None]
