@@ -42,9 +42,8 @@ ADOPT_CHECK_SECONDS = 1.0
 
 
 class ClusterHost(Shell, Protocol):
-    """What the cluster needs of the daemon: its stages, its tasks, its journal."""
+    """What the cluster needs of the daemon: its stages, its tasks, its metrics."""
 
-    journal: Journal | None
     supervisor: Supervisor
     scheduler: Scheduler
     tracker: Tracker
