@@ -62,6 +62,11 @@ _SELECT_CONVERSATIONS: LiteralString = (
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
 
+def application_name(host_id: str) -> str:
+    """``symbl-inbox HOST``: what the server shows for this host's connections (63 bytes)."""
+    return f"{APPLICATION_NAME} {host_id}".encode()[:63].decode(errors="ignore")
+
+
 class _Held:
     """The connection of the ``transaction()`` block in force; ``open`` is False once it ended."""
 
@@ -141,7 +146,8 @@ class PostgresJournal:
                     )
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             settings.url,
-            kwargs={"autocommit": True, **connection_kwargs(settings, APPLICATION_NAME)},
+            # Named after the host in pg_stat_activity, for the database's administrators.
+            kwargs={"autocommit": True, **connection_kwargs(settings, application_name(host_id))},
             min_size=POOL_MIN,
             max_size=max(POOL_MIN, pool_max),
             timeout=settings.connect_timeout_seconds,

@@ -135,6 +135,47 @@ class TestSharedJournal:
         assert sum(count - 1 for count in uploads.values()) <= 2
 
 
+class TestStartingTogether:
+    """Hosts that start at the same moment on an empty database: one creates the schema,
+    every one starts."""
+
+    def test_three_daemons_at_once(
+        self,
+        harness_factory: Callable[..., DaemonHarness],
+        emulator: EmulatorServer,
+        pg_database: Database,
+    ) -> None:
+        url = pg_database.url_without_password.replace("symbl@", f"symbl:${{{PASSWORD_VARIABLE}}}@")
+        harnesses = [
+            harness_factory(
+                emulator=emulator,
+                inbox_options={"id": f"inbox-{index}"},
+                extra={"journal": {"url": url}, "cluster": {"host_id": f"host-{index}"}},
+            )
+            for index in range(3)
+        ]
+        for harness in harnesses:  # all at once: nobody waits for another to be ready
+            with open(harness.log_path, "wb") as log:
+                harness.process = subprocess.Popen(
+                    [sys.executable, "-m", "daemon", "--config", str(harness.config_path), "run"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env={"PATH": "/usr/bin:/bin", PASSWORD_VARIABLE: pg_database.password},
+                )
+        try:
+            wait_until(
+                lambda: all(h.event_count("daemon_ready") == 1 or h.exited() for h in harnesses),
+                30,
+                "three daemons ready",
+            )
+            assert [h.event_count("daemon_ready") for h in harnesses] == [1, 1, 1]
+            assert sum(h.event_count("journal_migrated") for h in harnesses) == 1
+            assert rows(pg_database, "SELECT version FROM schema_version") == [(1,)]
+        finally:
+            for harness in harnesses:
+                harness.stop()
+
+
 class TestJobCap:
     """Taking the next file awaits the database: the job cap still holds, no 429 from it."""
 

@@ -159,6 +159,18 @@ class TestTransactions:
 class TestSharing:
     """Two hosts on one database see each other's records; each row says who recorded it."""
 
+    async def test_connections_are_named_after_the_host(
+        self, journal: PostgresJournal, pg_database: Database
+    ) -> None:
+        await journal.active()
+        with pg_database.connect() as connection:
+            names = connection.execute(
+                "SELECT DISTINCT application_name FROM pg_stat_activity WHERE datname = %s"
+                " AND application_name LIKE 'symbl-inbox%%'",
+                (pg_database.name,),
+            ).fetchall()
+        assert names == [("symbl-inbox host-a",)]
+
     async def test_two_hosts(self, pg_database: Database, journal: PostgresJournal) -> None:
         other = await PostgresJournal.open(pg_database.journal_settings(), "host-b")
         try:
