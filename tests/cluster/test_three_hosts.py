@@ -214,6 +214,8 @@ class TestThreeHosts:
         resent = [e for h in ("host-b", "host-c") for e in events(cluster.daemons[h],
                   "file_sent_again_after_takeover")]  # fmt: skip
         assert any(e["from_host"] == "host-a" for e in resent)  # its upload under way
+        for event in resent:  # the record says so too
+            assert results[event["file"]]["takeovers"][-1]["resent"] is True
         assert all(e["from_host"] in ("host-a", "host-c") for e in resent)
         by_sha = Counter(s.sha256 for s in cluster.emulator.state.submissions)
         assert sum(n - 1 for n in by_sha.values()) <= len(resent)
