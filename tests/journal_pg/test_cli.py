@@ -11,6 +11,12 @@ from pathlib import Path
 import pytest
 from pg_harness import Database, free_port
 
+from daemon.journal.migrations import known_migrations, latest_version
+
+# Every version the project ships (the journal's own and the cluster's).
+LATEST = latest_version()
+VERSIONS = [migration.version for migration in known_migrations()]
+
 PASSWORD_VARIABLE = "SYMBL_TEST_DB_PASSWORD"
 
 
@@ -63,7 +69,7 @@ class TestCheckConfig:
         assert result.returncode == 0, result.stderr
         assert result.stderr.splitlines() == [
             f"journal: postgresql://symbl@127.0.0.1:{pg_database.port}/{pg_database.name}: "
-            "reachable; schema empty: the schema (version 1) is created at start or by "
+            f"reachable; schema empty: the schema (version {LATEST}) is created at start or by "
             "`symbl-inbox migrate`"
         ]
         assert f"  url: {pg_database.url_without_password}\n  password: '***'\n" in result.stdout
@@ -111,7 +117,7 @@ class TestCheckConfig:
         assert run(config, "migrate", password=pg_database.password).returncode == 0
         result = run(config, "check-config", password=pg_database.password)
         assert result.returncode == 0
-        assert result.stderr.rstrip().endswith("reachable; schema at version 1, up to date")
+        assert result.stderr.rstrip().endswith(f"reachable; schema at version {LATEST}, up to date")
 
     def test_newer_schema(self, config: Path, pg_database: Database) -> None:
         assert run(config, "migrate", password=pg_database.password).returncode == 0
@@ -133,14 +139,14 @@ class TestMigrate:
         first = run(config, "migrate", password=pg_database.password)
         assert first.returncode == 0, first.stderr
         assert first.stdout.splitlines() == [
-            f"{where}: applied 0001 files_and_conversations",
-            f"{where}: schema now at version 1",
+            *(f"{where}: applied {migration}" for migration in known_migrations()),
+            f"{where}: schema now at version {LATEST}",
         ]
         again = run(config, "migrate", password=pg_database.password)
         assert again.stdout.splitlines() == [
-            f"{where}: schema at version 1, up to date; nothing to do"
+            f"{where}: schema at version {LATEST}, up to date; nothing to do"
         ]
-        assert schema_versions(pg_database) == [1]
+        assert sorted(schema_versions(pg_database)) == VERSIONS
 
     def test_hosts_migrating_at_once(self, config: Path, pg_database: Database) -> None:
         env = {"PATH": "/usr/bin:/bin", PASSWORD_VARIABLE: pg_database.password}
@@ -153,7 +159,7 @@ class TestMigrate:
         assert [process.returncode for process in processes] == [0, 0, 0, 0], outputs
         applied = [out for out, _ in outputs if b"applied 0001" in out]
         assert len(applied) == 1
-        assert schema_versions(pg_database) == [1]
+        assert sorted(schema_versions(pg_database)) == VERSIONS
 
     def test_unreachable(self, tmp_path: Path, pg_database: Database) -> None:
         url = pg_database.url_with(password=pg_database.password, port=free_port())
