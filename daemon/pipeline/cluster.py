@@ -23,7 +23,7 @@ from daemon.cluster.factory import coordinator_for
 from daemon.cluster.takeover import Resume, resume
 from daemon.http.metrics import PREFIX, Metrics
 from daemon.journal import Journal
-from daemon.journal.opening import JournalUnavailable
+from daemon.journal.opening import JournalUnavailable, open_journal
 from daemon.journal.postgres import PostgresJournal
 from daemon.logs import get_logger
 from daemon.model import FileRecord
@@ -39,6 +39,15 @@ from daemon.pipeline.uploader import Uploader
 log = get_logger("symbl_inbox.cluster")
 
 ADOPT_CHECK_SECONDS = 1.0
+
+
+__all__ = ["Cluster", "JournalUnavailable", "open_and_join"]
+
+
+async def open_and_join(daemon: ClusterHost) -> Journal:
+    """The daemon's journal (``open_journal``), with this host joined to the hosts that share
+    it (nothing to join for SQLite). Raises ``JournalUnavailable``, saying why."""
+    return await Cluster(daemon).join(await open_journal(daemon.config))
 
 
 class ClusterHost(Shell, Protocol):
@@ -95,11 +104,6 @@ class Cluster:
             raise JournalUnavailable(f"cannot join the hosts that share it: {exc}") from exc
         self._supervisor.spawn(self.run())
         return journal
-
-    def announce(self, job_id: str) -> bool:
-        """A webhook for a job this host does not follow: the host that does is woken."""
-        self._coordination.announce_job_ended(job_id)
-        return False
 
     async def run(self) -> None:
         """Heartbeat until the daemon stops; once it is up (its own files recovered), take
