@@ -16,6 +16,7 @@ from pg_harness import Database, free_port
 
 from daemon.emulator import EmulatorServer
 from daemon.files.samples import make_wav
+from daemon.journal.migrations import known_migrations
 
 PASSWORD_VARIABLE = "SYMBL_E2E_DB_PASSWORD"
 
@@ -170,7 +171,8 @@ class TestStartingTogether:
             )
             assert [h.event_count("daemon_ready") for h in harnesses] == [1, 1, 1]
             assert sum(h.event_count("journal_migrated") for h in harnesses) == 1
-            assert rows(pg_database, "SELECT version FROM schema_version") == [(1,)]
+            versions = rows(pg_database, "SELECT version FROM schema_version ORDER BY version")
+            assert versions == [(migration.version,) for migration in known_migrations()]
         finally:
             for harness in harnesses:
                 harness.stop()
