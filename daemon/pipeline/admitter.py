@@ -97,9 +97,19 @@ class Admitter:
             batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
             # Opening, sniffing and sidecar parsing happen in a worker thread, off the loop.
             examined = await asyncio.to_thread(self._examine_batch, batch)
-            async with self._shell.db.transaction():
-                for (runtime, tracked, size, mtime_ns), exam in zip(batch, examined, strict=True):
-                    await self._admit_one(runtime, tracked, size, mtime_ns, exam)
+            try:
+                async with self._shell.db.transaction():
+                    for (runtime, tracked, size, mtime_ns), exam in zip(
+                        batch, examined, strict=True
+                    ):
+                        await self._admit_one(runtime, tracked, size, mtime_ns, exam)
+            except Exception:
+                # The batch's transaction failed (a shared journal's connection cut): nothing
+                # of it was kept, so every file of it is looked at again, as one that failed.
+                log.exception("internal_error", during="admission batch", files=len(batch))
+                for runtime, tracked, _, _ in batch:
+                    runtime.tracked[tracked.rel] = tracked
+                    self._inboxes.check_later(runtime, tracked, 30.0)
             await asyncio.sleep(0)
             if self._scheduler.enough_ready():
                 # The uploads have work queued: the rest is admitted in their pauses.

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from e2e_harness import DaemonHarness, sha256_of, wait_until
-from pg_harness import Database, free_port
+from pg_harness import Database, PostgresServer, free_port
 
 from daemon.emulator import EmulatorServer
 from daemon.files.samples import make_wav
@@ -202,6 +202,38 @@ class TestJobCap:
         assert len(harness.results()) == 80
         assert harness.event_count("submissions_paused") == 0
         assert len(server.state.submissions) == 80
+
+
+class TestDroppedConnections:
+    """The database drops every connection of the daemon mid-run (a restart, an
+    administrator): the daemon carries on and files everything (an admission batch caught
+    by the cut is looked at again 30 s later)."""
+
+    def test_connections_cut_mid_run(
+        self,
+        harness_factory: Callable[..., DaemonHarness],
+        emulator_factory: Callable[..., EmulatorServer],
+        pg_database: Database,
+        postgres_server: PostgresServer,
+    ) -> None:
+        server = emulator_factory(job_seconds=0.5, seed=9)
+        harness = shared_harness(
+            harness_factory,
+            pg_database,
+            emulator=server,
+            symbl_options={"max_concurrent_jobs": 5, "max_concurrent_uploads": 2},
+        )
+        for index in range(30):
+            (harness.inbox / f"cut-{index:02}.wav").write_bytes(make_wav(0.05 + index / 4000))
+        start(harness, pg_database)
+        for sent in (5, 15):
+            wait_until(lambda n=sent: len(server.state.submissions) >= n, 60, f"{sent} sent")
+            assert postgres_server.terminate_connections(pg_database.name) >= 1
+        harness.wait_filed(30, timeout=120)
+        assert harness.stop() == 0
+        assert sorted(harness.results()) == [f"cut-{index:02}.wav" for index in range(30)]
+        # A submission whose answer was lost with the connection may go twice (at least once).
+        assert len(server.state.submissions) <= 32
 
 
 class TestUnusableDatabase:
