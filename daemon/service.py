@@ -27,13 +27,12 @@ from daemon.http.endpoint import Endpoint
 from daemon.http.metrics import Metrics
 from daemon.http.serving import HttpService
 from daemon.journal import FINAL_STATES, FileRecord, Journal, State
-from daemon.journal.opening import JournalUnavailable, open_journal
 from daemon.live import LiveState, keep_live, remove_live, runtime_dir
 from daemon.lock import AlreadyRunning, StateLock
 from daemon.logs import get_logger, masker, set_level
 from daemon.notify import SystemdNotifier
 from daemon.pipeline.admitter import Admitter
-from daemon.pipeline.cluster import Cluster
+from daemon.pipeline.cluster import JournalUnavailable, open_and_join
 from daemon.pipeline.conditions import Conditions
 from daemon.pipeline.conversations import Conversations, Decision, Reject, Release
 from daemon.pipeline.filer import Filer
@@ -120,7 +119,6 @@ class Daemon:
         )
         self.http = HttpService(self)
         self._reload_requested = asyncio.Event()
-        self.cluster = Cluster(self)  # the hosts sharing the journal (one host: nothing to do)
 
     # ================================================================ lifecycle
 
@@ -145,7 +143,7 @@ class Daemon:
 
     def job_ended(self, job_id: str) -> bool:
         """A webhook said this job ended (the endpoint's ``WebhookSink``)."""
-        return self.tracker.job_ended(job_id) or self.cluster.announce(job_id)
+        return self.tracker.webhook_said_ended(job_id)
 
     @property
     def endpoint(self) -> Endpoint | None:
@@ -217,7 +215,7 @@ class Daemon:
     async def _run_locked(self) -> int:
         assert self._loop is not None
         try:
-            self.journal = await self.cluster.join(await open_journal(self.config))
+            self.journal = await open_and_join(self)  # with the hosts that share it
         except JournalUnavailable as exc:
             log.error("journal_unreadable", message=str(exc))
             return 1

@@ -13,10 +13,13 @@ def coordinator_for(config: Config) -> Coordinator:
         return LocalCoordinator(config.cluster.host_id)
     from daemon.cluster.postgres import PostgresCoordinator, account_key
     from daemon.journal.pgconnect import connection_kwargs
+    from daemon.journal.postgres import application_name
 
+    # Named as the host's journal connections are: an administrator sees (and cuts) them all.
+    name = application_name(config.cluster.host_id)
     return PostgresCoordinator(
         config.journal.url,
-        connect=connection_kwargs(config.journal, "symbl-inbox-cluster"),
+        connect=connection_kwargs(config.journal, name),
         host_id=config.cluster.host_id,
         lease_seconds=config.cluster.lease_seconds,
         heartbeat_seconds=config.cluster.heartbeat_seconds,

@@ -17,10 +17,13 @@ import contextlib
 import time
 from typing import Protocol
 
+from prometheus_client import Counter
+
 from daemon.cluster.factory import coordinator_for
 from daemon.cluster.takeover import Resume, resume
+from daemon.http.metrics import PREFIX, Metrics
 from daemon.journal import Journal
-from daemon.journal.opening import JournalUnavailable
+from daemon.journal.opening import JournalUnavailable, open_journal
 from daemon.journal.postgres import PostgresJournal
 from daemon.logs import get_logger
 from daemon.model import FileRecord
@@ -38,10 +41,18 @@ log = get_logger("symbl_inbox.cluster")
 ADOPT_CHECK_SECONDS = 1.0
 
 
-class ClusterHost(Shell, Protocol):
-    """What the cluster needs of the daemon: its stages, its tasks, its journal."""
+__all__ = ["Cluster", "JournalUnavailable", "open_and_join"]
 
-    journal: Journal | None
+
+async def open_and_join(daemon: ClusterHost) -> Journal:
+    """The daemon's journal (``open_journal``), with this host joined to the hosts that share
+    it (nothing to join for SQLite). Raises ``JournalUnavailable``, saying why."""
+    return await Cluster(daemon).join(await open_journal(daemon.config))
+
+
+class ClusterHost(Shell, Protocol):
+    """What the cluster needs of the daemon: its stages, its tasks, its metrics."""
+
     supervisor: Supervisor
     scheduler: Scheduler
     tracker: Tracker
@@ -49,6 +60,7 @@ class ClusterHost(Shell, Protocol):
     uploader: Uploader
     filer: Filer
     ready_event: asyncio.Event
+    metrics: Metrics
 
 
 class Cluster:
@@ -68,6 +80,7 @@ class Cluster:
         symbl = daemon.config.symbl
         self._coordination.budget = 2 * symbl.max_concurrent_jobs + symbl.max_concurrent_uploads
         self._coordination.see_again = daemon.watched.see_again
+        self._counted = _Counters(daemon.metrics) if self._coordination.shared else None
         # Every stage asks the same coordination (the stages keep a one-host one otherwise).
         for stage in (daemon.uploader, daemon.tracker, daemon.filer, daemon.watched):
             stage.coordination = self._coordination
@@ -91,11 +104,6 @@ class Cluster:
             raise JournalUnavailable(f"cannot join the hosts that share it: {exc}") from exc
         self._supervisor.spawn(self.run())
         return journal
-
-    def announce(self, job_id: str) -> bool:
-        """A webhook for a job this host does not follow: the host that does is woken."""
-        self._coordination.announce_job_ended(job_id)
-        return False
 
     async def run(self) -> None:
         """Heartbeat until the daemon stops; once it is up (its own files recovered), take
@@ -153,6 +161,10 @@ class Cluster:
             state=record.state,
             action=action,
         )
+        if self._counted is not None:
+            self._counted.taken_over.labels(from_host).inc()
+            if action is Resume.RESEND:
+                self._counted.resent.labels(from_host).inc()
         if action is Resume.FOLLOW:
             self._tracker.start(record)
         elif action is Resume.RESEND:
@@ -195,6 +207,8 @@ class Cluster:
                     runtime = self._inboxes.runtimes.get(inbox)
                     if runtime is not None:
                         runtime.tracked.pop(rel_path, None)
+                    if self._counted is not None:
+                        self._counted.lost.inc()
                     log.warning(
                         "file_lost_to_another_host",
                         inbox=inbox,
@@ -202,3 +216,26 @@ class Cluster:
                         message="this host's lease ran out and another host took the file "
                         "over: nothing more is done with it here",
                     )
+
+
+class _Counters:
+    """What takeovers did on this host, for /metrics (registered only on a cluster)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.taken_over = Counter(
+            PREFIX + "files_taken_over",
+            "Files this host took over from a host whose lease ran out, by that host.",
+            ("from_host",),
+            registry=metrics.registry,
+        )
+        self.resent = Counter(
+            PREFIX + "files_sent_again_after_takeover",
+            "Files taken over while being uploaded, sent again (the at-least-once window).",
+            ("from_host",),
+            registry=metrics.registry,
+        )
+        self.lost = Counter(
+            PREFIX + "files_lost_to_other_hosts",
+            "Files another host took over while this one could not renew its lease.",
+            registry=metrics.registry,
+        )

@@ -3,6 +3,9 @@
 Each stage asks the coordinator (``daemon.cluster``) through this one object, so that none of
 them handles the database's answers, waits or failures itself:
 
+- the inboxes ``claim`` a file before they record it, and ``bind`` the record to the claim; a
+  host that holds ``budget`` files already ``defer``s new ones (the other hosts may take them)
+  and looks at them again as its own files are ``release``d;
 - the uploader asks ``slot_for`` before it sends a file; refused, the file goes back to the
   front of its queue and no upload starts until the wait the coordinator named is over, or
   another host frees a slot (``slot_freed``);

@@ -95,7 +95,9 @@ class Filer:
         if not ours:
             if ours is None:  # the cluster's database does not answer: tried again later
                 delay = backoff(attempt, 1.0, RETRY_CAP_SECONDS)
-                self._supervisor.later(delay, lambda: self._refile(record.id, attempt + 1))
+                log.info("filing_postponed", file=record.rel_path, reason="cluster", retry=delay)
+                # This record, not the journal's: a completed job is committed as it is filed.
+                self._supervisor.later(delay, lambda: self.file(record, attempt + 1))
             return
         outcome = "done" if record.state is State.COMPLETED else "failed"
         target_root = inbox.done if outcome == "done" else inbox.failed

@@ -80,6 +80,14 @@ class Tracker:
             self._shell.pump()
         return True
 
+    def webhook_said_ended(self, job_id: str) -> bool:
+        """``job_ended`` for a webhook that reached this host: a job it does not follow may be
+        another host's, which is told (several hosts)."""
+        if self.job_ended(job_id):
+            return True
+        self.coordination.announce_job_ended(job_id)
+        return False
+
     async def _follow(self, record: FileRecord) -> None:
         assert record.job_id is not None
         polls = self._polls[record.job_id]

@@ -39,6 +39,7 @@ class Namespaces:
         tag = os.getpid() % 10000
         subnet = f"10.{200 + tag % 50}.{tag % 250}"
         self.gateway = f"{subnet}.1"
+        self._subnet = subnet
         self.bridge = f"sbr{tag}"
         self.names = [f"sns{tag}-{n}" for n in range(count)]
         self._links = [f"sv{tag}h{n}" for n in range(count)]
@@ -66,6 +67,10 @@ class Namespaces:
             _ip("-n", name, "addr", "add", f"{subnet}.{n + 2}/24", "dev", inside)
             _ip("-n", name, "link", "set", inside, "up")
             _ip("-n", name, "link", "set", "lo", "up")
+
+    def address(self, n: int) -> str:
+        """Namespace ``n``'s own address, reachable from the test's side of the bridge."""
+        return f"{self._subnet}.{n + 2}"
 
     def prefix(self, n: int) -> tuple[str, ...]:
         """The command prefix that runs a process inside namespace ``n``."""

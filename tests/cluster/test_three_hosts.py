@@ -21,12 +21,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from e2e_harness import DaemonHarness, wait_until
 from namespaces import Namespaces
 from namespaces import unavailable as namespaces_unavailable
 from pausing_proxy import PausingProxy
-from pg_harness import Database
+from pg_harness import Database, free_port
 from sox_audio import sox_wav
 
 from daemon.emulator import EmulatorServer
@@ -60,8 +61,15 @@ class Cluster:
         # One address of the account for every host (the account is named by it).
         self.api = PausingProxy(int(emulator.base_url.rsplit(":", 1)[1]), address)
         self.daemons: dict[str, DaemonHarness] = {}
+        # host-b answers /metrics, on its own address.
+        self.metrics_url = (
+            f"http://{namespaces.address(1) if namespaces else address}:{free_port()}"
+        )
         for host in HOSTS:
             own = root / host
+            http = (
+                {"http": {"listen": self.metrics_url[len("http://") :]}} if host == "host-b" else {}
+            )
             url = database.url_with(password=database.password, port=self.proxies[host].port)
             url = url.replace("@127.0.0.1:", f"@{address}:")
             self.daemons[host] = DaemonHarness(
@@ -83,6 +91,7 @@ class Cluster:
                         self.inbox("shared", self.shared),
                         self.inbox(f"own-{host}", own),
                     ],
+                    **http,
                 },
             )
 
@@ -205,6 +214,8 @@ class TestThreeHosts:
         resent = [e for h in ("host-b", "host-c") for e in events(cluster.daemons[h],
                   "file_sent_again_after_takeover")]  # fmt: skip
         assert any(e["from_host"] == "host-a" for e in resent)  # its upload under way
+        for event in resent:  # the record says so too
+            assert results[event["file"]]["takeovers"][-1]["resent"] is True
         assert all(e["from_host"] in ("host-a", "host-c") for e in resent)
         by_sha = Counter(s.sha256 for s in cluster.emulator.state.submissions)
         assert sum(n - 1 for n in by_sha.values()) <= len(resent)
@@ -217,6 +228,9 @@ class TestThreeHosts:
         assert not hosts["host-a"]["alive"]
         assert sum(h["reuploads_after_takeover"] for h in hosts.values()) == len(resent)
         assert hosts["host-b"]["adopted"] + hosts["host-c"]["adopted"] >= 1
+        metrics = httpx.get(f"{cluster.metrics_url}/metrics", timeout=10).text
+        assert 'symbl_inbox_files_taken_over_total{from_host="host-a"}' in metrics
+        assert 'symbl_inbox_host_info{host_id="host-b"} 1.0' in metrics
 
         # The cut-off host works again: a file of its own inbox is filed by it.
         sox_wav(cluster.root / "host-c" / "inbox" / "after.wav", seconds=0.3)

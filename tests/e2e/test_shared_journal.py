@@ -171,9 +171,8 @@ class TestStartingTogether:
             )
             assert [h.event_count("daemon_ready") for h in harnesses] == [1, 1, 1]
             assert sum(h.event_count("journal_migrated") for h in harnesses) == 1
-            assert rows(pg_database, "SELECT version FROM schema_version ORDER BY 1") == [
-                (migration.version,) for migration in known_migrations()
-            ]
+            versions = rows(pg_database, "SELECT version FROM schema_version ORDER BY version")
+            assert versions == [(migration.version,) for migration in known_migrations()]
         finally:
             for harness in harnesses:
                 harness.stop()
