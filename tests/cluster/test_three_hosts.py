@@ -12,6 +12,7 @@ forwarder is paused (nothing passes, connections hang) for a while."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -52,6 +53,7 @@ class Cluster:
     ) -> None:
         self.root = root
         self.emulator = emulator
+        self.database = database
         self.namespaces = namespaces
         self.shared = root / "shared"
         for name in ("inbox", "done", "failed"):
@@ -121,6 +123,23 @@ class Cluster:
         if self.namespaces is not None:
             self.namespaces.close()
 
+    def connections_of(self, host: str) -> int:
+        """The host's open connections to the database, as the server counts them."""
+        with self.database.connect() as connection:
+            row = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                (f"symbl-inbox {host}",),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def files_of(self, host: str, state: str) -> list[str]:
+        """The journal's files in ``state`` that ``host`` holds, by name."""
+        with self.database.connect() as connection:
+            rows = connection.execute(
+                "SELECT rel_path FROM files WHERE host_id = %s AND state = %s", (host, state)
+            ).fetchall()
+        return sorted(os.fsdecode(bytes(rel)) for (rel,) in rows)
+
     def status(self, host: str) -> dict[str, Any]:
         out = subprocess.run(
             [sys.executable, "-m", "daemon", "--config", str(self.daemons[host].config_path),
@@ -174,6 +193,10 @@ class TestThreeHosts:
             "host-a to have a job running and an upload under way",
         )
         a.kill()
+        # What host-a was uploading when it died is what may be sent twice: read once the
+        # database has let go of its connections (a write on its way has landed or never will).
+        wait_until(lambda: cluster.connections_of("host-a") == 0, 30, "host-a's connections gone")
+        uploading = cluster.files_of("host-a", "uploading")
 
         # host-c loses the database for longer than its lease, then gets it back.
         wait_until(lambda: c.event_count("file_submitted") >= 1, 60, "host-c to have a job")
@@ -213,7 +236,8 @@ class TestThreeHosts:
         # Sent twice only what a lost host was uploading, and every resend is counted.
         resent = [e for h in ("host-b", "host-c") for e in events(cluster.daemons[h],
                   "file_sent_again_after_takeover")]  # fmt: skip
-        assert any(e["from_host"] == "host-a" for e in resent)  # its upload under way
+        # Exactly what host-a was uploading, each once (usually one: its upload under way).
+        assert sorted(e["file"] for e in resent if e["from_host"] == "host-a") == uploading
         for event in resent:  # the record says so too
             assert results[event["file"]]["takeovers"][-1]["resent"] is True
         assert all(e["from_host"] in ("host-a", "host-c") for e in resent)
