@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +31,15 @@ from daemon.pipeline.scheduler import Scheduler
 from daemon.pipeline.shell import Shell
 from daemon.pipeline.supervisor import Supervisor
 from daemon.pipeline.watching import InboxRuntime as InboxRuntime  # the stages know it from here
-from daemon.pipeline.watching import Settled, Watches, log_mode, make_filter, quiet_since, signature
+from daemon.pipeline.watching import (
+    Settled,
+    Watches,
+    folder_present,
+    log_mode,
+    make_filter,
+    quiet_since,
+    signature,
+)
 from daemon.stalls import StallBoard, StallKind
 
 log = get_logger("symbl_inbox.inboxes")
@@ -108,16 +115,11 @@ class Inboxes:
         return sum(len(runtime.tracked) for runtime in self.runtimes.values())
 
     def watched(self) -> dict[str, bool]:
-        """Inbox key -> watched right now, asked every second (live.json, /healthz).
-
-        The folder is looked at: the kernel tells of an inbox folder removed only once the
-        daemon has closed it too. For a watched inbox, whether the path exists is enough (a
-        quarter of the cost of a stat, for a thousand inboxes): a folder moved away is an
-        event, and the maintenance tick looks at what stands in its place.
-        """
+        """Inbox key -> watched right now, asked every second (live.json, /healthz). The folder
+        is looked at: the kernel tells of an inbox folder removed only once the daemon has
+        closed it too."""
         return {
-            key: runtime.available
-            and (os.access(key, os.F_OK) if runtime.watching else runtime.inbox.path.is_dir())
+            key: runtime.available and folder_present(runtime)
             for key, runtime in self.runtimes.items()
         }
 

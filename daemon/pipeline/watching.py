@@ -196,3 +196,12 @@ def quiet_since(runtime: InboxRuntime, mtime_ns: int) -> bool:
 
 # What becomes of a file once it has settled: handed to admission with its size and mtime.
 Settled = Callable[[InboxRuntime, TrackedFile, int, int], None]
+
+
+def folder_present(runtime: InboxRuntime) -> bool:
+    """Whether the inbox's folder is there. For a watched inbox, whether its path exists is
+    enough (a quarter of the cost of a stat, for a thousand inboxes): a folder moved away is an
+    event, and the maintenance tick looks at what stands in its place."""
+    if runtime.watching:
+        return os.access(runtime.inbox.path, os.F_OK)
+    return runtime.inbox.path.is_dir()

@@ -42,6 +42,7 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
         public_url: bool = False,
         webhook_secret: str | None = None,
         max_jobs: int = 50,
+        inbox_id: str | None = None,
     ) -> Running:
         for name in ("inbox", "done", "failed", "state"):
             (tmp_path / name).mkdir(exist_ok=True)
@@ -53,6 +54,7 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
             public_url=public_url,
             webhook_secret=webhook_secret,
             max_jobs=max_jobs,
+            inbox_id=inbox_id,
         )
         daemon = Daemon(load_config(path))
         task = asyncio.create_task(daemon.run())

@@ -64,6 +64,7 @@ def write_config(
     public_url: bool = False,
     webhook_secret: str | None = None,
     max_jobs: int = 50,
+    inbox_id: str | None = None,
 ) -> Path:
     http = f"http:\n  listen: {LOOPBACK}:{port}\n"
     if public_url:
@@ -88,7 +89,8 @@ def write_config(
         "      languageCode: en-US\n"
         "inboxes:\n"
         f"  - path: {root / 'inbox'}\n"
-        "    profile: default\n"
+        + (f"    id: {inbox_id}\n" if inbox_id else "")
+        + "    profile: default\n"
         f"    done: {root / 'done'}\n"
         f"    failed: {root / 'failed'}\n"
         "    settle_seconds: 0.2\n" + http

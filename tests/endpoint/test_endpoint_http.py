@@ -129,6 +129,16 @@ class TestHealth:
             "stalls": [],
         }
 
+    async def test_an_inbox_known_by_its_id_is_watched(
+        self, emulator: EmulatorServer, start_daemon: StartDaemon
+    ) -> None:
+        # The id names the inbox (the same share mounted elsewhere on other hosts); its folder
+        # is still where the daemon looks.
+        running = await start_daemon(emulator, inbox_id="sales")
+        response = await healthz(running)
+        assert response.status_code == 200
+        assert response.json()["inboxes"] == {"sales": True}
+
     async def test_removed_inbox_is_503(
         self, emulator: EmulatorServer, start_daemon: StartDaemon
     ) -> None:
