@@ -49,6 +49,8 @@ class Coordination:
         self._wait_until = 0.0
         self._wake_pending = False
         self._unreachable = False
+        # Files whose claim the database did not answer.
+        self._claim_failed: dict[tuple[str, str], None] = {}
         self._following: dict[int, str] = {}
         self._frees = 0  # slots freed by any host so far, as NOTIFY told
         # Files seen and left unclaimed while this host held ``budget`` files (oldest first).
@@ -182,8 +184,9 @@ class Coordination:
             return False
         try:
             won = await self.coordinator.claim(inbox, rel_path)
-        except Exception as exc:  # unreachable: the file waits for the next scan
+        except Exception as exc:  # unreachable: looked at again once the database answers
             self._trouble(exc)
+            self._claim_failed[(inbox, rel_path)] = None
             return False
         self._reachable()
         if not won:
@@ -252,6 +255,10 @@ class Coordination:
         if self._unreachable:
             self._unreachable = False
             log.info("cluster_reachable")
+        # Not at the next full scan, minutes away: no event will tell of these files again.
+        failed, self._claim_failed = self._claim_failed, {}
+        for key in failed:
+            self.see_again(key)
 
     def trouble(self, exc: BaseException) -> None:
         """The heartbeat failed (told by the keeper)."""

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from e2e_harness import DaemonHarness, sha256_of, wait_until
 from pg_harness import Database, PostgresServer, free_port
 
@@ -209,6 +210,9 @@ class TestDroppedConnections:
     administrator): the daemon carries on and files everything (an admission batch caught
     by the cut is looked at again 30 s later)."""
 
+    # Two cuts can each send an admission batch to its 30 s second look, on top of the run:
+    # the 120 s default would end the test while wait_filed still has time left.
+    @pytest.mark.timeout(300)
     def test_connections_cut_mid_run(
         self,
         harness_factory: Callable[..., DaemonHarness],
