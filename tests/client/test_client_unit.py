@@ -63,7 +63,7 @@ class FakeSymbl:
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
-        if request.url.path == "/oauth2/token:generate":
+        if request.url.path.endswith("/oauth2/token:generate"):  # under any base path
             self.token_requests.append(request)
             self.tokens_issued += 1
             token = f"{TOKEN}-{self.tokens_issued}"
@@ -159,6 +159,40 @@ class TestFileRequest:
             await client.submit_file(big, {}, progress=seen.append)
             assert client.stats.bytes_uploaded == big.stat().st_size
         assert seen == [1024 * 1024, 2 * 1024 * 1024, 3 * 1024 * 1024, big.stat().st_size]
+
+
+class TestWhatEveryCallKeeps:
+    """Calls go to the transport without ``AsyncClient.send``: what it added is still there."""
+
+    async def test_a_base_url_path_prefix_default_headers_and_the_call_timeout(
+        self, wav: Path
+    ) -> None:
+        fake = FakeSymbl(answer(200, {"status": "in_progress"}))
+        async with fake.client(base_url="http://127.0.0.1:9/gateway/") as client:
+            await client.job_status("job-1")
+        request = fake.api_requests[0]
+        assert request.url.raw_path == b"/gateway/v1/job/job-1"
+        assert request.url.host == "127.0.0.1"
+        assert request.headers["user-agent"].startswith("python-httpx/")
+        assert request.headers["accept-encoding"] and request.headers["accept"] == "*/*"
+        assert request.extensions["timeout"]["read"] == client_module.SMALL_CALL_TIMEOUT_SECONDS
+        assert fake.token_requests[0].url.raw_path == b"/gateway/oauth2/token:generate"
+
+    async def test_an_upload_gets_more_time_with_its_size(self, wav: Path) -> None:
+        fake = FakeSymbl(accepted)
+        async with fake.client() as client:
+            await client.submit_file(wav, {})
+        read = fake.api_requests[0].extensions["timeout"]["read"]
+        assert read > client_module.UPLOAD_BASE_TIMEOUT_SECONDS
+
+    async def test_a_failed_connection_names_its_request(self) -> None:
+        fake = FakeSymbl(unreachable)
+        async with fake.client() as client:
+            with pytest.raises(TransientError) as caught:
+                await client.job_status("job-1")
+        cause = caught.value.__cause__
+        assert isinstance(cause, httpx.ConnectError)
+        assert cause.request.url.path == "/v1/job/job-1"
 
 
 class TestUrlRequest:
@@ -273,7 +307,7 @@ class TestTokens:
         lifetimes = iter([10.0, 2.0])
 
         async def same_token(request: httpx.Request) -> httpx.Response:
-            if request.url.path == "/oauth2/token:generate":
+            if request.url.path.endswith("/oauth2/token:generate"):  # under any base path
                 return httpx.Response(
                     200, json={"accessToken": TOKEN, "expiresIn": next(lifetimes)}
                 )
