@@ -12,13 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from daemon.files.audio import AudioProblem
 from daemon.files.convert import note_produced, original_submission, produced_for_upload
 from daemon.files.records import iso
-from daemon.fsboundary import Boundaries, Checked, NotRegularFile, display, open_in
+from daemon.fsboundary import (
+    Boundaries,
+    Checked,
+    Folder,
+    InboxFiles,
+    NotRegularFile,
+    display,
+    open_in,
+)
 from daemon.http.endpoint import resolve_webhook_secret
 from daemon.journal import FileRecord, Kind, State
 from daemon.live import UploadMeters
@@ -36,10 +45,12 @@ from daemon.symbl.client import (
     FileChangedError,
     FinalError,
     NotFoundError,
+    Opening,
     RateLimitedError,
     Submission,
     SymblError,
     TransientError,
+    sniff_and_read,
 )
 
 log = get_logger("symbl_inbox.uploader")
@@ -222,30 +233,35 @@ class Uploader:
     async def _open_admitted(self, record: FileRecord) -> Checked:
         """The file, opened across the trust boundary and checked again: one that is not the
         file admitted (size, mtime) is settled and checked anew."""
-        inbox = self._shell.inbox(record.inbox)
-        if inbox is None:
-            raise FileNotFoundError(record.rel_path)
-        files = self._boundaries.of(inbox.key, inbox.path, inbox.done, inbox.failed)
-        checked = await asyncio.to_thread(open_in, files.inbox, record.rel_path)
-        info = checked.info
-        if (info.st_size, info.st_mtime_ns) != (record.size, record.mtime_ns):
-            checked.close()
-            raise FileChangedError(f"{display(record.rel_path)} changed since it was checked")
-        return checked
+        files = self._files_of(record)
+        return await asyncio.to_thread(_open_unchanged, files.inbox, _Admitted.of(record))
 
     async def _submit_checked(
         self, record: FileRecord, params: dict[str, Any], target: str | None
     ) -> Submission:
         """Upload the admitted file's own descriptor, as it is."""
-        with await self._open_admitted(record) as checked:
+        files = self._files_of(record)
+        content_type = record.data.get("content_type")
+        # One trip to a worker thread opens, checks and reads the start (all of a small file).
+        checked, opening = await asyncio.to_thread(
+            _open_and_read, files.inbox, _Admitted.of(record), content_type
+        )
+        with checked:
             return await self._shell.client.submit_descriptor(
                 checked.fd,
                 params,
                 conversation_id=target,
-                content_type=record.data.get("content_type"),
+                content_type=content_type,
                 label=display(record.rel_path),
                 progress=self.meters.begin(record.id, record.inbox, record.rel_path, record.size),
+                opening=opening,
             )
+
+    def _files_of(self, record: FileRecord) -> InboxFiles:
+        inbox = self._shell.inbox(record.inbox)
+        if inbox is None:
+            raise FileNotFoundError(record.rel_path)
+        return self._boundaries.of(inbox.key, inbox.path, inbox.done, inbox.failed)
 
     async def _submit_produced(
         self, record: FileRecord, params: dict[str, Any], target: str | None
@@ -426,3 +442,39 @@ class Uploader:
     def _unblock_credentials(self) -> None:
         self._scheduler.unblock()
         self.pump()
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    """What admission checked of a file, for a worker thread to compare with what it opens."""
+
+    rel_path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, record: FileRecord) -> _Admitted:
+        return cls(record.rel_path, record.size, record.mtime_ns)
+
+
+def _open_unchanged(folder: Folder, admitted: _Admitted) -> Checked:
+    """The admitted file, opened across the trust boundary; one that is not the file admitted
+    (size, mtime) is refused, to be settled and checked anew. Blocking: in a worker thread."""
+    checked = open_in(folder, admitted.rel_path)
+    info = checked.info
+    if (info.st_size, info.st_mtime_ns) != (admitted.size, admitted.mtime_ns):
+        checked.close()
+        raise FileChangedError(f"{display(admitted.rel_path)} changed since it was checked")
+    return checked
+
+
+def _open_and_read(
+    folder: Folder, admitted: _Admitted, content_type: str | None
+) -> tuple[Checked, Opening]:
+    """``_open_unchanged``, and the start of the file for its upload. Blocking."""
+    checked = _open_unchanged(folder, admitted)
+    try:
+        return checked, sniff_and_read(checked.fd, content_type)
+    except BaseException:
+        checked.close()
+        raise

@@ -54,6 +54,7 @@ from daemon.symbl.network import (
 from daemon.symbl.tokens import TokenCache
 from daemon.symbl.wire import (
     Call,
+    Opening,
     UploadBody,
     error_for,
     json_body,
@@ -74,12 +75,14 @@ __all__ = [
     "FileChangedError",
     "FinalError",
     "NotFoundError",
+    "Opening",
     "RateLimitedError",
     "RetryPolicy",
     "Submission",
     "SymblClient",
     "SymblError",
     "TransientError",
+    "sniff_and_read",
 ]
 
 SMALL_CALL_TIMEOUT_SECONDS: Final = 30.0
@@ -220,14 +223,18 @@ class SymblClient:
         progress: Callable[[int], None] | None = None,
         content_type: str | None = None,
         label: str = "the file",
+        opening: Opening | None = None,
     ) -> Submission:
         """``submit_file`` for a file the caller opened (and checked); the caller closes ``fd``.
 
-        The content is read by position from ``fd`` on every attempt.
+        The content is read by position from ``fd`` on every attempt. ``opening`` is
+        ``sniff_and_read(fd, content_type)``, when the caller read it in the same trip to a
+        worker thread that opened the file: every trip waits for a turn of a busy loop.
         """
-        sniffed, size, first = await asyncio.to_thread(sniff_and_read, fd, content_type)
-        body = UploadBody(fd, label, size, progress, self.stats, first)
-        return await self._submit_body(body, sniffed, params, conversation_id)
+        if opening is None:
+            opening = await asyncio.to_thread(sniff_and_read, fd, content_type)
+        body = UploadBody(fd, label, opening.size, progress, self.stats, opening.first)
+        return await self._submit_body(body, opening.content_type, params, conversation_id)
 
     async def _submit_body(
         self,

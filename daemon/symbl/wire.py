@@ -83,13 +83,25 @@ class UploadBody:
         )
 
 
-def sniff_and_read(fd: int, content_type: str | None) -> tuple[str, int, tuple[bytes, Any]]:
-    """The Content-Type (sniffed unless the caller just did), the size and the first chunk."""
+@dataclass(frozen=True)
+class Opening:
+    """An open file's start, read in a worker thread: its Content-Type, size and first chunk."""
+
+    content_type: str
+    size: int
+    first: tuple[bytes, Any]
+
+
+def sniff_and_read(fd: int, content_type: str | None) -> Opening:
+    """The Content-Type (sniffed unless the caller just did), the size and the first chunk.
+
+    Blocking: call it in a worker thread, best in the same trip that opened ``fd``.
+    """
     size = os.fstat(fd).st_size
     if content_type is None:
         with os.fdopen(os.dup(fd), "rb") as stream:
             content_type = inspect_stream(stream, size).format.content_type
-    return content_type, size, first_chunk(fd, size)
+    return Opening(content_type, size, first_chunk(fd, size))
 
 
 def first_chunk(fd: int, size: int) -> tuple[bytes, Any]:
