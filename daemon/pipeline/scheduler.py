@@ -26,6 +26,8 @@ CAP_PROBE_SECONDS = 30.0
 # How long work that no upload waits for (a status check after a webhook, filing, admission
 # beyond what fills the free slots) waits for the uploads in flight to pause.
 FILING_YIELD_SECONDS = 2.0
+# Such work that had to wait starts one piece at a time, this far apart, while any waits.
+YIELD_PACE_SECONDS = 0.003
 
 
 def backoff(attempt: int, initial: float, cap: float) -> float:
@@ -68,6 +70,7 @@ class Scheduler:
         self._blocked: str | None = None
         self._quiet = asyncio.Event()
         self._quiet.set()
+        self._next_paced = 0.0  # loop time before which no held-back work starts
 
     def configure(self, *, max_jobs: int, max_uploads: int) -> None:
         """New limits (a reload with new Symbl settings): the learned cap and the block reset."""
@@ -197,11 +200,27 @@ class Scheduler:
         benchmark, checking and filing in the uploads' pauses took the ratio to the job limit
         from 1.24 to 1.15. The cap keeps a steady stream of uploads from holding results back
         for long.
+
+        Work held back starts one piece at a time, YIELD_PACE_SECONDS apart: a pause between
+        two uploads let every piece waiting for it go at once, and the next uploads waited for
+        all of them (the last round's uploads spread over 0.19 s instead of 0.14 s).
         """
-        if self._quiet.is_set():
-            return  # the usual case, without wait_for's task
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._quiet.wait(), FILING_YIELD_SECONDS)
+        loop = asyncio.get_running_loop()
+        if self._quiet.is_set() and loop.time() >= self._next_paced:
+            return  # the usual case: nothing in flight, nothing held back
+        deadline = loop.time() + FILING_YIELD_SECONDS
+        while True:
+            remaining = deadline - loop.time()
+            if not self._quiet.is_set() and remaining > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._quiet.wait(), remaining)
+            now = loop.time()
+            start = max(now, self._next_paced)
+            self._next_paced = start + YIELD_PACE_SECONDS
+            if start > now:
+                await asyncio.sleep(start - now)
+            if self._quiet.is_set() or loop.time() >= deadline:
+                return
 
     # ------------------------------------------------------------------ 429 and credentials
 

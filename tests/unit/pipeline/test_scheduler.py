@@ -4,6 +4,7 @@ block, and work that uploads do not wait for (checks, filing, admission) yieldin
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -225,6 +226,30 @@ class TestYieldingToUploads:
         scheduler.upload_ended(1)
         scheduler.pumped()  # what the upload's end runs
         await asyncio.wait_for(waiting, 1.0)
+
+    async def test_work_held_back_starts_one_piece_at_a_time_when_the_uploads_pause(
+        self, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(scheduler_module, "YIELD_PACE_SECONDS", 0.05)
+        scheduler = make(clock)
+        scheduler.upload_started(1)
+        scheduler.pumped()
+        loop = asyncio.get_running_loop()
+        started: list[float] = []
+
+        async def piece() -> None:
+            await scheduler.wait_for_quiet_uploads()
+            started.append(loop.time())
+
+        pieces = [asyncio.create_task(piece()) for _ in range(3)]
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert started == []
+        scheduler.upload_ended(1)
+        scheduler.pumped()
+        await asyncio.wait_for(asyncio.gather(*pieces), 2.0)
+        gaps = [later - earlier for earlier, later in itertools.pairwise(started)]
+        assert len(started) == 3 and min(gaps) >= 0.045, gaps
 
     async def test_a_steady_stream_of_uploads_holds_filing_back_only_so_long(
         self, clock: Clock, monkeypatch: pytest.MonkeyPatch
