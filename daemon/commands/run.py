@@ -30,18 +30,4 @@ def main(args: argparse.Namespace) -> int:
     configure_logging(config.log_level, json=json_logs)
     from daemon.service import Daemon
 
-    with _runner() as runner:
-        return runner.run(Daemon(config).run())
-
-
-def _runner() -> asyncio.Runner:
-    """The daemon's event loop: uvloop's where it is installed (Linux), else asyncio's.
-
-    One loop carries every upload, status check, webhook and filing; with uvloop the batch
-    benchmark's last round of uploads spread less (see the README's benchmark section).
-    """
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.Runner()
-    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    return asyncio.run(Daemon(config).run())

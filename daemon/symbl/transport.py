@@ -17,11 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import itertools
-import socket
 import ssl
-from asyncio import staggered
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -115,7 +111,9 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         local = (local_address, 0) if local_address else None
         with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError):
             async with asyncio.timeout(timeout):
-                reader, writer = await _open_racing(host, port, local)
+                reader, writer = await asyncio.open_connection(
+                    host, port, local_addr=local, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY
+                )
         sock = writer.get_extra_info("socket")
         for option in socket_options or ():
             sock.setsockopt(*option)
@@ -123,49 +121,6 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
-
-
-async def _open_racing(
-    host: str, port: int, local: tuple[str, int] | None
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A connection to the first of ``host``'s addresses to answer (RFC 8305, "happy eyeballs").
-
-    asyncio's own loop races the addresses itself. uvloop's (the daemon's, see
-    ``daemon.commands.run``) tries them one after another, each for the whole connect timeout:
-    a host whose IPv6 route is broken would wait that long for every new connection. So its
-    addresses are raced here, the next started when the previous has not answered in 250 ms.
-    """
-    loop = asyncio.get_running_loop()
-    if isinstance(loop, asyncio.BaseEventLoop):
-        return await asyncio.open_connection(
-            host, port, local_addr=local, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY
-        )
-    found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses = _interleaved([(family, str(address[0])) for family, *_, address in found])
-    if len(addresses) == 1:
-        return await asyncio.open_connection(addresses[0], port, local_addr=local)
-    attempts = [
-        functools.partial(asyncio.open_connection, address, port, local_addr=local)
-        for address in addresses
-    ]
-    winner, _, errors = await staggered.staggered_race(attempts, _HAPPY_EYEBALLS_DELAY)
-    if winner is None:
-        failures = [error for error in errors if error is not None]
-        if len(failures) == 1 or len({str(error) for error in failures}) == 1:
-            raise failures[0]
-        raise OSError(f"Multiple exceptions: {', '.join(str(error) for error in failures)}")
-    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] = winner
-    return connection
-
-
-def _interleaved(addresses: Iterable[tuple[int, str]]) -> list[str]:
-    """Each address once, families alternating from the first one's, as RFC 8305 asks."""
-    by_family: dict[int, list[str]] = {}
-    for family, address in addresses:
-        if address not in by_family.setdefault(family, []):
-            by_family[family].append(address)
-    rounds = itertools.zip_longest(*by_family.values())
-    return [address for round_ in rounds for address in round_ if address is not None]
 
 
 class AsyncioTransport(httpx.AsyncHTTPTransport):
