@@ -34,8 +34,8 @@ HANGER = textwrap.dedent(
     """
     import os, subprocess, sys, time
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    with open(sys.argv[1], "w") as handle:
-        handle.write(f"{os.getpid()} {child.pid}")
+    with open(sys.argv[1], "a") as handle:  # a line per run
+        handle.write(f"{os.getpid()} {child.pid}\\n")
     time.sleep(600)
     """
 )
@@ -279,12 +279,16 @@ class TestCommands:
         (harness.inbox / "b.wav").write_bytes(make_wav(0.4))
         harness.wait_filed(2)  # the hanging hook holds nothing up
         wait_until(lambda: hook_runs(metrics(harness), "timeout") >= 1, 20, "a time-out")
-        hook_pid, child_pid = map(int, pids.read_text().split())
-        for pid in (hook_pid, child_pid):
+        first_run = pids.read_text().splitlines()[0]
+        for pid in map(int, first_run.split()):
             wait_until(lambda pid=pid: not _alive(pid), 10, f"process {pid} to be gone")
         assert sorted(harness.results()) == ["a.wav", "b.wav"]
         timeouts = [e for e in harness.events() if e.get("outcome") == "timeout"]
         assert timeouts and timeouts[0]["hook"] == "hooks[0]"
+        # A stop while the second file's hook may still hang leaves none of its processes.
+        assert harness.stop() == 0
+        for pid in map(int, pids.read_text().split()):
+            wait_until(lambda pid=pid: not _alive(pid), 10, f"process {pid} to be gone")
 
 
 class TestPing:
