@@ -2,9 +2,9 @@
 
 Run it as a script (``.venv/bin/python tests/bench/client_rss.py [--size-mib N]``) or call
 ``measure(size_bytes)``. Each upload runs in its own child process, against the emulator started
-as a further child, and its peak RSS is the kernel's own account (``ru_maxrss`` from ``wait4``),
-so nothing is sampled and nothing can be missed. The official SDK reads the whole file into memory
-before it sends it; ours streams it from disk in 1 MiB chunks.
+as a further child, and its peak RSS is the kernel's own account (the child's VmHWM, which it
+prints as it ends), so nothing is sampled and nothing can be missed. The official SDK reads the
+whole file into memory before it sends it; ours streams it from disk in 1 MiB chunks.
 """
 
 from __future__ import annotations
@@ -99,15 +99,34 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 def peak_rss_mib(child_args: list[str]) -> float | None:
-    """Run this script as a child doing one upload; its peak RSS, or None if the SDK is absent."""
-    process = subprocess.Popen([sys.executable, __file__, "--child", *child_args], cwd=REPO)
+    """Run this script as a child doing one upload; its peak RSS, or None if the SDK is absent.
+
+    The child says its own VmHWM as it ends: ``ru_maxrss`` from ``wait4`` would be at least
+    this benchmark's own peak, which Linux keeps across the child's ``execve``.
+    """
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--child", *child_args], cwd=REPO, stdout=subprocess.PIPE
+    )
+    assert process.stdout is not None
+    said = process.stdout.read().decode(errors="replace")
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode == SDK_MISSING_EXIT:
         return None
     if process.returncode != 0:
         raise RuntimeError(f"the {child_args[0]} upload failed with code {process.returncode}")
-    return usage.ru_maxrss / 1024  # Linux reports KiB
+    peaks = [line.split()[1] for line in said.splitlines() if line.startswith(PEAK_LINE)]
+    return (int(peaks[-1]) if peaks else usage.ru_maxrss) / 1024  # both in KiB
+
+
+PEAK_LINE = "peak_rss_kib"
+
+
+def say_own_peak() -> None:
+    """The child's last line: its VmHWM in KiB."""
+    status = Path("/proc/self/status").read_text()
+    kib = status.split("VmHWM:")[1].split()[0]
+    print(f"{PEAK_LINE} {kib}", flush=True)
 
 
 # ---------------------------------------------------------------- the children
@@ -158,6 +177,7 @@ def _upload_with_sdk(base_url: str, audio: Path) -> int:
         parameters={"name": "rss benchmark"},
     )
     print(f"sdk: conversation {conversation.get_conversation_id()}", flush=True)
+    say_own_peak()
     # Even with wait=False the SDK starts a job monitor thread that polls every 30 s and keeps
     # the process alive; the upload is over, so leave without waiting for it.
     os._exit(0)
@@ -166,6 +186,7 @@ def _upload_with_sdk(base_url: str, audio: Path) -> int:
 def _child(kind: str, base_url: str, audio: str) -> int:
     if kind == "ours":
         _upload_with_ours(base_url, Path(audio))
+        say_own_peak()
         return 0
     return _upload_with_sdk(base_url, Path(audio))
 

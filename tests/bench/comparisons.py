@@ -140,7 +140,7 @@ def upload_rss(size: int) -> dict[str, Any]:
     return {
         "file_mib": size / MIB,
         "ours_mib": daemon.peak_rss_mib,
-        "ours_measured_as": "the whole daemon process (ru_maxrss), uploading from an inbox",
+        "ours_measured_as": "the whole daemon (VmHWM before its stop), uploading from an inbox",
         "ours_idle_mib": idle_hwm,
         "ours_filed_seconds": filed[0].timestamp - moved_at,
         "sdk_mib": sdk,

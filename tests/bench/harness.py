@@ -8,6 +8,7 @@ and friends) with a deadline. Its CPU time and peak RSS come from ``/proc`` whil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -213,7 +214,7 @@ class DaemonProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self.started_at = 0.0
-        self.peak_rss_mib: float | None = None  # ru_maxrss, known once stopped
+        self.peak_rss_mib: float | None = None  # VmHWM, known once stopped
 
     # ------------------------------------------------------------ lifecycle
 
@@ -249,17 +250,27 @@ class DaemonProcess:
         return self._process.pid
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after ``STOP_SECONDS``; records the peak RSS from ``wait4``."""
+        """SIGTERM, then SIGKILL after ``STOP_SECONDS``; ``peak_rss_mib`` is the daemon's VmHWM
+        just before.
+
+        Not ``ru_maxrss`` from ``wait4``: Linux keeps a process's peak from before ``execve``,
+        when the child was still this benchmark's copy, so ru_maxrss reported the benchmark's
+        own peak (108.8 MiB for both the downmix and the conversion rows of one run, whose
+        daemons peaked at 70-odd MiB).
+        """
         process = self._process
         if process is None or process.returncode is not None:
             return
+        with contextlib.suppress(OSError, KeyError):
+            self.peak_rss_mib = self.vm_hwm_mib()
         process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_SECONDS
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 process.returncode = os.waitstatus_to_exitcode(status)
-                self.peak_rss_mib = usage.ru_maxrss / 1024
+                if self.peak_rss_mib is None:  # gone before it could be asked
+                    self.peak_rss_mib = usage.ru_maxrss / 1024
                 break
             if time.monotonic() > deadline:
                 process.kill()
