@@ -203,7 +203,7 @@ class Scheduler:
 
         Work held back starts one piece at a time, YIELD_PACE_SECONDS apart: a pause between
         two uploads let every piece waiting for it go at once, and the next uploads waited for
-        all of them (the last round's uploads spread over 0.19 s instead of 0.14 s).
+        all of them (the last round's uploads spread over 0.17 s instead of 0.14 s).
         """
         loop = asyncio.get_running_loop()
         if self._quiet.is_set() and loop.time() >= self._next_paced:
