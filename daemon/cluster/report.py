@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import psycopg
-
 from daemon.config.model import Config
 
 LEASE_HEADERS = (
@@ -25,6 +23,10 @@ async def read_leases(config: Config) -> list[dict[str, Any]]:
     or when the database has no cluster tables yet)."""
     if config.journal is None:
         return []
+    # Here, not at the top: psycopg is 10 MiB of every daemon's memory, and one host on SQLite
+    # (``status`` is part of the daemon's status page) never needs it.
+    import psycopg
+
     from daemon.cluster.postgres import HOLDINGS_QUERY, holdings_from
     from daemon.journal.pgconnect import connect
 

@@ -24,7 +24,6 @@ from daemon.cluster.takeover import Resume, resume
 from daemon.http.metrics import PREFIX, Metrics
 from daemon.journal import Journal
 from daemon.journal.opening import JournalUnavailable, open_journal
-from daemon.journal.postgres import PostgresJournal
 from daemon.logs import get_logger
 from daemon.model import FileRecord
 from daemon.pipeline.coordination import Coordination
@@ -94,6 +93,9 @@ class Cluster:
         use. Raises ``JournalUnavailable`` (saying why) when the cluster cannot be joined."""
         if not self._coordination.shared:
             return journal
+        # Here, not at the top: psycopg is 10 MiB of memory that one host on SQLite never needs.
+        from daemon.journal.postgres import PostgresJournal
+
         if isinstance(journal, PostgresJournal):
             journal.this_host_only = True  # this host's work is the files it holds
         self._coordination.pump = self._daemon.pump

@@ -4,6 +4,8 @@ no module much over 500 lines (the stages of the pipeline each own one concern).
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,17 @@ def test_no_module_reads_another_objects_private_attributes(name: str) -> None:
 def test_modules_stay_small(name: str) -> None:
     lines = len(modules()[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"{name} has {lines} lines"
+
+
+def test_a_daemon_on_sqlite_loads_no_database_driver_nor_decoder() -> None:
+    """psycopg (10 MiB), PyAV and numpy are loaded when a journal URL, a conversion or a mix
+    needs them, not by every daemon: the memory rows of the benchmark have 80 MiB in all."""
+    probe = (
+        "import sys, daemon.service, daemon.commands.run; "
+        "print(sorted(m for m in ('psycopg', 'psycopg_pool', 'av', 'numpy') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+        cwd=PACKAGE.parent,
+    )  # fmt: skip
+    assert loaded.stdout.strip() == "[]"
