@@ -40,6 +40,14 @@ def make(
     return scheduler
 
 
+def uploading(clock: Clock) -> Scheduler:
+    """A scheduler with one upload in flight, after the pump that started it."""
+    scheduler = make(clock)
+    scheduler.upload_started(1)
+    scheduler.pumped()
+    return scheduler
+
+
 async def ready(journal: MemoryJournal, scheduler: Scheduler, inbox: str, name: str) -> int:
     record = await journal.add_file(inbox, name, Kind.AUDIO, 1, 1, State.READY)
     scheduler.enqueue(inbox, record.id)
@@ -231,9 +239,7 @@ class TestYieldingToUploads:
         self, clock: Clock, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setattr(scheduler_module, "YIELD_PACE_SECONDS", 0.05)
-        scheduler = make(clock)
-        scheduler.upload_started(1)
-        scheduler.pumped()
+        scheduler = uploading(clock)
         loop = asyncio.get_running_loop()
         started: list[float] = []
 
@@ -255,8 +261,6 @@ class TestYieldingToUploads:
         self, clock: Clock, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setattr(scheduler_module, "FILING_YIELD_SECONDS", 0.1)
-        scheduler = make(clock)
-        scheduler.upload_started(1)
-        scheduler.pumped()
+        scheduler = uploading(clock)
         await asyncio.wait_for(scheduler.wait_for_quiet_uploads(), 1.0)
         assert scheduler.uploads_in_flight == 1, "it went ahead while the upload was in flight"
