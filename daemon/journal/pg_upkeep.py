@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, LiteralString
 
+from daemon.journal.keeping import prune_delete
 from daemon.journal.pgrows import name_text
 from daemon.model import ActiveFile, PruneCursor, State
 
@@ -55,24 +56,7 @@ PRUNE_EXAMINE: LiteralString = (
     " AND (updated_at, id) > (to_timestamp(%s), %s)"
     " ORDER BY updated_at, id LIMIT %s"
 )
-PRUNE_DELETE: LiteralString = """
-DELETE FROM files AS f WHERE f.id = ANY(%s)
-AND NOT (
-    f.conversation_key IS NOT NULL AND f.id = (
-        SELECT max(g.id) FROM files AS g
-        WHERE g.inbox = f.inbox AND g.conversation_key = f.conversation_key AND g.state = 'filed'
-    )
-)
-AND NOT (
-    f.outcome = 'done' AND f.conversation_id IS NOT NULL AND f.sha256 IS NOT NULL
-    AND f.inbox = ANY(%s)
-    AND f.id = (
-        SELECT min(g.id) FROM files AS g
-        WHERE g.inbox = f.inbox AND g.sha256 = f.sha256 AND g.outcome = 'done'
-            AND g.conversation_id IS NOT NULL
-    )
-)
-"""
+PRUNE_DELETE: LiteralString = prune_delete("= ANY(%s)")
 # The earliest moment PostgreSQL's to_timestamp takes: where a pass begins.
 _BEGINNING: PruneCursor = (-210866803200.0, 0)
 

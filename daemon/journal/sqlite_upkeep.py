@@ -6,6 +6,8 @@ files and conversations.
 
 from __future__ import annotations
 
+from daemon.journal.keeping import prune_delete
+
 # What ``counts`` reads: files by inbox and state (``filed_<outcome>`` once filed), kept with
 # every change of state in the same transaction, so that a scrape never counts the rows. New
 # rows are counted by the code that inserts them, a batch at a time (a trigger per row doubled
@@ -56,21 +58,4 @@ PRUNE_EXAMINE = (
     " WHERE state = 'filed' AND updated_at < ? AND (updated_at, id) > (?, ?)"
     " ORDER BY updated_at, id LIMIT ?"
 )
-PRUNE_DELETE = """
-DELETE FROM files AS f WHERE f.id IN (SELECT value FROM json_each(?))
-AND NOT (
-    f.conversation_key IS NOT NULL AND f.id = (
-        SELECT max(g.id) FROM files AS g
-        WHERE g.inbox = f.inbox AND g.conversation_key = f.conversation_key AND g.state = 'filed'
-    )
-)
-AND NOT (
-    f.outcome = 'done' AND f.conversation_id IS NOT NULL AND f.sha256 IS NOT NULL
-    AND f.inbox IN (SELECT value FROM json_each(?))
-    AND f.id = (
-        SELECT min(g.id) FROM files AS g
-        WHERE g.inbox = f.inbox AND g.sha256 = f.sha256 AND g.outcome = 'done'
-            AND g.conversation_id IS NOT NULL
-    )
-)
-"""
+PRUNE_DELETE = prune_delete("IN (SELECT value FROM json_each(?))")
