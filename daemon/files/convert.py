@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import struct
 import threading
@@ -37,6 +38,14 @@ WORK_FOLDER = "convert"
 _BLOCK_BYTES = 1024 * 1024
 _BLOCK_FRAMES = 64 * 1024
 _RIFF_LIMIT = 0xFFFFFFFF - 64
+# The FFmpeg demuxers that read a single file of audio, for every suffix a conversion takes.
+# FFmpeg also reads lists of other files (concat, HLS, DASH...); the names in one would be
+# opened with the daemon's rights, not the dropper's, so those are never offered.
+AUDIO_DEMUXERS = (
+    "mov", "mp3", "wav", "w64", "flac", "ogg", "aac", "loas", "asf", "amr", "amrnb", "amrwb",
+    "aiff", "caf", "matroska", "wv", "ape", "ac3", "eac3", "au", "gsm", "dss", "voc",
+)  # fmt: skip
+_OPEN_OPTIONS = {"format_whitelist": ",".join(AUDIO_DEMUXERS)}
 
 
 class Stopped(Exception):
@@ -228,9 +237,9 @@ def transcode(
     except ImportError as exc:  # the plan checks first; this is a race with an uninstall
         raise AudioProblem("unsupported_format", f"converting needs {EXTRA_HINT}") from exc
     try:
-        container = av.open(source, mode="r")
+        container = av.open(source, mode="r", container_options=_OPEN_OPTIONS)
     except (av.FFmpegError, ValueError) as exc:
-        raise AudioProblem("not_audio", f"FFmpeg cannot read it as audio: {exc}") from None
+        raise AudioProblem("not_audio", _unreadable(exc)) from None
     with container:
         if not container.streams.audio:
             raise AudioProblem("not_audio", "the file holds no audio stream")
@@ -248,6 +257,15 @@ def transcode(
         }
         samples = _decode_to_wav(container, stream, rate, target, stop)
     return dropped, AudioInfo(AudioFormat.WAV, 1, rate, samples / rate, codec="pcm")
+
+
+def _unreadable(exc: Exception) -> str:
+    if getattr(exc, "errno", None) == errno.EINVAL:  # what FFmpeg says of a demuxer not offered
+        return (
+            "FFmpeg reads it as something other than one audio file (a list of other files, "
+            "a playlist...); only audio files are converted"
+        )
+    return f"FFmpeg cannot read it as audio: {exc}"
 
 
 def _container_seconds(container: Any, stream: Any) -> float | None:

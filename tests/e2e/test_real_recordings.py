@@ -213,6 +213,30 @@ class TestOtherFormats:
         assert (harness.done / "call.m4a.yaml").exists()
         assert work_folder_is_empty(harness)
 
+    def test_a_playlist_cannot_make_the_daemon_read_another_file(
+        self,
+        harness_factory: Callable[..., DaemonHarness],
+        recordings: dict[str, Recording],
+    ) -> None:
+        # FFmpeg reads some formats as lists of other files; the names in them resolve from the
+        # daemon's working folder, where a dropper's own rights do not reach.
+        harness = harness_factory(profile={"convert": True})
+        private = harness.root / "private"
+        private.mkdir()
+        (private / "other-team.mp3").write_bytes(recordings["no-tag.mp3"].data)
+        harness.start(cwd=harness.root)
+        listing = "ffconcat version 1.0\nfile private/other-team.mp3\n"
+        (harness.inbox / "list.m4a").write_text(listing)
+        drop(harness, recordings, "call.m4a")
+        harness.wait_filed(2, timeout=60)
+        error = harness.errors()["list.m4a"]
+        assert error["reason"] == "not_audio"
+        assert "a list of other files" in error["message"]
+        assert (harness.failed / "list.m4a").exists()
+        assert [record.params.get("name") for record in harness.emulator.state.submissions] == [
+            "call.m4a"
+        ]
+
 
 class TestLeftovers:
     """A mix half-made when the daemon stopped is removed at the next start."""

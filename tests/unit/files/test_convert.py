@@ -105,3 +105,17 @@ class TestPyAV:
             produce("convert", handle, source.stat().st_size, tmp_path / "out.wav")
         assert caught.value.reason == "not_audio"
         assert not (tmp_path / "out.wav").exists()
+
+    def test_a_list_of_other_files_is_not_followed(self, tmp_path: Path) -> None:
+        run(
+            "mkdir private inbox && ffmpeg -nostdin -loglevel error -f lavfi -i sine=d=1"
+            " private/theirs.mp3 && ln -s ../private/theirs.mp3 inbox/link.mp3",
+            tmp_path,
+        )
+        source = tmp_path / "inbox" / "list.m4a"
+        source.write_text("ffconcat version 1.0\nfile link.mp3\n")
+        with open(source, "rb") as handle, pytest.raises(AudioProblem) as caught:
+            produce("convert", handle, source.stat().st_size, tmp_path / "out.wav")
+        assert caught.value.reason == "not_audio"
+        assert "a list of other files" in str(caught.value)
+        assert not (tmp_path / "out.wav").exists()
