@@ -6,8 +6,8 @@ of our own in ``<state_dir>/convert/`` (never into an inbox), which is removed a
 - PCM (8 to 32 bit), float, µ-law and A-law WAVs are mixed down with numpy, block by block: the
   channels are averaged (µ-law and A-law are expanded to 16-bit PCM first).
 - Everything else (MP3, ADPCM or GSM WAVs, ``.m4a``, ``.flac``...) is decoded with PyAV, the
-  ``convert`` extra, which brings FFmpeg in its wheels; its resampler mixes the channels down and
-  the result is written as 16-bit PCM at the source's sample rate.
+  ``convert`` extra, which brings FFmpeg in its wheels (``daemon.files.decode``); the channels'
+  mean is written as 16-bit PCM at the source's sample rate.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import hashlib
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from daemon.files.audio import AudioFormat, AudioInfo, AudioProblem, inspect_stream
+from daemon.files.decode import frame_blocks
 from daemon.files.recordings import EXTRA_HINT, can_mix_natively, describe
 from daemon.fsboundary import Checked
 from daemon.logs import get_logger
@@ -33,10 +34,8 @@ from daemon.symbl.client import Submission
 log = get_logger("symbl_inbox.convert")
 
 WORK_FOLDER = "convert"
-# Bytes read per block of a native downmix (a few arrays of about that size live at once), and
-# samples per block of a conversion.
+# Bytes read per block of a native downmix (a few arrays of about that size live at once).
 _BLOCK_BYTES = 1024 * 1024
-_BLOCK_FRAMES = 64 * 1024
 _RIFF_LIMIT = 0xFFFFFFFF - 64
 # The FFmpeg demuxers that read a single file of audio, for every suffix a conversion takes.
 # FFmpeg also reads lists of other files (concat, HLS, DASH...); the names in one would be
@@ -255,7 +254,7 @@ def transcode(
             "sample_rate": rate,
             "duration_seconds": _container_seconds(container, stream),
         }
-        samples = _decode_to_wav(container, stream, rate, target, stop)
+        samples = _decode_to_wav(source, container, stream, target, stop)
     return dropped, AudioInfo(AudioFormat.WAV, 1, rate, samples / rate, codec="pcm")
 
 
@@ -279,47 +278,25 @@ def _container_seconds(container: Any, stream: Any) -> float | None:
 
 
 def _decode_to_wav(
-    container: Any, stream: Any, rate: int, target: Path, stop: threading.Event | None
+    source: BinaryIO, container: Any, stream: Any, target: Path, stop: threading.Event | None
 ) -> int:
-    """Decode, average the channels and write 16-bit PCM, ~128 Ki samples at a time.
+    """Write the stream as a mono 16-bit WAV at ``target``; its sample count."""
+    rate = int(stream.sample_rate)
+    return _write_wav(target, rate, frame_blocks(container, stream, rate), stop)
 
-    Decoded frames (about a thousand samples each) gather in FFmpeg's audio FIFO, and each
-    block read from it is mixed with numpy: the per-frame work stays in C. Decoders of
-    compressed audio (AAC, MP3, Opus, Vorbis) give planar float frames; other frames (integer
-    samples, or a rate that changed mid-stream) go through FFmpeg's resampler first. Converting
-    a one-hour AAC file takes about as long as ``ffmpeg -i X.m4a -ac 1 X.wav`` (README,
-    Benchmarks).
-    """
-    import av
 
+def _write_wav(
+    target: Path, rate: int, blocks: Iterator[memoryview], stop: threading.Event | None
+) -> int:
+    """A mono 16-bit WAV at ``target`` from blocks of its samples; the sample count."""
     samples = 0
-    to_float: Any = None
-    fifo = av.AudioFifo()
     with open(target, "wb") as out:
         out.write(_wav_header(0, 1, rate, 16, 1))
-        try:
-            for decoded in container.decode(stream):
-                if stop is not None and stop.is_set():
-                    raise Stopped
-                frames = (decoded,)
-                if decoded.format.name != "fltp" or decoded.sample_rate != rate:
-                    if to_float is None:
-                        to_float = av.AudioResampler(format="fltp", rate=rate)
-                    frames = tuple(to_float.resample(decoded))
-                for frame in frames:
-                    frame.pts = None  # the FIFO would insist that timestamps follow each other
-                    try:
-                        fifo.write(frame)
-                    except ValueError:  # the channel layout changed: a new FIFO for the rest
-                        samples += _write_mixed(out, fifo.read())
-                        fifo = av.AudioFifo()
-                        fifo.write(frame)
-                    if fifo.samples >= _BLOCK_FRAMES * 2:
-                        samples += _write_mixed(out, fifo.read(_BLOCK_FRAMES * 2))
-        except av.FFmpegError as exc:
-            raise AudioProblem("conversion_failed", f"FFmpeg could not decode it: {exc}") from None
-        if fifo.samples:
-            samples += _write_mixed(out, fifo.read())
+        for block in blocks:
+            if stop is not None and stop.is_set():
+                raise Stopped
+            out.write(block)
+            samples += block.nbytes // 2
         if not samples:
             raise AudioProblem("not_audio", "the audio stream holds no samples")
         if samples * 2 + 36 > _RIFF_LIMIT:
@@ -327,23 +304,6 @@ def _decode_to_wav(
         out.seek(0)
         out.write(_wav_header(samples * 2, 1, rate, 16, 1))
     return samples
-
-
-def _write_mixed(out: BinaryIO, block: Any) -> int:
-    """The mean of a planar float frame's channels, written as 16-bit PCM; its sample count."""
-    import numpy as np
-
-    if block is None:
-        return 0
-    count, planes = int(block.samples), block.planes
-    channels = [np.frombuffer(plane, np.float32, count) for plane in planes]
-    mixed = channels[0] + channels[1] if len(channels) > 1 else channels[0].copy()
-    for channel in channels[2:]:
-        mixed += channel
-    mixed *= np.float32(32767.0 / len(channels))
-    np.clip(mixed, -32768.0, 32767.0, out=mixed)
-    out.write(mixed.astype("<i2").data)  # the array's own buffer: no copy into bytes
-    return count
 
 
 # ---------------------------------------------------------------- the upload's side

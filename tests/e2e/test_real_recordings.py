@@ -6,6 +6,7 @@ received (Content-Type, size, sha256), so each test sees exactly what went up.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -212,6 +213,34 @@ class TestOtherFormats:
         assert got["call.flac"].params["languageCode"] == "en-US"
         assert (harness.done / "call.m4a.yaml").exists()
         assert work_folder_is_empty(harness)
+
+    def test_channels_that_change_mid_stream_are_converted(
+        self,
+        harness_factory: Callable[..., DaemonHarness],
+        recordings: dict[str, Recording],
+    ) -> None:
+        # A stream cut together from a stereo and a mono recording (as ADTS allows) crashed
+        # the daemon: FFmpeg's FIFO read a second channel the mono frames lack.
+        harness = harness_factory(profile={"convert": True})
+        parts = harness.root / "parts"
+        parts.mkdir()
+        subprocess.run(
+            ["bash", "-c", "ffmpeg -nostdin -loglevel error -f lavfi -i sine=f=300:d=2 -ac 2"
+             " -c:a aac -f adts a.aac && ffmpeg -nostdin -loglevel error -f lavfi"
+             " -i sine=f=500:d=2 -ac 1 -c:a aac -f adts b.aac"],
+            cwd=parts, check=True, timeout=60,
+        )  # fmt: skip
+        harness.start()
+        (harness.inbox / "radio.aac").write_bytes(
+            (parts / "a.aac").read_bytes() + (parts / "b.aac").read_bytes()
+        )
+        drop(harness, recordings, "call.m4a")
+        harness.wait_filed(2, timeout=60)
+        sent = harness.results()["radio.aac"]["audio"]["sent"]
+        assert sent["channels"] == 1
+        assert sent["duration_seconds"] == pytest.approx(4.0, abs=0.1)
+        assert "call.m4a" in harness.results()
+        assert not harness.exited()
 
     def test_a_playlist_cannot_make_the_daemon_read_another_file(
         self,
