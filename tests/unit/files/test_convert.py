@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from real_recordings import missing_tools
+from structlog.testing import capture_logs
 
 from daemon.files.audio import AudioProblem, inspect_file
 from daemon.files.convert import produce
@@ -119,3 +121,73 @@ class TestPyAV:
         assert caught.value.reason == "not_audio"
         assert "a list of other files" in str(caught.value)
         assert not (tmp_path / "out.wav").exists()
+
+
+class TestTwoWaysToDecode:
+    """FFmpeg's graph and the frame-by-frame path give the channels' mean alike."""
+
+    @pytest.mark.parametrize(
+        ("inputs", "remix"),
+        [
+            (2, "1v0.5,2v0.5"),  # mixed by the resampler that makes the 16-bit samples
+            (3, "1v0.333333,2v0.333333,3v0.333333"),  # by pan
+        ],
+    )
+    def test_the_mean_of_the_channels_as_sox_computes_it(
+        self, tmp_path: Path, inputs: int, remix: str
+    ) -> None:
+        tones = " ".join(f"-f lavfi -i sine=f={300 + 400 * n}:d=3" for n in range(inputs))
+        run(
+            f"ffmpeg -nostdin -loglevel error {tones} -filter_complex amerge=inputs={inputs}"
+            f" -ar 16000 in.flac && sox -D in.flac -b 16 ref.wav remix {remix}",
+            tmp_path,
+        )
+        source = tmp_path / "in.flac"
+        with open(source, "rb") as handle:
+            made = produce("convert", handle, source.stat().st_size, tmp_path / "out.wav")
+        assert made.dropped["channels"] == inputs
+        ours, reference = samples(made.path, "<i2"), samples(tmp_path / "ref.wav", "<i2")
+        assert len(ours) == len(reference) == 48000
+        assert np.abs(ours.astype(np.int32) - reference).max() <= 1
+
+    def test_without_a_descriptor_the_frames_give_the_same_samples(self, tmp_path: Path) -> None:
+        run(
+            "ffmpeg -nostdin -loglevel error -f lavfi -i sine=f=300:d=3 -f lavfi -i sine=f=700:d=3"
+            " -filter_complex amerge=inputs=2 -c:a aac in.m4a",
+            tmp_path,
+        )
+        source = tmp_path / "in.m4a"
+        with open(source, "rb") as handle:
+            graph = produce("convert", handle, source.stat().st_size, tmp_path / "graph.wav")
+        with capture_logs() as logs:
+            in_memory = io.BytesIO(source.read_bytes())
+            frames = produce("convert", in_memory, graph.dropped["bytes"], tmp_path / "f.wav")
+        assert [entry["event"] for entry in logs] == []  # no descriptor: no graph to give up on
+        assert frames.source_sha256 == graph.source_sha256
+        ours, theirs = samples(graph.path, "<i2"), samples(frames.path, "<i2")
+        assert len(ours) == len(theirs) == pytest.approx(3 * 44100, abs=2048)
+        assert np.abs(ours.astype(np.int32) - theirs).max() <= 1
+
+    def test_a_stream_shorter_than_its_container_says_is_decoded_again_by_frames(
+        self, tmp_path: Path
+    ) -> None:
+        # The graph takes a read error for the end of the file; the frames tell them apart.
+        run(
+            "ffmpeg -nostdin -loglevel error -f lavfi -i sine=f=300:d=6 -ac 2 -c:a aac"
+            " -movflags +faststart whole.m4a",
+            tmp_path,
+        )
+        import av
+
+        with av.open(str(tmp_path / "whole.m4a")) as container:
+            packets = [(p.pos, p.size) for p in container.demux(audio=0) if p.size]
+        middle = packets[len(packets) // 2]
+        source = tmp_path / "cut.m4a"
+        source.write_bytes((tmp_path / "whole.m4a").read_bytes()[: middle[0] + middle[1]])
+        with open(source, "rb") as handle, capture_logs() as logs:
+            made = produce("convert", handle, source.stat().st_size, tmp_path / "out.wav")
+        assert made.dropped["duration_seconds"] == pytest.approx(6.0, abs=0.1)
+        assert inspect_file(made.path).duration_seconds == pytest.approx(3.0, abs=0.1)
+        assert [(entry["event"], entry["reason"]) for entry in logs] == [
+            ("conversion_frame_by_frame", "shorter than the container says")
+        ]
