@@ -13,13 +13,19 @@ from real_recordings import missing_tools
 from structlog.testing import capture_logs
 
 from daemon.files.audio import AudioProblem, inspect_file
-from daemon.files.convert import produce
+from daemon.files.convert import Produced, produce
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"needs {missing_tools()}")
 
 
 def run(command: str, cwd: Path) -> None:
     subprocess.run(["bash", "-c", command], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def produced(action: str, source: Path, target: Path) -> Produced:
+    """``produce`` on a file opened as the daemon opens one: a descriptor of its own."""
+    with open(source, "rb") as handle:
+        return produce(action, handle, source.stat().st_size, target)
 
 
 def samples(path: Path, dtype: str) -> np.ndarray:
@@ -59,8 +65,7 @@ class TestNativeDownmix:
             tmp_path,
         )
         source = tmp_path / "in.wav"
-        with open(source, "rb") as handle:
-            made = produce("downmix", handle, source.stat().st_size, tmp_path / "out.wav")
+        made = produced("downmix", source, tmp_path / "out.wav")
         assert made.sent["channels"] == 1 and made.sent["downmixed"]
         assert made.source_sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
         assert not made.sent["converted"]
@@ -91,8 +96,7 @@ class TestPyAV:
             tmp_path,
         )
         source = tmp_path / name
-        with open(source, "rb") as handle:
-            made = produce(action, handle, source.stat().st_size, tmp_path / "out.wav")
+        made = produced(action, source, tmp_path / "out.wav")
         info = inspect_file(made.path)
         assert (info.channels, info.sample_rate, info.codec) == (1, 48000, "pcm")
         assert info.duration_seconds == pytest.approx(3.0, abs=0.1)
@@ -103,8 +107,8 @@ class TestPyAV:
     def test_a_broken_file_is_not_audio_and_leaves_nothing(self, tmp_path: Path) -> None:
         source = tmp_path / "broken.m4a"
         source.write_bytes(b"\x00\x00\x00\x20ftypM4A " + b"garbage" * 100)
-        with open(source, "rb") as handle, pytest.raises(AudioProblem) as caught:
-            produce("convert", handle, source.stat().st_size, tmp_path / "out.wav")
+        with pytest.raises(AudioProblem) as caught:
+            produced("convert", source, tmp_path / "out.wav")
         assert caught.value.reason == "not_audio"
         assert not (tmp_path / "out.wav").exists()
 
@@ -116,8 +120,8 @@ class TestPyAV:
         )
         source = tmp_path / "inbox" / "list.m4a"
         source.write_text("ffconcat version 1.0\nfile link.mp3\n")
-        with open(source, "rb") as handle, pytest.raises(AudioProblem) as caught:
-            produce("convert", handle, source.stat().st_size, tmp_path / "out.wav")
+        with pytest.raises(AudioProblem) as caught:
+            produced("convert", source, tmp_path / "out.wav")
         assert caught.value.reason == "not_audio"
         assert "a list of other files" in str(caught.value)
         assert not (tmp_path / "out.wav").exists()
@@ -143,8 +147,7 @@ class TestTwoWaysToDecode:
             tmp_path,
         )
         source = tmp_path / "in.flac"
-        with open(source, "rb") as handle:
-            made = produce("convert", handle, source.stat().st_size, tmp_path / "out.wav")
+        made = produced("convert", source, tmp_path / "out.wav")
         assert made.dropped["channels"] == inputs
         ours, reference = samples(made.path, "<i2"), samples(tmp_path / "ref.wav", "<i2")
         assert len(ours) == len(reference) == 48000
@@ -157,8 +160,7 @@ class TestTwoWaysToDecode:
             tmp_path,
         )
         source = tmp_path / "in.m4a"
-        with open(source, "rb") as handle:
-            graph = produce("convert", handle, source.stat().st_size, tmp_path / "graph.wav")
+        graph = produced("convert", source, tmp_path / "graph.wav")
         with capture_logs() as logs:
             in_memory = io.BytesIO(source.read_bytes())
             frames = produce("convert", in_memory, graph.dropped["bytes"], tmp_path / "f.wav")
@@ -184,8 +186,8 @@ class TestTwoWaysToDecode:
         middle = packets[len(packets) // 2]
         source = tmp_path / "cut.m4a"
         source.write_bytes((tmp_path / "whole.m4a").read_bytes()[: middle[0] + middle[1]])
-        with open(source, "rb") as handle, capture_logs() as logs:
-            made = produce("convert", handle, source.stat().st_size, tmp_path / "out.wav")
+        with capture_logs() as logs:
+            made = produced("convert", source, tmp_path / "out.wav")
         assert made.dropped["duration_seconds"] == pytest.approx(6.0, abs=0.1)
         assert inspect_file(made.path).duration_seconds == pytest.approx(3.0, abs=0.1)
         assert [(entry["event"], entry["reason"]) for entry in logs] == [
