@@ -307,6 +307,11 @@ def _decode_to_wav(
             samples = _write_wav(target, rate, blocks, stop)
         except GraphUnusable as exc:
             log.debug("conversion_frame_by_frame", reason=str(exc))
+        except AudioProblem as problem:
+            if problem.reason != "not_audio":  # too large: the frames would say the same
+                raise
+            # No samples: a read error at the start looks the same to the graph.
+            log.debug("conversion_frame_by_frame", reason=problem.message)
         else:
             if declared is None or samples / rate >= declared - max(1.0, declared / 100):
                 return samples

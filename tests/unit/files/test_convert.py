@@ -193,3 +193,23 @@ class TestTwoWaysToDecode:
         assert [(entry["event"], entry["reason"]) for entry in logs] == [
             ("conversion_frame_by_frame", "shorter than the container says")
         ]
+
+    def test_a_container_without_samples_is_asked_again_frame_by_frame(
+        self, tmp_path: Path
+    ) -> None:
+        run(
+            "ffmpeg -nostdin -loglevel error -f lavfi -i sine=d=2 -c:a aac -movflags +faststart"
+            " whole.m4a",
+            tmp_path,
+        )
+        import av
+
+        with av.open(str(tmp_path / "whole.m4a")) as container:
+            first = next(p.pos for p in container.demux(audio=0) if p.size)
+        source = tmp_path / "header-only.m4a"
+        source.write_bytes((tmp_path / "whole.m4a").read_bytes()[:first])
+        with capture_logs() as logs, pytest.raises(AudioProblem) as caught:
+            produced("convert", source, tmp_path / "out.wav")
+        assert caught.value.reason == "not_audio"
+        assert [entry["event"] for entry in logs] == ["conversion_frame_by_frame"]
+        assert not (tmp_path / "out.wav").exists()
