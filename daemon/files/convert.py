@@ -247,14 +247,15 @@ def transcode(
         channels = int(stream.channels or 0)
         if not rate:
             raise AudioProblem("not_audio", "the audio stream has no sample rate")
+        declared = _container_seconds(container, stream)
         dropped = {
             "format": container.format.name.split(",")[0],
             "codec": stream.codec_context.name,
             "channels": channels,
             "sample_rate": rate,
-            "duration_seconds": _container_seconds(container, stream),
+            "duration_seconds": declared,
         }
-        samples = _decode_to_wav(source, container, stream, target, stop)
+        samples = _decode_to_wav(source, container, stream, declared, target, stop)
     return dropped, AudioInfo(AudioFormat.WAV, 1, rate, samples / rate, codec="pcm")
 
 
@@ -278,7 +279,12 @@ def _container_seconds(container: Any, stream: Any) -> float | None:
 
 
 def _decode_to_wav(
-    source: BinaryIO, container: Any, stream: Any, target: Path, stop: threading.Event | None
+    source: BinaryIO,
+    container: Any,
+    stream: Any,
+    declared: float | None,
+    target: Path,
+    stop: threading.Event | None,
 ) -> int:
     """Write the stream as a mono 16-bit WAV at ``target``; its sample count.
 
@@ -288,7 +294,6 @@ def _decode_to_wav(
     tells a read error from the end of the file.
     """
     rate = int(stream.sample_rate)
-    declared = _container_seconds(container, stream)
     try:
         fd = source.fileno()
     except (AttributeError, OSError, ValueError):  # a stream of bytes with no descriptor

@@ -7,7 +7,7 @@ Two ways, with the same result to within one step of the last bit:
   a time. FFmpeg's resampler mixes stereo down to the mean of the two channels in the same
   pass; other layouts go through ``pan`` first, which says what the mean is. All of it runs in
   C with the GIL released, so Python sees a few blocks a minute of audio instead of the
-  decoder's ~40 frames a second. FFmpeg opens the file again through ``/proc/self/fd/<fd>``:
+  decoder's ~40 frames a second. FFmpeg opens the file again through ``descriptor_path``:
   the inode of the descriptor checked at the trust boundary, never its path. The graph cannot
   follow a stream whose channels or rate change mid-way (``GraphUnusable``), and it takes a
   read error for the end.
@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from daemon.files.audio import AudioProblem
+from daemon.fsboundary import descriptor_path
 
 GRAPH_BLOCK_SAMPLES = 64 * 1024
 # Samples mixed at once on the frame path: a few arrays of about this many floats live at once.
 FRAME_BLOCK_SAMPLES = 128 * 1024
-_PROC_FDS = Path("/proc/self/fd")
 
 
 class GraphUnusable(Exception):
@@ -52,10 +51,11 @@ def graph_blocks(
     """
     import av
 
-    if channels < 1 or not (_PROC_FDS / str(fd)).exists():
+    path = descriptor_path(fd)
+    if channels < 1 or path is None:
         raise GraphUnusable("no channels, or no /proc/self/fd to open the descriptor through")
     try:
-        graph = _graph(fd, demuxers, demuxer, stream_index, layout, channels, rate)
+        graph = _graph(path, demuxers, demuxer, stream_index, layout, channels, rate)
     except (av.FFmpegError, ValueError) as exc:
         raise GraphUnusable(f"the graph could not be built: {exc}") from None
     while True:
@@ -69,14 +69,14 @@ def graph_blocks(
 
 
 def _graph(
-    fd: int, demuxers: str, demuxer: str, stream_index: int, layout: str, channels: int, rate: int
+    path: str, demuxers: str, demuxer: str, stream_index: int, layout: str, channels: int, rate: int
 ) -> Any:
     from av.filter import Graph
 
     graph = Graph()
     source = graph.add(
         "amovie",
-        filename=str(_PROC_FDS / str(fd)),
+        filename=path,
         format_name=demuxer,
         stream_index=str(stream_index),
         dec_threads="1",

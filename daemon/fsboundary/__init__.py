@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from daemon.fsboundary.files import (
     Checked,
+    descriptor_path,
     exists_in,
     lstat_in,
     move_entry,
@@ -78,6 +79,7 @@ __all__ = [
     "InboxFiles",
     "NotRegularFile",
     "companion_name",
+    "descriptor_path",
     "display",
     "entry_type",
     "exists_in",

@@ -22,6 +22,15 @@ from daemon.fsboundary.names import (
 
 # ==================================================================== files
 
+_PROC_FDS = "/proc/self/fd"
+
+
+def descriptor_path(fd: int) -> str | None:
+    """A path that opens the file behind ``fd`` again: the inode it holds, never a name in a
+    folder someone else can change (procfs's link); None where there is no procfs."""
+    path = f"{_PROC_FDS}/{fd}"
+    return path if os.path.lexists(path) else None
+
 
 @dataclass
 class Checked:
