@@ -225,6 +225,7 @@ class Daemon:
         clear_work_folder(self.config.state_dir)  # half-made mixes of a run that stopped
         if self._client is None:
             self._client = SymblClient(self.config.symbl)
+        await self._client.prepare()
         self._install_signal_handlers()
         try:
             for warning in self.config.warnings:

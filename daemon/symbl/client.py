@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
+import anyio.lowlevel
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -182,6 +183,12 @@ class SymblClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def prepare(self) -> None:
+        """Load now what the first request would load: httpcore's pool locks are anyio's, and
+        anyio imports its asyncio backend on first use, 25 ms in which the event loop stands
+        still. Paid at start, that is not a stall for the first files dropped after ready."""
+        await anyio.lowlevel.checkpoint()
 
     # ------------------------------------------------------------ public calls
 
