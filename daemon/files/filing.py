@@ -13,6 +13,7 @@ readable than the audio. The operator's ``retry`` moves files back the same way.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from functools import partial
 from pathlib import PurePosixPath
@@ -92,13 +93,16 @@ def file_into(
                 "note": "the file's name is too long for the record's own name: this record's "
                 "name is shortened; `file` is the whole name",
             }
-        write_new(folder, record_name, _json_bytes(record), mode, group, replace_own=True)
+        # One sync of the folder, after the audio's move, keeps the records' renames too: a
+        # crash before it leaves a final state not yet filed, which is filed again.
+        write = partial(write_new, folder, mode=mode, group=group, replace_own=True)
+        write(record_name, _json_bytes(record), sync_folder=False)
         for suffix, text in (extra_files or {}).items():
             extra_name, _ = companion_name(name, suffix)
-            data = text.encode("utf-8", "backslashreplace")
-            write_new(folder, extra_name, data, mode, group, replace_own=True)
+            write(extra_name, text.encode("utf-8", "backslashreplace"), sync_folder=False)
         with source.parent_of(rel_path) as (source_folder, source_name):
-            move_entry(source_folder, source_name, folder, name)
+            if not move_entry(source_folder, source_name, folder, name):
+                os.fsync(folder)  # moved by an earlier filing: the records' renames still count
             for suffix in companions:
                 move_entry(source_folder, source_name + suffix, folder, name + suffix)
 

@@ -118,14 +118,23 @@ def record_mode(source: os.stat_result | None) -> tuple[int, int | None]:
 
 
 def write_new(
-    folder_fd: int, name: str, data: bytes, mode: int, group: int | None, *, replace_own: bool
+    folder_fd: int,
+    name: str,
+    data: bytes,
+    mode: int,
+    group: int | None,
+    *,
+    replace_own: bool,
+    sync_folder: bool = True,
 ) -> None:
     """Write ``name`` in a folder under a fresh temporary name, then rename it into place.
 
     The temporary name is random and created with ``O_CREAT|O_EXCL|O_NOFOLLOW``: a planted
     file or symlink there is never written through. The rename never replaces an entry, except
     (``replace_own``) a regular file of the daemon's own user: the same record written by an
-    earlier, interrupted filing.
+    earlier, interrupted filing. The file's data is always synced before the rename; the
+    folder's entry after it unless ``sync_folder`` is False, for a caller that syncs the
+    folder itself once it has put more there.
     """
     temporary = TEMP_PREFIX + secrets.token_hex(8)
     fd = os.open(temporary, NEW_FILE_FLAGS, mode, dir_fd=folder_fd)
@@ -153,7 +162,8 @@ def write_new(
         with contextlib.suppress(OSError):
             os.unlink(temporary, dir_fd=folder_fd)
         raise
-    os.fsync(folder_fd)
+    if sync_folder:
+        os.fsync(folder_fd)
 
 
 def _own_regular_file(folder_fd: int, name: str) -> bool:
