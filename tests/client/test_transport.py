@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -75,3 +79,41 @@ async def test_https_verifies_the_server_certificate() -> None:
             response = await http.get("/")
             assert response.text == "ok"
             assert response.extensions["network_stream"].get_extra_info("ssl_object")
+
+
+FIRST_REQUEST = """
+import asyncio, sys
+from raw_http import answer_forever, serving
+from daemon.config.model import SymblSettings
+from daemon.symbl.client import SymblClient
+
+async def main() -> None:
+    async with serving(answer_forever) as (_, port):
+        settings = SymblSettings(base_url=f"http://127.0.0.1:{port}", app_id="a", app_secret="s")
+        async with SymblClient(settings, environ={}) as client:
+            await client.prepare()
+            before = set(sys.modules)
+            try:
+                await client.job_status("job")
+            except Exception:
+                pass  # "ok" is no token: what matters is that a request went out
+            print("loaded by the first request:", *sorted(set(sys.modules) - before))
+
+asyncio.run(main())
+"""
+
+
+def test_after_prepare_the_first_request_loads_no_more_code() -> None:
+    """The daemon calls ``prepare`` before it says it is ready: whatever the first request
+    imports (anyio's backend took 25 ms) would stall the event loop just as files arrive."""
+    tests = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_REQUEST],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), str(tests.parent)])},
+        check=True,
+    )
+    last_line = result.stdout.splitlines()[-1]
+    assert last_line == "loaded by the first request:", last_line

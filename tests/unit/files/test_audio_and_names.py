@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -145,6 +146,35 @@ class TestFilingNames:
         # Filing again (after a crash) is harmless: the source is gone, the record rewritten.
         file_into(files.inbox, *args)
         assert (done / "c.wav").read_bytes() == b"audio"
+        files.close()
+
+    @pytest.mark.parametrize("earlier_filing_moved_the_audio", [False, True])
+    def test_filing_ends_with_the_target_folder_synced(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, earlier_filing_moved_the_audio: bool
+    ) -> None:
+        """The journal calls a file filed once ``file_into`` returns: by then the record's data
+        and every rename into done/ must be on disk, also when an interrupted filing had
+        already moved the audio (only the record is written then)."""
+        inbox, done = tmp_path / "inbox", tmp_path / "done"
+        inbox.mkdir()
+        (inbox / "c.wav").write_bytes(b"audio")
+        files = InboxFiles(inbox, done, tmp_path / "failed")
+        args = ("c.wav", files.target("done"), "c.wav", {"ok": True}, "done", {})
+        if earlier_filing_moved_the_audio:
+            file_into(files.inbox, *args)
+            (done / "c.wav.result.json").unlink()  # its record's rename was lost in the crash
+        synced: list[Path] = []
+        real_fsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            synced.append(Path(f"/proc/self/fd/{fd}").readlink())
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        file_into(files.inbox, *args)
+        assert (done / "c.wav.result.json").exists()
+        assert synced[-1] == done, synced
+        assert any(path.parent == done and path != done for path in synced), "record not synced"
         files.close()
 
 
