@@ -25,7 +25,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
-import anyio.lowlevel
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -188,6 +187,8 @@ class SymblClient:
         """Load now what the first request would load: httpcore's pool locks are anyio's, and
         anyio imports its asyncio backend on first use, 25 ms in which the event loop stands
         still. Paid at start, that is not a stall for the first files dropped after ready."""
+        import anyio.lowlevel  # here: the operator's commands that make no request skip it
+
         await anyio.lowlevel.checkpoint()
 
     # ------------------------------------------------------------ public calls
