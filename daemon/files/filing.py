@@ -13,7 +13,6 @@ readable than the audio. The operator's ``retry`` moves files back the same way.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from functools import partial
 from pathlib import PurePosixPath
@@ -101,8 +100,7 @@ def file_into(
             extra_name, _ = companion_name(name, suffix)
             write(extra_name, text.encode("utf-8", "backslashreplace"), sync_folder=False)
         with source.parent_of(rel_path) as (source_folder, source_name):
-            if not move_entry(source_folder, source_name, folder, name):
-                os.fsync(folder)  # moved by an earlier filing: the records' renames still count
+            move_entry(source_folder, source_name, folder, name)
             for suffix in companions:
                 move_entry(source_folder, source_name + suffix, folder, name + suffix)
 

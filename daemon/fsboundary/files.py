@@ -180,11 +180,16 @@ def _own_regular_file(folder_fd: int, name: str) -> bool:
 def move_entry(src_fd: int, src: str, dst_fd: int, dst: str) -> bool:
     """Move one directory entry (the entry itself: a link moves, not its target), never
     overwriting; False if the source is already gone. Across filesystems, a regular file is
-    copied from its checked descriptor, a symlink or FIFO is made anew; then the source goes."""
+    copied from its checked descriptor, a symlink or FIFO is made anew; then the source goes.
+
+    On return the target folder is synced, also when there was nothing to move: what was put
+    there before without a sync of its own (``write_new(sync_folder=False)``) is kept then too.
+    """
     try:
         rename_noreplace(src_fd, src, dst_fd, dst)
     except FileNotFoundError:
         if not lexists(src_fd, src):
+            os.fsync(dst_fd)
             return False
         raise
     except OSError as exc:
