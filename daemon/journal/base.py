@@ -63,7 +63,9 @@ class Journal(Protocol):
         """A new row; its id is known at once. A scan adds thousands in a row: a store may
         gather them and insert them together (before its next read, and within the commit)."""
 
-    async def save(self, record: FileRecord) -> None: ...
+    async def save(self, record: FileRecord) -> bool:
+        """Write the record. False: another host of a cluster holds the file now, so the
+        write was refused (and logged) and this host must leave the file alone."""
 
     async def forget(self, record: FileRecord) -> None:
         """Drop a row whose file vanished before anything was sent."""

@@ -65,12 +65,13 @@ class MemoryJournal:
         self._count(record, 1)
         return record
 
-    async def save(self, record: FileRecord) -> None:
+    async def save(self, record: FileRecord) -> bool:
         before = self._files.get(record.id)
         if before is not None:
             self._count(before, -1)
             self._files[record.id] = copy.deepcopy(record)
             self._count(record, 1)
+        return True
 
     async def forget(self, record: FileRecord) -> None:
         before = self._files.pop(record.id, None)

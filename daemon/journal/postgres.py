@@ -233,16 +233,16 @@ class PostgresJournal:
 
     async def _write(
         self, query: LiteralString, params: tuple[Any, ...], *, again: bool = True
-    ) -> list[tuple[Any, ...]]:
-        """One statement; a full disk on the server goes to ``on_full`` (the write is lost,
-        as SQLite loses a turn's writes), anything else is raised."""
+    ) -> list[tuple[Any, ...]] | None:
+        """One statement's rows; a full disk on the server goes to ``on_full`` (the write is
+        lost, as SQLite loses a turn's writes: None), anything else is raised."""
         try:
             return await self._run(query, params, again=again)
         except (psycopg.errors.DiskFull, psycopg.errors.OutOfMemory) as exc:
             if self.on_full is None:
                 raise
             self.on_full(exc)
-            return []
+            return None
 
     async def _rows(self, query: LiteralString, params: tuple[Any, ...] = ()) -> list[Any]:
         return await self._run(query, params, again=True)
@@ -297,18 +297,22 @@ class PostgresJournal:
             record.id = int(rows[0][0])
         return record
 
-    async def save(self, record: FileRecord) -> None:
+    async def save(self, record: FileRecord) -> bool:
         values = [column_value(name, getattr(record, name)) for name in FILE_COLUMNS[1:]]
         if not self.this_host_only:
             await self._write(_SAVE, (*values, record.id))
-        elif not await self._write(_SAVE + _OWNED, (*values, record.id, self.host_id)):
-            log.warning(
-                "file_write_refused",
-                inbox=record.inbox,
-                file=record.rel_path,
-                state=record.state,
-                message="another host holds this file now; this host leaves it alone",
-            )
+            return True
+        written = await self._write(_SAVE + _OWNED, (*values, record.id, self.host_id))
+        if written is None or written:  # None: lost to a full disk, not refused
+            return True
+        log.warning(
+            "file_write_refused",
+            inbox=record.inbox,
+            file=record.rel_path,
+            state=record.state,
+            message="another host holds this file now; this host leaves it alone",
+        )
+        return False
 
     async def forget(self, record: FileRecord) -> None:
         """Drop a row whose file vanished before anything was sent."""

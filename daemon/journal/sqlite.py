@@ -311,9 +311,10 @@ class SqliteJournal:
             self._db.execute("COMMIT")
         return FileRecord(file_id, inbox, rel_path, kind, size, mtime_ns, state, data=data)
 
-    async def save(self, record: FileRecord) -> None:
+    async def save(self, record: FileRecord) -> bool:
         values = [_column_value(getattr(record, name)) for name in _FILE_COLUMNS[1:]]
         self._write(_SAVE, (*values, time.time(), record.id))
+        return True  # one host alone holds every file
 
     async def forget(self, record: FileRecord) -> None:
         """Drop a row whose file vanished before anything was sent."""

@@ -194,7 +194,8 @@ class Uploader:
         record.state = State.UPLOADING
         record.data["attempts"] = int(record.data.get("attempts", 0)) + 1
         record.stamp("upload_started")
-        await self._shell.db.save(record)
+        if not await self._still_held(record):
+            return
         log.info(
             "upload_started",
             inbox=record.inbox,
@@ -321,7 +322,8 @@ class Uploader:
         record.state = State.SUBMITTED
         record.data["job_status"] = "scheduled"
         record.stamp("submitted")
-        await self._shell.db.save(record)
+        if not await self._still_held(record):
+            return
         self._scheduler.submitted()
         self.coordination.submitted()
         self._shell.api_answer()
@@ -335,6 +337,16 @@ class Uploader:
         await self._shell.conversations.note_predecessor_outcome(record)
         await self._shell.part_settled(record, accepted=True)
         self._tracker.start(record)
+
+    async def _still_held(self, record: FileRecord) -> bool:
+        """Save the record; False when the journal refused it because another host took the
+        file over while this host was cut off: that host sends or follows it (counting a
+        resend), so nothing more happens to it here, or it would be sent twice uncounted."""
+        if await self._shell.db.save(record):
+            return True
+        self.uploading.pop(record.id, None)  # this very upload ends here, not cancelled
+        self.coordination.on_lost([record.id])
+        return False
 
     async def _upload_failed(
         self, record: FileRecord, error: SymblError, *, appending: bool

@@ -274,10 +274,10 @@ class TestOwnedWrites:
                 taken = await journal_b.get(adopted.file_id)
                 assert taken is not None
                 taken.state = State.READY
-                await journal_b.save(taken)
+                assert await journal_b.save(taken)
                 record.state, record.job_id = State.SUBMITTED, "late-job"
                 with capture_logs() as logged:
-                    await journal_a.save(record)
+                    assert not await journal_a.save(record), "the late host is told"
                 assert [e["event"] for e in logged] == ["file_write_refused"]
                 again = await journal_b.get(record.id)
                 assert again is not None and again.state is State.READY and not again.job_id

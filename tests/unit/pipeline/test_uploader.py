@@ -223,3 +223,39 @@ async def test_an_unknown_conversation_fails_an_appended_part(made: Any) -> None
     await setup.settled()
     assert setup.daemon.client.sent[0][2] == "conv-0"
     assert setup.daemon.failed == [("talk.url", "unknown_conversation")]
+
+
+class TakenOverWhile(MemoryJournal):
+    """A cluster's journal once another host took the file over: the write of a record in
+    ``state`` is refused, as the database refuses a host's late write to a file it lost."""
+
+    def __init__(self, state: State) -> None:
+        super().__init__()
+        self.state = state
+
+    async def save(self, record: FileRecord) -> bool:
+        if record.state is self.state:
+            return False
+        return await super().save(record)
+
+
+async def test_a_file_taken_over_before_its_upload_began_is_not_sent_here(made: Any) -> None:
+    setup = made()
+    setup.daemon.db = TakenOverWhile(State.UPLOADING)
+    lost: list[int] = []
+    setup.uploader.coordination.on_lost = lost.extend
+    record = await setup.drop()
+    await wait_until(lambda: lost == [record.id] and not setup.uploader.uploading)
+    assert setup.daemon.client.sent == [], "the host that took it over sends it"
+    assert await setup.state(record) is State.READY and record.id not in setup.tracker.tracking
+
+
+async def test_a_file_taken_over_while_it_was_sent_is_not_followed_here(made: Any) -> None:
+    setup = made()
+    setup.daemon.db = TakenOverWhile(State.SUBMITTED)
+    lost: list[int] = []
+    setup.uploader.coordination.on_lost = lost.extend
+    record = await setup.drop()
+    await setup.settled()
+    assert lost == [record.id]
+    assert record.id not in setup.tracker.tracking, "the host that took it over goes on"
