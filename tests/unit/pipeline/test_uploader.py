@@ -239,11 +239,17 @@ class TakenOverWhile(MemoryJournal):
         return await super().save(record)
 
 
-async def test_a_file_taken_over_before_its_upload_began_is_not_sent_here(made: Any) -> None:
-    setup = made()
-    setup.daemon.db = TakenOverWhile(State.UPLOADING)
+def taken_over_while(made: Any, state: State) -> tuple[Setup, list[int]]:
+    """A setup whose journal refuses the write of ``state``, and the files it let go."""
+    setup: Setup = made()
+    setup.daemon.db = TakenOverWhile(state)
     lost: list[int] = []
     setup.uploader.coordination.on_lost = lost.extend
+    return setup, lost
+
+
+async def test_a_file_taken_over_before_its_upload_began_is_not_sent_here(made: Any) -> None:
+    setup, lost = taken_over_while(made, State.UPLOADING)
     record = await setup.drop()
     await wait_until(lambda: lost == [record.id] and not setup.uploader.uploading)
     assert setup.daemon.client.sent == [], "the host that took it over sends it"
@@ -251,10 +257,7 @@ async def test_a_file_taken_over_before_its_upload_began_is_not_sent_here(made: 
 
 
 async def test_a_file_taken_over_while_it_was_sent_is_not_followed_here(made: Any) -> None:
-    setup = made()
-    setup.daemon.db = TakenOverWhile(State.SUBMITTED)
-    lost: list[int] = []
-    setup.uploader.coordination.on_lost = lost.extend
+    setup, lost = taken_over_while(made, State.SUBMITTED)
     record = await setup.drop()
     await setup.settled()
     assert lost == [record.id]
