@@ -29,6 +29,7 @@ from namespaces import Namespaces
 from namespaces import unavailable as namespaces_unavailable
 from pausing_proxy import PausingProxy
 from pg_harness import Database, free_port
+from prometheus_client.parser import text_string_to_metric_families
 from sox_audio import sox_wav
 
 from daemon.emulator import EmulatorServer
@@ -168,6 +169,18 @@ def timestamp(event: dict[str, Any]) -> float:
     return datetime.fromisoformat(event["timestamp"]).timestamp()
 
 
+def taken_over_from(metrics: str, host: str) -> float:
+    """What /metrics counts as files taken over from ``host``."""
+    (value,) = (
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "symbl_inbox_files_taken_over_total"
+        and sample.labels == {"from_host": host}
+    )
+    return value
+
+
 def events(daemon: DaemonHarness, name: str) -> list[dict[str, Any]]:
     return [event for event in daemon.events() if event.get("event") == name]
 
@@ -252,8 +265,12 @@ class TestThreeHosts:
         assert not hosts["host-a"]["alive"]
         assert sum(h["reuploads_after_takeover"] for h in hosts.values()) == len(resent)
         assert hosts["host-b"]["adopted"] + hosts["host-c"]["adopted"] >= 1
+        # host-b took host-c over (host-a's files went to whichever host was first): its
+        # metrics count each file it logged as taken over from host-c.
         metrics = httpx.get(f"{cluster.metrics_url}/metrics", timeout=10).text
-        assert 'symbl_inbox_files_taken_over_total{from_host="host-a"}' in metrics
+        from_c = [e for e in events(b, "file_taken_over") if e["from_host"] == "host-c"]
+        assert from_c
+        assert taken_over_from(metrics, "host-c") == len(from_c)
         assert 'symbl_inbox_host_info{host_id="host-b"} 1.0' in metrics
 
         # The cut-off host works again: a file of its own inbox is filed by it.
