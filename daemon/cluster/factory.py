@@ -19,7 +19,9 @@ def coordinator_for(config: Config) -> Coordinator:
     name = application_name(config.cluster.host_id)
     return PostgresCoordinator(
         config.journal.url,
-        connect=connection_kwargs(config.journal, name),
+        connect=connection_kwargs(
+            config.journal, name, idle_transaction_seconds=config.cluster.lease_seconds
+        ),
         host_id=config.cluster.host_id,
         lease_seconds=config.cluster.lease_seconds,
         heartbeat_seconds=config.cluster.heartbeat_seconds,

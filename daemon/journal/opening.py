@@ -68,7 +68,11 @@ async def _postgres(config: Config, *, migrate: bool) -> Journal:
     assert config.journal is not None
     try:
         journal = await PostgresJournal.open(
-            config.journal, config.cluster.host_id, migrate=migrate, pool_max=8 if migrate else 2
+            config.journal,
+            config.cluster.host_id,
+            migrate=migrate,
+            pool_max=8 if migrate else 2,
+            idle_transaction_seconds=config.cluster.lease_seconds,
         )
     except Unavailable as exc:
         raise JournalUnavailable(exc.message) from exc

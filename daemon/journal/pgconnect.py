@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from daemon.config.model import JournalSettings
 from daemon.logs import masker
@@ -35,14 +36,27 @@ class Unavailable(Exception):
         self.message = message
 
 
-def connection_kwargs(settings: JournalSettings, role: str = APPLICATION_NAME) -> dict[str, Any]:
-    """The keywords psycopg takes beside the URL: password, timeout, a name in pg_stat_activity."""
+def connection_kwargs(
+    settings: JournalSettings,
+    role: str = APPLICATION_NAME,
+    *,
+    idle_transaction_seconds: float | None = None,
+) -> dict[str, Any]:
+    """The keywords psycopg takes beside the URL: password, timeout, a name in pg_stat_activity;
+    with ``idle_transaction_seconds``, the server ends a transaction left idle that long."""
     kwargs: dict[str, Any] = {
         "connect_timeout": max(1, round(settings.connect_timeout_seconds)),
         "application_name": role,
     }
     if settings.password:
         kwargs["password"] = settings.password
+    if idle_transaction_seconds is not None:
+        # A host cut off in the middle of a transaction would hold its rows locked until TCP
+        # gives up, hours later, and the host taking its files over would wait on them.
+        milliseconds = max(1, round(idle_transaction_seconds * 1000))
+        own = conninfo_to_dict(settings.url).get("options")  # kept: this is added to them
+        setting = f"-c idle_in_transaction_session_timeout={milliseconds}"
+        kwargs["options"] = f"{own} {setting}" if own else setting
     return kwargs
 
 

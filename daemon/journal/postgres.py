@@ -113,8 +113,11 @@ class PostgresJournal:
         *,
         migrate: bool = True,
         pool_max: int = POOL_MAX,
+        idle_transaction_seconds: float | None = None,
     ) -> PostgresJournal:
         """Connect, then migrate the schema (or, without ``migrate``, check it is usable).
+        A transaction of the pool's left idle ``idle_transaction_seconds`` is ended by the
+        server (a cluster's lease: rows a cut-off host locked are free for its takeover).
 
         Raises ``pgconnect.Unavailable`` when the server cannot be reached or refuses us,
         ``migrations.SchemaTooNew`` for a database a newer symbl-inbox migrated, and
@@ -140,7 +143,14 @@ class PostgresJournal:
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             settings.url,
             # Named after the host in pg_stat_activity, for the database's administrators.
-            kwargs={"autocommit": True, **connection_kwargs(settings, application_name(host_id))},
+            kwargs={
+                "autocommit": True,
+                **connection_kwargs(
+                    settings,
+                    application_name(host_id),
+                    idle_transaction_seconds=idle_transaction_seconds,
+                ),
+            },
             min_size=POOL_MIN,
             max_size=max(POOL_MIN, pool_max),
             timeout=settings.connect_timeout_seconds,

@@ -6,6 +6,7 @@ Each test runs two or three coordinators (hosts) against a real throwaway Postgr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -288,3 +289,41 @@ class TestOwnedWrites:
         finally:
             await journal_a.close()
             await journal_b.close()
+
+
+class TestCutOffInATransaction:
+    """A host cut off in the middle of a journal transaction does not hold its takeover up."""
+
+    async def test_the_rows_it_locked_are_taken_over_once_it_idled_a_lease(
+        self, db: Database
+    ) -> None:
+        # As a cluster host opens its journal: a transaction idle for a lease is ended.
+        journal_a = await PostgresJournal.open(
+            db.journal_settings(), "a", idle_transaction_seconds=1.0
+        )
+        try:
+            async with host(db, "a") as a, host(db, "b") as b:
+                assert await a.claim("sales", "x.wav")
+                record = await journal_a.add_file("sales", "x.wav", Kind.AUDIO, 1, 1, State.WAITING)
+                await a.bind("sales", "x.wav", record.id)
+                expire(db, "a")
+                adopted: list[int] = []
+
+                async def taken_over() -> bool:
+                    with contextlib.suppress(TimeoutError):  # waits on a's lock meanwhile
+                        adopted.extend(item.file_id for item in await b.adopt(["sales"]))
+                    return bool(adopted)
+
+                with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+                    async with journal_a.transaction():
+                        record.state = State.READY
+                        await journal_a.save(record)  # its row is locked; then a goes silent
+                        await wait_until(taken_over, 10.0)
+                assert adopted == [record.id]
+            with db.connect() as conn:
+                row = conn.execute(
+                    "SELECT state, host_id FROM files WHERE id = %s", (record.id,)
+                ).fetchone()
+            assert row == ("waiting", "b"), "a's unfinished transaction was not kept"
+        finally:
+            await journal_a.close()

@@ -171,6 +171,23 @@ class TestSharing:
             ).fetchall()
         assert names == [("symbl-inbox host-a",)]
 
+    async def test_a_cluster_hosts_idle_transactions_end_and_the_urls_options_stay(
+        self, pg_database: Database
+    ) -> None:
+        # An operator's own server options in the URL are kept beside the daemon's.
+        url = pg_database.url_without_password + "?options=-c%20statement_timeout%3D7000"
+        settings = pg_database.journal_settings(url=url)
+        opened = await PostgresJournal.open(settings, "host-b", idle_transaction_seconds=2.5)
+        try:
+            async with opened.pool.connection() as connection:
+                cursor = await connection.execute(
+                    "SELECT current_setting('idle_in_transaction_session_timeout'),"
+                    " current_setting('statement_timeout')"
+                )
+                assert await cursor.fetchone() == ("2500ms", "7s")
+        finally:
+            await opened.close()
+
     async def test_two_hosts(self, pg_database: Database, journal: PostgresJournal) -> None:
         other = await PostgresJournal.open(pg_database.journal_settings(), "host-b")
         try:
