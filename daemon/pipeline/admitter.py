@@ -56,6 +56,7 @@ class Admitter:
         self._inboxes = inboxes
         self._can_convert = can_convert
         self._queue: deque[tuple[InboxRuntime, TrackedFile, int, int]] = deque()
+        self._in_hand = 0  # files of the batch being examined, not yet admitted
         self._task: asyncio.Task[None] | None = None
 
     def settled(
@@ -67,8 +68,9 @@ class Admitter:
             self._task = self._supervisor.spawn(self._admit_settled())
 
     def queued(self) -> int:
-        """Settled files not yet taken up for admission (a scan's backlog waits here)."""
-        return len(self._queue)
+        """Settled files not yet admitted: a scan's backlog waiting here, and the batch being
+        examined (no longer settling, not yet ready: counted nowhere else)."""
+        return len(self._queue) + self._in_hand
 
     async def rebuild_params(self, changed_profiles: set[str]) -> None:
         """Files not yet submitted take the new profile's parameters (plus their sidecar's)."""
@@ -99,6 +101,7 @@ class Admitter:
         """
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
+            self._in_hand = len(batch)
             # Opening, sniffing and sidecar parsing happen in a worker thread, off the loop.
             examined = await asyncio.to_thread(self._examine_batch, batch)
             try:
@@ -107,6 +110,7 @@ class Admitter:
                         batch, examined, strict=True
                     ):
                         await self._admit_one(runtime, tracked, size, mtime_ns, exam)
+                        self._in_hand -= 1
             except Exception:
                 # The batch's transaction failed (a shared journal's connection cut): nothing
                 # of it was kept, so every file of it is looked at again, as one that failed.
@@ -114,6 +118,8 @@ class Admitter:
                 for runtime, tracked, _, _ in batch:
                     runtime.tracked[tracked.rel] = tracked
                     self._inboxes.check_later(runtime, tracked, 30.0)
+            finally:
+                self._in_hand = 0
             await asyncio.sleep(0)
             if self._scheduler.enough_ready():
                 # The uploads have work queued: the rest is admitted in their pauses.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -43,10 +44,15 @@ class TestReadyAndStopping:
 
         ready = listener.wait_for_message("READY=1")
 
-        # The file present before start is in the journal and counted the moment READY arrives.
+        # The file present before start is in the journal and counted the moment READY arrives:
+        # once, wherever a slow start has got it to (settling, or admitted and ready already).
         assert journal_paths(site) == ["before-start.wav"]
-        status = [line for line in ready if line.startswith("STATUS=")]
-        assert status == ["STATUS=1 settling, 0 ready, 0 uploading, 0 jobs running"]
+        (status,) = [line for line in ready if line.startswith("STATUS=")]
+        counts = re.fullmatch(
+            r"STATUS=(\d+) settling, (\d+) ready, (\d+) uploading, (\d+) jobs running", status
+        )
+        assert counts is not None, status
+        assert sum(int(n) for n in counts.groups()) == 1, status
         site.wait_done("before-start.wav")
         assert daemon.stop() == 0
 
