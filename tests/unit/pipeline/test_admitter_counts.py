@@ -1,5 +1,5 @@
-"""What the admitter counts as not yet admitted: the status line's "settling" reads it, so a
-file it is examining (no longer settling, not yet ready) is counted here, never nowhere."""
+"""What the admitter counts as not yet admitted. The status line's "settling" reads it, so
+a file it is examining (no longer settling, not yet ready) must be counted here."""
 
 from __future__ import annotations
 
