@@ -25,11 +25,11 @@ from typing import Any
 import httpx
 import pytest
 from e2e_harness import DaemonHarness, wait_until
+from metric_samples import sample
 from namespaces import Namespaces
 from namespaces import unavailable as namespaces_unavailable
 from pausing_proxy import PausingProxy
 from pg_harness import Database, free_port
-from prometheus_client.parser import text_string_to_metric_families
 from sox_audio import sox_wav
 
 from daemon.emulator import EmulatorServer
@@ -169,18 +169,6 @@ def timestamp(event: dict[str, Any]) -> float:
     return datetime.fromisoformat(event["timestamp"]).timestamp()
 
 
-def taken_over_from(metrics: str, host: str) -> float:
-    """What /metrics counts as files taken over from ``host``."""
-    (value,) = (
-        sample.value
-        for family in text_string_to_metric_families(metrics)
-        for sample in family.samples
-        if sample.name == "symbl_inbox_files_taken_over_total"
-        and sample.labels == {"from_host": host}
-    )
-    return value
-
-
 def events(daemon: DaemonHarness, name: str) -> list[dict[str, Any]]:
     return [event for event in daemon.events() if event.get("event") == name]
 
@@ -270,7 +258,8 @@ class TestThreeHosts:
         metrics = httpx.get(f"{cluster.metrics_url}/metrics", timeout=10).text
         from_c = [e for e in events(b, "file_taken_over") if e["from_host"] == "host-c"]
         assert from_c
-        assert taken_over_from(metrics, "host-c") == len(from_c)
+        taken = sample(metrics, "symbl_inbox_files_taken_over_total", from_host="host-c")
+        assert taken == len(from_c)
         assert 'symbl_inbox_host_info{host_id="host-b"} 1.0' in metrics
 
         # The cut-off host works again: a file of its own inbox is filed by it.

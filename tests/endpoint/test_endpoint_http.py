@@ -12,6 +12,7 @@ import httpx
 import pytest
 import uvicorn
 from endpoint_harness import Running, StartDaemon, wait_until
+from metric_samples import sample
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.emulator import EmulatorServer
@@ -20,18 +21,6 @@ from daemon.http.endpoint import MAX_WEBHOOK_BYTES, SECRET_FILE
 
 SECRET = "webhook-secret-for-the-endpoint-tests"
 NOT_AUDIO = b"These are meeting notes, not audio.\n"
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of the one sample called ``name`` whose labels include ``labels``."""
-    found = [
-        each.value
-        for family in text_string_to_metric_families(text)
-        for each in family.samples
-        if each.name == name and labels.items() <= each.labels.items()
-    ]
-    assert len(found) == 1, f"{name}{labels}: {len(found)} samples in\n{text}"
-    return found[0]
 
 
 async def scrape(running: Running) -> str:
